@@ -1,0 +1,78 @@
+"""Fixtures shared by every test package.
+
+``redis_url``: a real Redis. A private ``redis-server`` on a free port when the binary
+exists, else ``HYPERTAB_TEST_REDIS_URL``. Without either, the test is skipped on a
+developer machine and fails under CI (``CI=true``), where Redis is required.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis server for this test session."""
+    binary = shutil.which("redis-server")
+    if binary is not None:
+        port = free_port()
+        workdir: Path = tmp_path_factory.mktemp("redis")
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_port(port, 10.0)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        return
+    url = os.environ.get("HYPERTAB_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    message = "Redis needed: no redis-server binary and HYPERTAB_TEST_REDIS_URL unset"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
