@@ -1,0 +1,329 @@
+"""The revocation bus: tells every hub process at once that credentials stopped being valid.
+
+How it works
+------------
+Whoever revokes (the control plane, in this process or, through the control-db watcher,
+in another one) publishes a :class:`RevocationEvent`. Each hub process subscribes once
+with a callback and closes the matching sockets with ``CREDENTIAL_REVOKED`` (4003).
+
+* :class:`MemoryRevocationBus`: one process. Delivery is synchronous within ``publish``.
+* :class:`RedisRevocationBus`: many processes/hosts through Redis pub/sub. A background
+  task holds the subscription and reconnects after a Redis blip. Pub/sub is at most once:
+  events published while the subscriber was away are lost, so after every reconnect the
+  bus delivers a local ``RESYNC`` event, on which the hub re-checks every open connection
+  (``ControlPlane.credential_is_live``).
+
+Events are idempotent (closing an already closed socket is a no-op), so a duplicate, e.g.
+the same revocation seen both directly and through the watcher, is harmless.
+
+Callbacks run on the event loop and must not block: they only schedule closes. An exception
+in one callback is logged and does not stop delivery to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.auth.principal import TenantId
+
+log = logging.getLogger(__name__)
+
+
+class RevocationKind(enum.StrEnum):
+    """What stopped being valid."""
+
+    CREDENTIAL = "credential"  # one credential (API key id, or jwt:<tenant>:<sub>)
+    TENANT = "tenant"  # every credential of a tenant (tenant deleted or all keys revoked)
+    RESYNC = "resync"  # local only: events may have been lost; re-check every connection
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEvent:
+    """One revocation. ``credential_id`` is set for ``CREDENTIAL`` events only.
+
+    ``reason`` is a short audit word (``revoked``, ``rotated``, ``tenant_deleted``, ...).
+    """
+
+    kind: RevocationKind
+    tenant: TenantId | None = None
+    credential_id: str | None = None
+    reason: str = "revoked"
+    at: float = 0.0
+
+    def to_json(self) -> str:
+        """The wire form used on Redis."""
+        return json.dumps(
+            {
+                "kind": self.kind.value,
+                "tenant": self.tenant,
+                "credential_id": self.credential_id,
+                "reason": self.reason,
+                "at": self.at,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> RevocationEvent:
+        """Parse the wire form; ``ValueError`` on anything malformed."""
+        data: Any = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("revocation event must be an object")
+        kind = RevocationKind(str(data.get("kind")))
+        if kind is RevocationKind.RESYNC:
+            raise ValueError("resync events are local only")
+        tenant, credential_id = data.get("tenant"), data.get("credential_id")
+        reason, at = data.get("reason", "revoked"), data.get("at", 0.0)
+        if tenant is not None and not isinstance(tenant, str):
+            raise ValueError("tenant must be a string")
+        if credential_id is not None and not isinstance(credential_id, str):
+            raise ValueError("credential_id must be a string")
+        if kind is RevocationKind.CREDENTIAL and credential_id is None:
+            raise ValueError("credential events need a credential_id")
+        if kind is RevocationKind.TENANT and tenant is None:
+            raise ValueError("tenant events need a tenant")
+        if not isinstance(reason, str) or not isinstance(at, int | float):
+            raise ValueError("bad reason or at")
+        return cls(
+            kind=kind,
+            tenant=TenantId(tenant) if tenant is not None else None,
+            credential_id=credential_id,
+            reason=reason,
+            at=float(at),
+        )
+
+
+RevocationCallback = Callable[[RevocationEvent], None]
+
+
+class Subscription(Protocol):
+    """A live subscription; ``close()`` stops delivery to its callback (idempotent)."""
+
+    def close(self) -> None:
+        """Stop delivering to this subscription's callback."""
+
+
+class RevocationBus(Protocol):
+    """Fan-out of revocation events to every subscribed process (contract: tests/auth)."""
+
+    async def publish(self, event: RevocationEvent) -> None:
+        """Deliver ``event`` to every subscriber, in this process and (if shared) others."""
+
+    async def subscribe(self, callback: RevocationCallback) -> Subscription:
+        """Register ``callback``; every event published after this returns reaches it."""
+
+    async def close(self) -> None:
+        """Stop delivering and release resources (idempotent)."""
+
+
+class _Callbacks:
+    """The local subscriber list shared by both buses."""
+
+    def __init__(self) -> None:
+        self._callbacks: dict[int, RevocationCallback] = {}
+        self._next = 0
+
+    def add(self, callback: RevocationCallback) -> _LocalSubscription:
+        self._next += 1
+        self._callbacks[self._next] = callback
+        return _LocalSubscription(self, self._next)
+
+    def remove(self, token: int) -> None:
+        self._callbacks.pop(token, None)
+
+    def clear(self) -> None:
+        self._callbacks.clear()
+
+    def deliver(self, event: RevocationEvent) -> None:
+        for callback in list(self._callbacks.values()):
+            try:
+                callback(event)
+            except Exception:
+                # One broken subscriber must not stop revocations reaching the others.
+                log.exception("revocation callback failed (kind=%s)", event.kind.value)
+
+
+class _LocalSubscription:
+    def __init__(self, owner: _Callbacks, token: int) -> None:
+        self._owner = owner
+        self._token = token
+
+    def close(self) -> None:
+        self._owner.remove(self._token)
+
+
+class MemoryRevocationBus:
+    """In-process bus: ``publish`` calls every subscriber before returning."""
+
+    def __init__(self) -> None:
+        self._callbacks = _Callbacks()
+        self._closed = False
+
+    async def publish(self, event: RevocationEvent) -> None:
+        """Deliver ``event`` to every local subscriber."""
+        if not self._closed:
+            self._callbacks.deliver(event)
+
+    async def subscribe(self, callback: RevocationCallback) -> Subscription:
+        """Register ``callback``."""
+        return self._callbacks.add(callback)
+
+    async def close(self) -> None:
+        """Drop every subscriber (idempotent)."""
+        self._closed = True
+        self._callbacks.clear()
+
+
+class RedisRevocationBus:
+    """Bus over Redis pub/sub, for several hub processes or hosts.
+
+    One pub/sub connection per bus object serves all local subscribers. It is opened by the
+    first :meth:`subscribe` (which returns only once Redis confirmed the subscription) and
+    re-opened with backoff after any connection failure; each successful re-subscription
+    delivers a local ``RESYNC`` event.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        channel: str = "hypertab:revocations",
+        max_backoff: float = 2.0,
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._max_backoff = max_backoff
+        self._callbacks = _Callbacks()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._owns_client = False
+
+    @classmethod
+    def from_url(cls, url: str, *, channel: str = "hypertab:revocations") -> RedisRevocationBus:
+        """A bus with its own Redis client for ``url``; closed with the bus."""
+        bus = cls(aioredis.Redis.from_url(url), channel=channel)
+        bus._owns_client = True
+        return bus
+
+    async def publish(self, event: RevocationEvent) -> None:
+        """Publish ``event`` to every process subscribed to the channel (this one included)."""
+        if event.kind is RevocationKind.RESYNC:
+            raise ValueError("resync events are local only")
+        await self._client.publish(self._channel, event.to_json())
+
+    async def subscribe(self, callback: RevocationCallback) -> Subscription:
+        """Register ``callback``; waits until the Redis subscription is confirmed."""
+        if self._closed:
+            raise RuntimeError("bus is closed")
+        subscription = self._callbacks.add(callback)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="revocation-bus-redis")
+        waiter = asyncio.ensure_future(self._ready.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            subscription.close()
+            self._task.result()  # re-raise what killed the subscriber task
+            raise RuntimeError("revocation subscriber stopped")
+        return subscription
+
+    async def close(self) -> None:
+        """Stop the subscriber task and drop subscribers (idempotent)."""
+        self._closed = True
+        self._callbacks.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._owns_client:
+            self._owns_client = False
+            await self._client.aclose()
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        first = True
+        while not self._stopping():
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                # Wait for Redis's confirmation so that subscribe() keeps its promise.
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg.get("type") == "subscribe":
+                        break
+                backoff = 0.05
+                self._ready.set()
+                if not first:
+                    log.warning("revocation bus: reconnected to Redis; requesting resync")
+                    self._callbacks.deliver(RevocationEvent(kind=RevocationKind.RESYNC))
+                first = False
+                async for message in self._messages(pubsub):
+                    self._handle(message)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning(
+                    "revocation bus: Redis connection lost (%s); retrying in %.2fs",
+                    type(exc).__name__,
+                    backoff,
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if self._stopping():
+                break
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    def _stopping(self) -> bool:
+        return self._closed
+
+    @staticmethod
+    async def _messages(pubsub: aioredis.client.PubSub) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            if msg is not None:
+                yield msg
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            event = RevocationEvent.from_json(message["data"])
+        except (ValueError, KeyError, TypeError):
+            # Never log the payload: it is untrusted and could be anything.
+            log.warning("revocation bus: ignored a malformed message")
+            return
+        self._callbacks.deliver(event)
+
+
+@contextlib.asynccontextmanager
+async def revocation_events(bus: RevocationBus) -> AsyncIterator[AsyncIterator[RevocationEvent]]:
+    """Subscribe ``bus`` for the duration of the block and iterate its events::
+
+    async with revocation_events(bus) as events:
+        async for event in events:
+            ...
+    """
+    queue: asyncio.Queue[RevocationEvent] = asyncio.Queue()
+    subscription = await bus.subscribe(queue.put_nowait)
+
+    async def iterate() -> AsyncIterator[RevocationEvent]:
+        while True:
+            yield await queue.get()
+
+    try:
+        yield iterate()
+    finally:
+        subscription.close()
