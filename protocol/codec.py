@@ -1,0 +1,85 @@
+"""The two encodings of the wire, negotiated by WebSocket subprotocol.
+
+``hypertab.v1.msgpack``: binary frames (the SDK's default). ``hypertab.v1.json``: text frames
+(browsers). A :class:`Codec` holds one reusable encoder and one decoder per direction, so
+the hot path allocates nothing but the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from protocol.errors import DecodeError
+from protocol.limits import MAX_FRAME_BYTES
+from protocol.messages import ClientMessage, ServerMessage
+
+MSGPACK = "hypertab.v1.msgpack"
+JSON = "hypertab.v1.json"
+SUBPROTOCOLS = (MSGPACK, JSON)
+
+AUTH_SUBPROTOCOL_PREFIX = "hypertab.bearer."
+"""Browsers, which cannot set headers, offer ``hypertab.bearer.<token>`` as an extra
+subprotocol; the server never echoes it."""
+
+T = TypeVar("T")
+
+
+class _Side(Generic[T]):
+    def __init__(self, encoding: str, kind: Any) -> None:
+        self.binary = encoding == MSGPACK
+        self._decoder: msgspec.msgpack.Decoder[T] | msgspec.json.Decoder[T]
+        if self.binary:
+            self._decoder = msgspec.msgpack.Decoder(kind)
+        else:
+            self._decoder = msgspec.json.Decoder(kind)
+
+    def decode(self, data: bytes | str) -> T:
+        if len(data) > MAX_FRAME_BYTES:
+            raise DecodeError(f"frame of {len(data)} bytes is over {MAX_FRAME_BYTES}")
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            return self._decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise DecodeError(str(exc)) from None
+
+
+class Codec:
+    """Encoder and decoders for one encoding (one of :data:`SUBPROTOCOLS`)."""
+
+    def __init__(self, encoding: str) -> None:
+        if encoding not in SUBPROTOCOLS:
+            raise ValueError(f"unknown encoding {encoding!r}")
+        self.encoding = encoding
+        self.binary = encoding == MSGPACK
+        self._encoder: msgspec.msgpack.Encoder | msgspec.json.Encoder
+        if self.binary:
+            self._encoder = msgspec.msgpack.Encoder()
+        else:
+            self._encoder = msgspec.json.Encoder()
+        self._client: _Side[ClientMessage] = _Side(encoding, ClientMessage)
+        self._server: _Side[ServerMessage] = _Side(encoding, ServerMessage)
+
+    def encode(self, message: Any) -> bytes:
+        """Encode any message (or Struct) to frame bytes."""
+        return self._encoder.encode(message)
+
+    def decode_client(self, data: bytes | str) -> ClientMessage:
+        """Decode a frame sent by a client. Raises :class:`DecodeError` with the reason."""
+        return self._client.decode(data)
+
+    def decode_server(self, data: bytes | str) -> ServerMessage:
+        """Decode a frame sent by the server. Raises :class:`DecodeError` with the reason."""
+        return self._server.decode(data)
+
+
+_CODECS = {name: Codec(name) for name in SUBPROTOCOLS}
+
+
+def codec_for(encoding: str) -> Codec:
+    """The shared codec for an encoding."""
+    return _CODECS[encoding]

@@ -1,0 +1,1 @@
+"""Per-tenant durable storage: one SQLite file and one writer per tenant."""
