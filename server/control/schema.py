@@ -1,0 +1,65 @@
+"""The control plane's own tables in ``control.db`` (others add theirs; we never touch them).
+
+* ``tenants``: one row per tenant, soft-deleted (``deleted_at``) so ids are never reused.
+* ``api_keys``: one row per key; ``secret_hash`` is ``HMAC-SHA256(pepper, secret)``.
+* ``revocation_log``: one row per revocation, committed in the same transaction as the
+  revocation itself. ``seq`` only grows, so the watcher of another process reads "every
+  revocation after the last one I saw" without relying on anyone's clock.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+SCHEMA: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS tenants (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        plan        TEXT NOT NULL,
+        region      TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        deleted_at  REAL
+    ) STRICT
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id            TEXT PRIMARY KEY,
+        tenant_id     TEXT NOT NULL REFERENCES tenants (id),
+        name          TEXT NOT NULL,
+        environment   TEXT NOT NULL,
+        scopes        TEXT NOT NULL,
+        tables        TEXT,
+        secret_hash   BLOB NOT NULL,
+        created_by    TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        expires_at    REAL,
+        revoked_at    REAL,
+        last_used_at  REAL,
+        replaced_by   TEXT
+    ) STRICT
+    """,
+    "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id)",
+    """
+    CREATE TABLE IF NOT EXISTS revocation_log (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind           TEXT NOT NULL,
+        tenant_id      TEXT,
+        credential_id  TEXT,
+        reason         TEXT NOT NULL,
+        at             REAL NOT NULL
+    )
+    """,
+)
+
+
+async def ensure_schema(conn: aiosqlite.Connection) -> None:
+    """Create the control plane's tables if missing (idempotent; own transaction)."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA:
+            await conn.execute(statement)
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()

@@ -1,0 +1,149 @@
+"""Cross-process revocation without Redis: watch ``control.db`` for other writers' commits.
+
+How it works
+------------
+The CLI (``hypertab key revoke``) is a separate process writing the same ``control.db``.
+Every revocation also appends a row to ``revocation_log`` in the same transaction. The
+watcher keeps a dedicated read-only connection and, every ``interval`` (50 ms), runs
+``PRAGMA data_version``: SQLite changes that number exactly when *another connection*
+committed to the file, and reading it touches no table (a few microseconds, no disk I/O
+beyond the shared-memory WAL index). Only then does the watcher read the log rows after
+the last ``seq`` it saw and publish them on the local revocation bus.
+
+Why this and not a unix socket: the database is already the one place every writer goes
+through, so the watcher cannot miss a revocation from a writer that forgot to notify, a
+writer that crashed after committing, or a server that was restarting at the time (it
+resumes from the log). A socket would need every writer to know every reader.
+
+Rows this process published itself (``skip``) are not published twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosqlite
+
+from server.auth.principal import TenantId
+from server.auth.revocation import RevocationBus, RevocationEvent, RevocationKind
+
+log = logging.getLogger(__name__)
+
+
+class ControlDbWatcher:
+    """Publishes on ``bus`` every revocation another process commits to ``path``."""
+
+    def __init__(
+        self,
+        path: Path,
+        bus: RevocationBus,
+        *,
+        interval: float = 0.05,
+        skip: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._path = path
+        self._bus = bus
+        self._interval = interval
+        self._skip = skip
+        self._conn: aiosqlite.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._data_version: int | None = None
+        self._last_seq = 0
+
+    @property
+    def last_seq(self) -> int:
+        """The highest ``revocation_log.seq`` seen so far."""
+        return self._last_seq
+
+    async def start(self) -> None:
+        """Open the watch connection, note the current log position and start polling.
+
+        Revocations committed before ``start`` are not replayed: no connection opened
+        before them can exist in this process, and new handshakes read the database.
+        """
+        if self._task is not None:
+            return
+        self._conn = await aiosqlite.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True)
+        self._data_version = await self._read_data_version()
+        async with self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM revocation_log") as cur:
+            row = await cur.fetchone()
+        self._last_seq = int(row[0]) if row is not None else 0
+        self._task = asyncio.create_task(self._run(), name="control-db-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling and close the connection (idempotent)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def poll_once(self) -> int:
+        """Check once for other writers' commits; return how many events were published."""
+        version = await self._read_data_version()
+        if version == self._data_version:
+            return 0
+        self._data_version = version
+        return await self._publish_new()
+
+    async def _read_data_version(self) -> int:
+        assert self._conn is not None
+        async with self._conn.execute("PRAGMA data_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    async def _publish_new(self) -> int:
+        assert self._conn is not None
+        async with self._conn.execute(
+            "SELECT seq, kind, tenant_id, credential_id, reason, at FROM revocation_log"
+            " WHERE seq > ? ORDER BY seq",
+            (self._last_seq,),
+        ) as cur:
+            rows = await cur.fetchall()
+        published = 0
+        for seq, kind, tenant, credential_id, reason, at in rows:
+            if self._skip is not None and self._skip(int(seq)):
+                self._last_seq = int(seq)
+                continue
+            try:
+                event = RevocationEvent(
+                    kind=RevocationKind(kind),
+                    tenant=TenantId(tenant) if tenant is not None else None,
+                    credential_id=credential_id,
+                    reason=str(reason),
+                    at=float(at),
+                )
+            except ValueError:
+                log.warning("control-db watcher: skipped an unreadable revocation_log row")
+                self._last_seq = int(seq)
+                continue
+            # Advance only after a successful publish, so a failed one is retried.
+            await self._bus.publish(event)
+            self._last_seq = int(seq)
+            published += 1
+        return published
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.poll_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Busy file, bus hiccup...: keep watching. The data_version was already
+                # consumed, so force a log read on the next round.
+                self._data_version = None
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("control-db watcher: poll failed (%s)", type(exc).__name__)
+                await asyncio.sleep(min(self._interval * failures, 1.0))
