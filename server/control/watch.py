@@ -45,7 +45,7 @@ class ControlDbWatcher:
         interval: float = 0.05,
         skip: Callable[[int], bool] | None = None,
     ) -> None:
-        self._path = path
+        self._uri = f"{path.resolve().as_uri()}?mode=ro"
         self._bus = bus
         self._interval = interval
         self._skip = skip
@@ -67,7 +67,7 @@ class ControlDbWatcher:
         """
         if self._task is not None:
             return
-        self._conn = await aiosqlite.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True)
+        self._conn = await aiosqlite.connect(self._uri, uri=True)
         self._data_version = await self._read_data_version()
         async with self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM revocation_log") as cur:
             row = await cur.fetchone()
