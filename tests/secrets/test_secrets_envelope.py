@@ -10,6 +10,7 @@ from server.auth.principal import TenantId
 from server.secrets.envelope import (
     FORMAT_V1,
     NONCE_SIZE,
+    DataKey,
     Purpose,
     SymmetricKey,
     associated_data,
@@ -32,17 +33,17 @@ VALUE = b"sk-live-0123456789abcdef"
 
 
 @pytest.fixture
-def dk1():  # type: ignore[no-untyped-def]
+def dk1() -> DataKey:
     return new_data_key(T1, 1)
 
 
-def test_round_trip(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="OPENAI_KEY", kind="ai_provider_key", value=VALUE)
     assert decrypt_secret(dk1, blob, name="OPENAI_KEY", kind="ai_provider_key") == VALUE
     assert VALUE not in blob
 
 
-def test_format_names_key_and_version(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_format_names_key_and_version(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=b"x")
     assert blob[0] == FORMAT_V1
     assert key_id_of(blob) == "dk1"
@@ -51,15 +52,15 @@ def test_format_names_key_and_version(dk1) -> None:  # type: ignore[no-untyped-d
     assert len(blob) == 2 + len("dk1") + NONCE_SIZE + 1 + 16
 
 
-def test_moved_to_other_tenant_fails(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_moved_to_other_tenant_fails(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=VALUE)
     # Even with the very same key bytes, the tenant in the AD differs.
-    same_bytes_other_tenant = type(dk1)(T2, 1, dk1.key)
+    same_bytes_other_tenant = DataKey(T2, 1, dk1.key)
     with pytest.raises(DecryptionError):
         decrypt_secret(same_bytes_other_tenant, blob, name="A", kind="env_var")
 
 
-def test_moved_to_other_name_or_kind_fails(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_moved_to_other_name_or_kind_fails(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=VALUE)
     with pytest.raises(DecryptionError):
         decrypt_secret(dk1, blob, name="B", kind="env_var")
@@ -67,7 +68,7 @@ def test_moved_to_other_name_or_kind_fails(dk1) -> None:  # type: ignore[no-unty
         decrypt_secret(dk1, blob, name="A", kind="ai_provider_key")
 
 
-def test_every_single_bit_flip_is_refused(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_every_single_bit_flip_is_refused(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=VALUE)
     for i in range(len(blob) * 8):
         tampered = bytearray(blob)
@@ -76,7 +77,7 @@ def test_every_single_bit_flip_is_refused(dk1) -> None:  # type: ignore[no-untyp
             decrypt_secret(dk1, bytes(tampered), name="A", kind="env_var")
 
 
-def test_every_truncation_is_refused(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_every_truncation_is_refused(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=VALUE)
     for n in range(len(blob)):
         with pytest.raises(DecryptionError):
@@ -100,20 +101,20 @@ def test_tampered_key_id_is_refused() -> None:
         decrypt(k2, blob, tenant=T1, purpose=Purpose.SECRET, name="A")
 
 
-def test_wrong_key_is_refused(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_key_is_refused(dk1: DataKey) -> None:
     blob = encrypt_secret(dk1, name="A", kind="env_var", value=VALUE)
     with pytest.raises(DecryptionError):
         decrypt_secret(new_data_key(T1, 1), blob, name="A", kind="env_var")
 
 
-def test_unknown_format_is_refused(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_format_is_refused(dk1: DataKey) -> None:
     blob = bytearray(encrypt_secret(dk1, name="A", kind="env_var", value=VALUE))
     blob[0] = 2
     with pytest.raises(DecryptionError, match="format"):
         decrypt_secret(dk1, bytes(blob), name="A", kind="env_var")
 
 
-def test_100k_encryptions_use_distinct_nonces(dk1) -> None:  # type: ignore[no-untyped-def]
+def test_100k_encryptions_use_distinct_nonces(dk1: DataKey) -> None:
     nonces = {
         parse(encrypt_secret(dk1, name="A", kind="env_var", value=b"v")).nonce
         for _ in range(100_000)
