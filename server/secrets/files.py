@@ -24,7 +24,9 @@ MAX_PRIVATE_FILE = 1 << 20
 def read_private_file(path: Path) -> bytes:
     """Read an owner-only file; :class:`InsecureKeyFileError` if group/others have access."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO planted at the path must not hang start-up.
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise KeyringError(f"key file {str(path)!r} does not exist") from None
     except OSError as exc:
