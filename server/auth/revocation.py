@@ -200,10 +200,12 @@ class RedisRevocationBus:
         *,
         channel: str = "hypertab:revocations",
         max_backoff: float = 2.0,
+        subscribe_timeout: float = 10.0,
     ) -> None:
         self._client = client
         self._channel = channel
         self._max_backoff = max_backoff
+        self._subscribe_timeout = subscribe_timeout
         self._callbacks = _Callbacks()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -212,8 +214,13 @@ class RedisRevocationBus:
 
     @classmethod
     def from_url(cls, url: str, *, channel: str = "hypertab:revocations") -> RedisRevocationBus:
-        """A bus with its own Redis client for ``url``; closed with the bus."""
-        bus = cls(aioredis.Redis.from_url(url), channel=channel)
+        """A bus with its own Redis client for ``url``; closed with the bus.
+
+        The client pings an idle subscription every 15 s, so a connection that died
+        silently (no RST) is noticed and re-opened rather than waited on forever.
+        """
+        client = aioredis.Redis.from_url(url, health_check_interval=15, socket_keepalive=True)
+        bus = cls(client, channel=channel)
         bus._owns_client = True
         return bus
 
@@ -224,19 +231,31 @@ class RedisRevocationBus:
         await self._client.publish(self._channel, event.to_json())
 
     async def subscribe(self, callback: RevocationCallback) -> Subscription:
-        """Register ``callback``; waits until the Redis subscription is confirmed."""
+        """Register ``callback``; waits until the Redis subscription is confirmed.
+
+        Raises :class:`TimeoutError` when Redis cannot be reached within
+        ``subscribe_timeout`` the first time (a hub should not start believing it will hear
+        revocations when it will not). Once subscribed, later outages are handled by
+        reconnecting and a ``RESYNC`` event.
+        """
         if self._closed:
             raise RuntimeError("bus is closed")
         subscription = self._callbacks.add(callback)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="revocation-bus-redis")
         waiter = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, self._task},
+            timeout=self._subscribe_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if waiter not in done:
             waiter.cancel()
             subscription.close()
-            self._task.result()  # re-raise what killed the subscriber task
-            raise RuntimeError("revocation subscriber stopped")
+            if self._task in done:
+                self._task.result()  # re-raise what killed the subscriber task
+                raise RuntimeError("revocation subscriber stopped")
+            raise TimeoutError("could not subscribe to Redis revocation channel")
         return subscription
 
     async def close(self) -> None:

@@ -601,6 +601,8 @@ class ControlPlane:
         if self._jwt is None:
             if not token:
                 raise AuthError(AuthFailure.MISSING)
+            if token.count(".") != 2:
+                raise AuthError(AuthFailure.MALFORMED)
             raise AuthError(AuthFailure.UNSUPPORTED)
         verified = self._jwt.verify_claims(token, now=now)
         tenant = await self.get_tenant(verified.tenant)

@@ -53,6 +53,8 @@ class ControlDbWatcher:
         self._task: asyncio.Task[None] | None = None
         self._data_version: int | None = None
         self._last_seq = 0
+        # poll_once may be called directly (tests, shutdown flush) while the loop runs.
+        self._poll_lock = asyncio.Lock()
 
     @property
     def last_seq(self) -> int:
@@ -87,11 +89,12 @@ class ControlDbWatcher:
 
     async def poll_once(self) -> int:
         """Check once for other writers' commits; return how many events were published."""
-        version = await self._read_data_version()
-        if version == self._data_version:
-            return 0
-        self._data_version = version
-        return await self._publish_new()
+        async with self._poll_lock:
+            version = await self._read_data_version()
+            if version == self._data_version:
+                return 0
+            self._data_version = version
+            return await self._publish_new()
 
     async def _read_data_version(self) -> int:
         assert self._conn is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -198,3 +199,17 @@ def test_event_wire_round_trip() -> None:
     assert RevocationEvent.from_json(_event().to_json()) == _event()
     with pytest.raises(ValueError):
         RevocationEvent.from_json('{"kind": "tenant"}')
+
+
+async def test_redis_unreachable_at_start_times_out() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    bus = RedisRevocationBus(client, subscribe_timeout=0.3)
+    try:
+        with pytest.raises(TimeoutError):
+            await bus.subscribe(Inbox())
+    finally:
+        await bus.close()
+        await client.aclose()
