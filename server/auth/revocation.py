@@ -7,7 +7,8 @@ in another one) publishes a :class:`RevocationEvent`. Each hub process subscribe
 with a callback and closes the matching sockets with ``CREDENTIAL_REVOKED`` (4003).
 
 * :class:`MemoryRevocationBus`: one process. Delivery is synchronous within ``publish``.
-* :class:`RedisRevocationBus`: many processes/hosts through Redis pub/sub. A background
+* :class:`RedisRevocationBus`: many processes/hosts through Redis pub/sub. Local
+  subscribers get the event directly, others through Redis. A background
   task holds the subscription and reconnects after a Redis blip. Pub/sub is at most once:
   events published while the subscriber was away are lost, so after every reconnect the
   bus delivers a local ``RESYNC`` event, on which the hub re-checks every open connection
@@ -27,6 +28,7 @@ import contextlib
 import enum
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,23 +63,28 @@ class RevocationEvent:
     reason: str = "revoked"
     at: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "kind": self.kind.value,
+            "tenant": self.tenant,
+            "credential_id": self.credential_id,
+            "reason": self.reason,
+            "at": self.at,
+        }
+
     def to_json(self) -> str:
         """The wire form used on Redis."""
-        return json.dumps(
-            {
-                "kind": self.kind.value,
-                "tenant": self.tenant,
-                "credential_id": self.credential_id,
-                "reason": self.reason,
-                "at": self.at,
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> RevocationEvent:
         """Parse the wire form; ``ValueError`` on anything malformed."""
-        data: Any = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RevocationEvent:
+        """Build from decoded JSON; ``ValueError`` on anything malformed."""
         if not isinstance(data, dict):
             raise ValueError("revocation event must be an object")
         kind = RevocationKind(str(data.get("kind")))
@@ -188,6 +195,10 @@ class MemoryRevocationBus:
 class RedisRevocationBus:
     """Bus over Redis pub/sub, for several hub processes or hosts.
 
+    ``publish`` delivers to this process's subscribers first, then sends to Redis tagged with
+    this bus's origin id (its own echo is ignored): a local revocation closes local sockets
+    even while Redis is down.
+
     One pub/sub connection per bus object serves all local subscribers. It is opened by the
     first :meth:`subscribe` (which returns only once Redis confirmed the subscription) and
     re-opened with backoff after any connection failure; each successful re-subscription
@@ -211,6 +222,7 @@ class RedisRevocationBus:
         self._ready = asyncio.Event()
         self._closed = False
         self._owns_client = False
+        self._origin = uuid.uuid4().hex
 
     @classmethod
     def from_url(cls, url: str, *, channel: str = "hypertab:revocations") -> RedisRevocationBus:
@@ -228,7 +240,9 @@ class RedisRevocationBus:
         """Publish ``event`` to every process subscribed to the channel (this one included)."""
         if event.kind is RevocationKind.RESYNC:
             raise ValueError("resync events are local only")
-        await self._client.publish(self._channel, event.to_json())
+        self._callbacks.deliver(event)
+        payload = {**event.to_dict(), "origin": self._origin}
+        await self._client.publish(self._channel, json.dumps(payload, separators=(",", ":")))
 
     async def subscribe(self, callback: RevocationCallback) -> Subscription:
         """Register ``callback``; waits until the Redis subscription is confirmed.
@@ -319,7 +333,10 @@ class RedisRevocationBus:
         if message.get("type") != "message":
             return
         try:
-            event = RevocationEvent.from_json(message["data"])
+            data = json.loads(message["data"])
+            if isinstance(data, dict) and data.get("origin") == self._origin:
+                return  # already delivered locally by publish()
+            event = RevocationEvent.from_dict(data)
         except (ValueError, KeyError, TypeError):
             # Never log the payload: it is untrusted and could be anything.
             log.warning("revocation bus: ignored a malformed message")

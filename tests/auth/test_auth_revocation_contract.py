@@ -213,3 +213,21 @@ async def test_redis_unreachable_at_start_times_out() -> None:
     finally:
         await bus.close()
         await client.aclose()
+
+
+async def test_redis_local_delivery_is_direct_and_not_echoed(redis_url: str) -> None:
+    channel = f"test:revocations:{uuid.uuid4().hex}"
+    a = RedisRevocationBus.from_url(redis_url, channel=channel)
+    b = RedisRevocationBus.from_url(redis_url, channel=channel)
+    try:
+        inbox = Inbox()
+        await a.subscribe(inbox)
+        await a.publish(_event("mine"))
+        assert [e.credential_id for e in inbox.real()] == ["mine"]  # before any round trip
+        # Redis keeps order on a channel: had our own echo come back, it would precede this.
+        await b.publish(_event("marker"))
+        await inbox.wait_for(2)
+        assert [e.credential_id for e in inbox.real()] == ["mine", "marker"]
+    finally:
+        await a.close()
+        await b.close()
