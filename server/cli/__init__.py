@@ -1,0 +1,70 @@
+"""The ``hypertab`` command line: ``serve``, ``tenant``, ``key``.
+
+How it works
+------------
+:func:`build_parser` builds one :mod:`argparse` parser and lets every module named in
+:data:`COMMAND_MODULES` add its command group through a ``register(commands)`` function; each
+leaf command sets ``handler`` (``Namespace -> exit code``). To add a group (``secret``,
+``audit``, ``keyring``, ``certificate``, ...), write ``server/cli/<group>.py`` with a
+``register`` function and add its name to :data:`COMMAND_MODULES`.
+
+Exit codes: 0 success, 1 failure (unknown tenant or key, I/O error, port in use, ...), 2 bad
+usage (argparse errors and invalid values), 130 interrupted. Expected errors print one line
+to stderr, never a traceback. No command prints a key except the one it has just created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sqlite3
+import sys
+from collections.abc import Sequence
+
+from server.auth.errors import AuthConfigError
+from server.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError, Handler, UsageError
+from server.control.errors import ControlError, InvalidInput
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+COMMAND_MODULES: tuple[str, ...] = ("serve", "tenant", "key")
+"""Modules of :mod:`server.cli` that register a command group, in help order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``hypertab`` parser, with every group of :data:`COMMAND_MODULES` registered."""
+    parser = argparse.ArgumentParser(
+        prog="hypertab",
+        description="Hypertab: realtime collaboration server for tables.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(commands)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hypertab: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"hypertab: error: {exc}\n")
+    except InvalidInput as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (CliError, ControlError, AuthConfigError) as exc:
+        return _fail(str(exc) or type(exc).__name__, EXIT_FAILURE)
+    except sqlite3.Error as exc:
+        return _fail(f"database error: {exc}", EXIT_FAILURE)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,198 @@
+"""What every command group shares: errors, ``--data-dir``, the control plane, output."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from server.auth.apikeys import IssuedKey, KeyRecord
+from server.auth.ids import is_tenant_id
+from server.auth.principal import TenantId
+from server.config import default_data_dir, load_pepper
+from server.control.plane import ControlPlane
+from server.control.tenants import TenantRecord
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Commands = Any
+
+Handler = Callable[[argparse.Namespace], int]
+"""A leaf command: takes the parsed arguments, returns the exit code."""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line to stderr, exit code 1."""
+
+
+class UsageError(CliError):
+    """The command line is wrong: printed with the usage hint, exit code 2."""
+
+
+def data_dir_parent() -> argparse.ArgumentParser:
+    """A parent parser adding ``--data-dir`` (default ``$HYPERTAB_DATA_DIR``, else ``./data``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data directory (default: $HYPERTAB_DATA_DIR, else ./data)",
+    )
+    return parent
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """``--json``: one JSON object on stdout instead of text."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    """The data directory the command works on."""
+    value: Path | None = args.data_dir
+    return value if value is not None else default_data_dir()
+
+
+def environment() -> str:
+    """The key environment (``HYPERTAB_ENV``: ``live`` or ``test``) the server accepts."""
+    return os.environ.get("HYPERTAB_ENV", "live")
+
+
+@contextlib.asynccontextmanager
+async def control_plane(directory: Path) -> AsyncIterator[ControlPlane]:
+    """The control plane of ``directory``, without the revocation watcher; always closed."""
+    plane = await ControlPlane.open(
+        directory, pepper=load_pepper_checked(directory), environment=environment(), watch=False
+    )
+    try:
+        yield plane
+    finally:
+        await plane.close()
+
+
+def load_pepper_checked(directory: Path) -> bytes:
+    """:func:`server.config.load_pepper`, with its refusal turned into a :class:`CliError`."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return load_pepper(directory)
+    except SystemExit as exc:  # load_pepper refuses a group/world-readable pepper file
+        raise CliError(str(exc.code)) from None
+
+
+def actor() -> str:
+    """``cli:<os user>``: who made a change, for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"[:200]
+
+
+async def resolve_tenant(plane: ControlPlane, ref: str) -> TenantRecord:
+    """A live tenant by id, or by name when exactly one live tenant has that name."""
+    if is_tenant_id(ref):
+        record = await plane.get_tenant(TenantId(ref))
+        if record is not None and record.active:
+            return record
+    matches = [t for t in await plane.list_tenants() if t.name == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise CliError(f"{len(matches)} tenants are named {ref!r}: give the tenant id")
+    raise CliError(f"no tenant {ref!r}")
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix time as an ISO 8601 UTC string (seconds), or ``None``."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def tenant_json(record: TenantRecord) -> dict[str, Any]:
+    """A tenant as a JSON object."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "plan": record.plan.value,
+        "region": record.region,
+        "created_at": iso(record.created_at),
+        "deleted_at": iso(record.deleted_at),
+    }
+
+
+def key_status(record: KeyRecord, now: float) -> str:
+    """``live``, ``revoked`` or ``expired``."""
+    if record.revoked_at is not None:
+        return "revoked"
+    return "live" if record.is_live(now) else "expired"
+
+
+def key_json(record: KeyRecord, now: float) -> dict[str, Any]:
+    """A key's record as a JSON object (never its hash nor its secret)."""
+    return {
+        "id": record.id,
+        "tenant": record.tenant,
+        "name": record.name,
+        "environment": record.environment,
+        "status": key_status(record, now),
+        "scopes": sorted(s.value for s in record.scopes),
+        "tables": sorted(record.tables) if record.tables is not None else None,
+        "created_by": record.created_by,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+        "revoked_at": iso(record.revoked_at),
+        "last_used_at": iso(record.last_used_at),
+        "replaced_by": record.replaced_by,
+    }
+
+
+def issued_json(issued: IssuedKey, now: float) -> dict[str, Any]:
+    """A just-created key, secret included: the only place a secret is ever output."""
+    return {**key_json(issued.record, now), "secret": issued.secret}
+
+
+def print_json(value: object) -> None:
+    """One JSON object on one line of stdout."""
+    print(json.dumps(value, sort_keys=True), flush=True)
+
+
+def print_secret_notice(issued: IssuedKey) -> None:
+    """The text shown with a new key: the key itself, once, and why it cannot be shown again."""
+    print(
+        f"api key {issued.record.id} (shown once; it is stored hashed and cannot be shown again):"
+    )
+    print(f"  {issued.secret}", flush=True)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned columns."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def now() -> float:
+    """The wall clock, read in one place."""
+    return time.time()
+
+
+def stderr(message: str) -> None:
+    """A line of information for the operator, on stderr."""
+    print(message, file=sys.stderr, flush=True)

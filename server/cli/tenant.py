@@ -1,0 +1,83 @@
+"""``hypertab tenant create|list``: tenants in the data directory's ``control.db``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from server.auth.principal import Plan
+from server.cli.common import (
+    EXIT_OK,
+    Commands,
+    add_json_flag,
+    control_plane,
+    data_dir,
+    data_dir_parent,
+    iso,
+    issued_json,
+    now,
+    print_json,
+    print_secret_notice,
+    table,
+    tenant_json,
+)
+
+
+def register(commands: Commands) -> None:
+    """Add the ``tenant`` group."""
+    group = commands.add_parser("tenant", help="create and list tenants")
+    sub = group.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
+    parent = data_dir_parent()
+
+    create = sub.add_parser(
+        "create",
+        parents=[parent],
+        help="create a tenant and its first (admin) API key",
+        description="Create a tenant with its own database and print its first API key, "
+        "which has every scope. The key is shown once: only its hash is stored.",
+    )
+    create.add_argument("name", help="display name (1-100 characters)")
+    create.add_argument(
+        "--plan", choices=[p.value for p in Plan], default=Plan.FREE.value, help="default: free"
+    )
+    add_json_flag(create)
+    create.set_defaults(handler=create_tenant)
+
+    listing = sub.add_parser("list", parents=[parent], help="list live tenants")
+    add_json_flag(listing)
+    listing.set_defaults(handler=list_tenants)
+
+
+def create_tenant(args: argparse.Namespace) -> int:
+    """``tenant create NAME``."""
+
+    async def run() -> int:
+        async with control_plane(data_dir(args)) as plane:
+            at = now()
+            tenant, issued = await plane.create_tenant(args.name, Plan(args.plan), now=at)
+        if args.json:
+            print_json({"tenant": tenant_json(tenant), "key": issued_json(issued, at)})
+        else:
+            print(f"tenant {tenant.id} ({tenant.name!r}, plan {tenant.plan.value})")
+            print_secret_notice(issued)
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def list_tenants(args: argparse.Namespace) -> int:
+    """``tenant list``."""
+
+    async def run() -> int:
+        async with control_plane(data_dir(args)) as plane:
+            tenants = await plane.list_tenants()
+        if args.json:
+            print_json({"tenants": [tenant_json(t) for t in tenants]})
+        elif not tenants:
+            print("no tenants")
+        else:
+            rows = [[t.id, t.name, t.plan.value, iso(t.created_at) or ""] for t in tenants]
+            print(table(rows, ["ID", "NAME", "PLAN", "CREATED"]))
+        return EXIT_OK
+
+    return asyncio.run(run())
