@@ -53,12 +53,21 @@ SCHEMA: tuple[str, ...] = (
 )
 
 
+#: revocation_log rows kept (older ones are pruned at open). Watchers only need the rows
+#: written since their last 50 ms poll; AUTOINCREMENT never reuses a pruned seq.
+LOG_RETENTION_ROWS = 10_000
+
+
 async def ensure_schema(conn: aiosqlite.Connection) -> None:
-    """Create the control plane's tables if missing (idempotent; own transaction)."""
+    """Create the control plane's tables if missing and prune old log rows (one transaction)."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in SCHEMA:
             await conn.execute(statement)
+        await conn.execute(
+            "DELETE FROM revocation_log WHERE seq <= (SELECT MAX(seq) FROM revocation_log) - ?",
+            (LOG_RETENTION_ROWS,),
+        )
     except BaseException:
         await conn.rollback()
         raise
