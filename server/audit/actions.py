@@ -1,0 +1,23 @@
+"""The names of audited actions."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Action(enum.StrEnum):
+    """The audited actions. Stored as their string values."""
+
+    TENANT_CREATED = "tenant.created"
+    TENANT_DELETED = "tenant.deleted"
+    KEY_CREATED = "key.created"
+    KEY_REVOKED = "key.revoked"
+    KEY_ROTATED = "key.rotated"
+    AUTH_FAILED = "auth.failed"
+    TOOL_CALL = "tool.call"
+    # Action names, not credentials (ruff S105 guesses from the word "secret").
+    SECRET_READ = "secret.read"  # noqa: S105
+    SECRET_WRITTEN = "secret.written"  # noqa: S105
+    ADMIN_READ = "admin.read"
+    EXPORT = "export"
+    RATE_LIMIT_EXCEEDED = "rate_limit.exceeded"
