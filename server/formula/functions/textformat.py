@@ -81,7 +81,7 @@ def format_number(value: object, fmt: str) -> str:
     sign = "-" if rounded < 0 else ""
     prefix = fmt[: match.start()].replace('"', "")
     suffix = fmt[match.end() :].replace('"', "")
-    return prefix + sign + body + suffix
+    return sign + prefix + body + suffix
 
 
 def format_date(moment: datetime, fmt: str) -> str:
