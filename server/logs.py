@@ -69,8 +69,8 @@ _CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1\2{REDACTED}",
     ),
-    (re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])"), REDACTED),
 )
+_HEX = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])")
 _OPAQUE = (
     re.compile(r"[A-Za-z0-9+/]{32,}={0,2}"),
     re.compile(r"[A-Za-z0-9_\-]{32,}={0,2}"),
@@ -94,10 +94,20 @@ def _opaque(match: re.Match[str]) -> str:
     return REDACTED if kinds >= 2 else run
 
 
-def redact_credentials(text: str) -> str:
-    """``text`` with every credential-shaped or key-shaped substring replaced."""
+def redact_tokens(text: str) -> str:
+    """``text`` with credentials blanked by shape, keeping hex digests and opaque ids.
+
+    Covers API keys, JWTs, ``Bearer``/``Basic`` values, sensitive ``name=value`` pairs and
+    PEM private keys (used for audit details, where digests are evidence).
+    """
     for pattern, replacement in _CREDENTIAL_PATTERNS:
         text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_credentials(text: str) -> str:
+    """:func:`redact_tokens`, and opaque key-shaped runs (hex, base64) blanked too."""
+    text = _HEX.sub(REDACTED, redact_tokens(text))
     for pattern in _OPAQUE:
         text = pattern.sub(_opaque, text)
     return text
