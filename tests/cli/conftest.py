@@ -1,0 +1,60 @@
+"""Running the real ``hypertab`` command in a subprocess, against a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+KEY_RE = re.compile(r"ht_(?:live|test)_[a-z0-9]{16}_[0-9A-Za-z]{49}")
+
+
+def hypertab_command() -> list[str]:
+    """The installed console script when present, else ``python -m server.cli``."""
+    script = Path(sys.executable).parent / "hypertab"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "server.cli"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any ``HYPERTAB_*`` setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+    env.update(extra)
+    return env
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty data directory."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def hypertab(data_dir: Path) -> Run:
+    """``hypertab(*args)``: run the CLI with ``--data-dir`` appended; never raises on exit."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, data: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [*hypertab_command(), *args]
+        if data:
+            argv += ["--data-dir", str(data_dir)]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=env if env is not None else cli_env(),
+            timeout=60,
+            check=False,
+        )
+
+    return run
