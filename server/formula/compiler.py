@@ -322,9 +322,9 @@ def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
 
         def arithmetic(row: Any, ctx: EvalContext) -> object:
             a = left(row, ctx)
-            b = right(row, ctx)
             if type(a) not in _NUMERIC:
-                a = to_number(a)
+                a = to_number(a)  # before the right side: the leftmost error wins
+            b = right(row, ctx)
             if type(b) not in _NUMERIC:
                 b = to_number(b)
             r = apply(a, b)
@@ -337,9 +337,9 @@ def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
 
         def divide(row: Any, ctx: EvalContext) -> object:
             a = left(row, ctx)
-            b = right(row, ctx)
             if type(a) not in _NUMERIC:
-                a = to_number(a)
+                a = to_number(a)  # before the right side: the leftmost error wins
+            b = right(row, ctx)
             if type(b) not in _NUMERIC:
                 b = to_number(b)
             if b == 0:

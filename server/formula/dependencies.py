@@ -151,12 +151,15 @@ def plan_change(graph: Mapping[C, ColumnRefs[C]], changed: Iterable[C]) -> Recom
     touched = set(changed)
     same_row: set[C] = set()
     all_rows: set[C] = set()
+    dirty = set(touched)  # changed in some rows: touched, same_row and all_rows together
     for column in ordered.order:
         refs = graph[column]
-        if refs.whole & (touched | same_row | all_rows) or refs.row & all_rows:
+        if not refs.whole.isdisjoint(dirty) or not refs.row.isdisjoint(all_rows):
             all_rows.add(column)
-        elif refs.row & (touched | same_row):
+            dirty.add(column)
+        elif not refs.row.isdisjoint(dirty):
             same_row.add(column)
+            dirty.add(column)
     return RecomputePlan(
         tuple(c for c in ordered.order if c in same_row),
         tuple(c for c in ordered.order if c in all_rows),
