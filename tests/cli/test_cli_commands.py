@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import KEY_RE, Run, cli_env, hypertab_command
+from cli_helpers import KEY_RE, Run, cli_env, hypertab_command
 
 from server.cli import COMMAND_MODULES, build_parser
 

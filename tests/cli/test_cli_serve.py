@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import KEY_RE, Run, cli_env, hypertab_command
+from cli_helpers import KEY_RE, Run, cli_env, hypertab_command
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
