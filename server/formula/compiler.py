@@ -142,7 +142,7 @@ class Formula:
         if self.cost > limits.max_steps:
             return LIMIT
         try:
-            return output(self._fn(row, ctx))
+            return output(self._fn(row, ctx), limits.max_number)
         except Signal as s:
             return s.error
         except (Abort, RecursionError, MemoryError, OverflowError):

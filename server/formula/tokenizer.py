@@ -40,13 +40,14 @@ class Token:
     pos: int
 
 
-_NUMBER_RE: Final = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_RE: Final = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # Dots are allowed inside names so spreadsheet names like ERROR.TYPE work; a name can never
 # start with a dot, so ``1 .real`` is a syntax error rather than an attribute access.
 _IDENT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _TWO_CHAR_OPS: Final = frozenset({"<>", "<=", ">="})
 _ONE_CHAR_OPS: Final = frozenset("+-*/^&=<>")
 _SPACE: Final = frozenset(" \t\r\n")
+_DIGITS: Final = frozenset("0123456789")  # ASCII only: "²".isdigit() is true
 
 
 def tokenize(text: str, limits: Limits) -> list[Token]:
@@ -59,7 +60,7 @@ def tokenize(text: str, limits: Limits) -> list[Token]:
         c = text[i]
         if c in _SPACE:
             i += 1
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif c in _DIGITS or (c == "." and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER_RE.match(text, i)
             assert m is not None  # the first character is a digit or ".digit"
             tokens.append(Token(Kind.NUMBER, m.group(), i))

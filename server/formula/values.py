@@ -72,7 +72,7 @@ def fail(error: ErrorValue) -> Signal:
 
 
 # Anchored and free of nested quantifiers: linear time on any input.
-_NUMBER_RE: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_RE: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _MAX_NUMBER_TEXT: Final = 400
 
 
@@ -238,13 +238,18 @@ def check_text(s: str, max_text: int) -> str:
 _EXACT: Final = 2**53
 
 
-def output(v: object) -> CellValue:
+def output(v: object, max_number: float) -> CellValue:
     """The value a cell stores: integral floats become ints (``6/3`` is ``2``, -0.0 is 0)
-    and integers beyond 2**53 become floats."""
+    and integers beyond 2**53 become floats. Numbers passed straight through from a cell
+    (``{x}``) are held to the same bounds as computed ones, so NaN or 1e308 never leave."""
     if type(v) is float:
+        if not -max_number <= v <= max_number:
+            return NUM if v != v else LIMIT
         if v.is_integer() and -_EXACT <= v <= _EXACT:
             return int(v)
     elif type(v) is int and not -_EXACT <= v <= _EXACT:
+        if not -max_number <= v <= max_number:
+            return LIMIT
         # Exact big integers (from ^ or *) leave as floats: the wire carries 64-bit ints.
         return float(v)
     return v  # type: ignore[return-value]

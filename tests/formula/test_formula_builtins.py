@@ -70,7 +70,7 @@ CASES: list[tuple[str, CellValue]] = [
     ("FLOOR(7, 5)", 5),
     # aggregates: bare column = whole column, numbers only
     ("SUM({Qty})", 20),
-    ("SUM({Qty}, 5, \"1\")", 26),
+    ('SUM({Qty}, 5, "1")', 26),
     ("SUM({Bad})", DIV0),
     ("AVERAGE({Qty})", 20 / 3),
     ("AVERAGE(2, 4)", 3),
@@ -78,9 +78,9 @@ CASES: list[tuple[str, CellValue]] = [
     ("MIN({Label})", 0),
     ("MAX({Qty}, 11)", 11),
     ("COUNT({Qty})", 3),
-    ("COUNT(1, \"a\", 1/0)", 1),
+    ('COUNT(1, "a", 1/0)', 1),
     ("COUNTA({Qty})", 5),
-    ("COUNTA(1, \"\", 1/0)", 2),
+    ('COUNTA(1, "", 1/0)', 2),
     ("SUM({Nope})", REF),
     # text
     ('CONCAT("a", 1, TRUE)', "a1TRUE"),

@@ -67,9 +67,7 @@ def test_wrong_arity_and_unknown() -> None:
 
 
 def test_error_arguments_propagate_only_when_used() -> None:
-    reg = FunctionRegistry.from_definitions(
-        ["FIRST(a, b) = a", "SAFE(x) = IF(ISERROR(x), 0, x)"]
-    )
+    reg = FunctionRegistry.from_definitions(["FIRST(a, b) = a", "SAFE(x) = IF(ISERROR(x), 0, x)"])
     assert ev(reg, "FIRST(1, 1/0)") == 1
     assert ev(reg, "FIRST(1/0, 1)") == DIV0
     assert ev(reg, "SAFE(1/0)") == 0
@@ -90,7 +88,12 @@ def test_recursion_works_within_bounds() -> None:
 
 def test_self_and_mutual_recursion_without_end_is_limit() -> None:
     reg = FunctionRegistry.from_definitions(
-        ["LOOP(n) = LOOP(n + 1)", "PING(n) = PONG(n)", "PONG(n) = PING(n)", "DEEP(n) = IF(n = 0, 0, DEEP(n - 1))"]
+        [
+            "LOOP(n) = LOOP(n + 1)",
+            "PING(n) = PONG(n)",
+            "PONG(n) = PING(n)",
+            "DEEP(n) = IF(n = 0, 0, DEEP(n - 1))",
+        ]
     )
     assert ev(reg, "LOOP(0)") == LIMIT
     assert ev(reg, "PING(0)") == LIMIT
@@ -105,9 +108,7 @@ def test_budget_exhaustion_cannot_be_caught_by_iferror() -> None:
 
 
 def test_step_budget_bounds_exponential_fanout() -> None:
-    reg = FunctionRegistry.from_definitions(
-        ["FIB(n) = IF(n < 2, n, FIB(n - 1) + FIB(n - 2))"]
-    )
+    reg = FunctionRegistry.from_definitions(["FIB(n) = IF(n < 2, n, FIB(n - 1) + FIB(n - 2))"])
     assert ev(reg, "FIB(10)") == 55
     assert ev(reg, "FIB(30)") == LIMIT  # 2.7 million calls: stopped by max_steps
     small = FunctionRegistry(Limits(max_steps=50))

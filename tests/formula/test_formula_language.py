@@ -15,11 +15,11 @@ from server.formula import (
     EvalContext,
     FormulaError,
     FormulaSyntaxError,
+    ast,
     compile_formula,
     error_value,
     parse_formula,
 )
-from server.formula import ast
 
 
 def ev(text: str, row: dict[str, CellValue] | None = None) -> CellValue:
@@ -60,7 +60,7 @@ def test_precedence_and_literals(text: str, expected: CellValue) -> None:
         ("{blank} + 1", 1),
         ('"a" + 1', VALUE),
         ('"" + 1', VALUE),
-        ("0.1 + 0.2 & \"\"", "0.3"),
+        ('0.1 + 0.2 & ""', "0.3"),
         ('1/3 & ""', "0.333333333333333"),
         ("6 / 3", 2),
         ('"abc" = "ABC"', True),
@@ -98,7 +98,7 @@ def test_error_values_from_cells_propagate() -> None:
 
 def test_error_value_type() -> None:
     assert str(DIV0) == "#DIV/0!"
-    assert DIV0 == ErrorValue("#DIV/0!")
+    assert ErrorValue("#DIV/0!") == DIV0
     assert error_value("#nope") is None
     with pytest.raises(AttributeError):
         DIV0.code = "x"  # type: ignore[misc]
@@ -135,7 +135,7 @@ def test_column_reference_escapes() -> None:
 
 
 def test_custom_calls_and_volatility_are_exposed() -> None:
-    f = compile_formula("MARGIN({p}, 1) + IF(TODAY() = \"x\", 1, 0)")
+    f = compile_formula('MARGIN({p}, 1) + IF(TODAY() = "x", 1, 0)')
     assert f.custom_calls == {"MARGIN"}
     assert f.volatile
 

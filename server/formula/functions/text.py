@@ -21,7 +21,8 @@ from server.formula.values import (
     to_text,
 )
 
-_BIG = 2**31  # positions and counts beyond any text we allow
+_BIG = 2**31  # positions beyond any text we allow
+_HUGE = 10**308  # counts: anything larger than the text just means "all of it"
 
 
 def _join(ctx: EvalContext, parts: list[str], separator: str = "") -> str:
@@ -46,17 +47,18 @@ def _len(ctx: EvalContext, s: object) -> int:
 
 
 def _left(ctx: EvalContext, s: object, n: object = 1) -> str:
-    return to_text(s)[: to_int(n, 0, _BIG)]
+    return to_text(s)[: to_int(n, 0, _HUGE)]
 
 
 def _right(ctx: EvalContext, s: object, n: object = 1) -> str:
-    text, count = to_text(s), to_int(n, 0, _BIG)
+    text = to_text(s)
+    count = min(to_int(n, 0, _HUGE), len(text))
     return text[len(text) - count :] if count else ""
 
 
 def _mid(ctx: EvalContext, s: object, start: object, n: object) -> str:
     first = to_int(start, 1, _BIG) - 1
-    return to_text(s)[first : first + to_int(n, 0, _BIG)]
+    return to_text(s)[first : first + min(to_int(n, 0, _HUGE), _BIG)]
 
 
 def _upper(ctx: EvalContext, s: object) -> str:

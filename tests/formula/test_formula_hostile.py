@@ -1,0 +1,173 @@
+"""Hostile formulas end as error values (or authoring errors) within their budgets.
+
+No timing assertions: speed is measured in bench/formula.py. What is asserted is the
+outcome, and that the work was bounded (step counters, no stack overflow, no big values).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from server.formula import (
+    LIMIT,
+    NAME,
+    REF,
+    VALUE,
+    CellValue,
+    ErrorValue,
+    EvalContext,
+    FormulaSyntaxError,
+    FunctionRegistry,
+    Limits,
+    compile_formula,
+)
+
+LONG = Limits(max_formula_length=1_000_000)
+
+
+def ev(text: str, registry: FunctionRegistry | None = None) -> CellValue:
+    ctx = EvalContext(functions=registry)
+    value = compile_formula(text, columns={"a": "c_a"}).evaluate({"c_a": 1}, ctx)
+    assert ctx.steps <= ctx.limits.max_steps or value == LIMIT
+    return value
+
+
+def test_power_towers_are_refused_before_computing() -> None:
+    assert ev("9^(9^9)") == LIMIT
+    assert ev("9^9^9^9") == LIMIT  # ((9^9)^9)^9 ~ 1e696
+    assert ev("POWER(10, 10^6)") == LIMIT
+    assert ev("(-9)^(9^9)") == LIMIT
+    assert isinstance(ev("9^9^9"), float)  # (9^9)^9 ~ 1.97e77, as in Excel
+
+
+def test_products_and_sums_beyond_max_number_are_limit() -> None:
+    assert ev("1e200 * 1e200") == LIMIT
+    assert ev("1e300 + 1e300") == LIMIT
+    assert ev("EXP(10^6)") == LIMIT
+    assert ev("ROUND(1, 10^9)") == 1 or ev("ROUND(1, 10^9)") == ErrorValue("#VALUE!")
+
+
+def test_text_repetition_is_refused_before_building() -> None:
+    assert ev('REPT("x", 10^9)') == LIMIT
+    assert ev('REPT("abc", 1e300)') == LIMIT
+    assert ev('LEN(REPT("x", 32767))') == 32767
+    assert ev('REPT("x", 32767) & "y"') == LIMIT
+    assert ev('SUBSTITUTE(REPT("a", 30000), "a", "aaaa")') == LIMIT
+    assert ev('CONCAT(REPT("a", 20000), REPT("b", 20000))') == LIMIT
+    assert ev('LEFT("abc", 10^300)') == "abc"
+
+
+def test_text_doubling_in_custom_recursion_hits_the_text_limit() -> None:
+    reg = FunctionRegistry.from_definitions(["DOUBLE(s, n) = IF(n = 0, s, DOUBLE(s & s, n - 1))"])
+    assert ev('LEN(DOUBLE("x", 10))', reg) == 1024
+    assert ev('DOUBLE("x", 100)', reg) == LIMIT
+
+
+@pytest.mark.parametrize("depth", [100, 10_000])
+def test_deep_parentheses_fail_early_at_parse(depth: int) -> None:
+    text = "(" * depth + "1" + ")" * depth
+    with pytest.raises(FormulaSyntaxError, match="nested too deeply"):
+        compile_formula(text, limits=LONG)  # the depth check, not the length check
+    with pytest.raises(FormulaSyntaxError):
+        compile_formula(text)
+
+
+@pytest.mark.parametrize("depth", [100, 10_000])
+def test_deep_function_nesting_fails_early_at_parse(depth: int) -> None:
+    with pytest.raises(FormulaSyntaxError, match="nested too deeply"):
+        compile_formula("ABS(" * depth + "1" + ")" * depth, limits=LONG)
+    with pytest.raises(FormulaSyntaxError, match="nested too deeply"):
+        compile_formula("IF(TRUE, " * depth + "1" + ")" * depth, limits=LONG)
+    with pytest.raises(FormulaSyntaxError, match="nested too deeply"):
+        compile_formula("-" * depth + "1", limits=LONG)
+
+
+def test_long_operator_chains_are_bounded() -> None:
+    with pytest.raises(FormulaSyntaxError):
+        compile_formula("+".join(["1"] * 5000))  # tall left-leaning tree
+    with pytest.raises(FormulaSyntaxError, match="longer than"):
+        compile_formula("1" + "+1" * 10_000)
+    assert compile_formula("+".join(["1"] * 60)).evaluate({}) == 60
+
+
+def test_100k_step_loops_through_custom_functions_end_as_limit() -> None:
+    reg = FunctionRegistry.from_definitions(
+        [
+            "COUNTDOWN(n) = IF(n <= 0, 0, 1 + COUNTDOWN(n - 1))",
+            "WIDE(n) = IF(n <= 0, 1, WIDE(n - 1) + WIDE(n - 1) + WIDE(n - 1))",
+            "BUSY(n) = IF(n <= 0, 0, BUSY(n - 1) + BUSY(n - 1))",
+        ]
+    )
+    assert ev("COUNTDOWN(100000)", reg) == LIMIT  # call depth
+    assert ev("WIDE(20)", reg) == LIMIT  # steps
+    assert ev("BUSY(17)", reg) == LIMIT  # 2**17 calls
+    assert ev("IFERROR(BUSY(17), 0)", reg) == LIMIT
+    assert ev("COUNTDOWN(10)", reg) == 10
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '__import__("os")',
+        '__import__("os").system("true")',
+        'eval("1")',
+        'exec("1")',
+        'open("x")',
+        'compile("1", "", "eval")',
+        'getattr(1, "real")',
+        "globals()",
+        "locals()",
+        "vars()",
+        "breakpoint()",
+        "print(1)",
+        "input()",
+        "__builtins__",
+        "__class__",
+        "os",
+        "self",
+        "SUM.__class__",
+        "type(1)",
+        "lambda(1)",
+        "setattr(1, 2, 3)",
+    ],
+)
+def test_python_names_reach_nothing(text: str) -> None:
+    try:
+        value = ev(text)
+    except FormulaSyntaxError:
+        return  # refused at authoring, also fine
+    assert value == NAME
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{__class__}", REF),
+        ("{__globals__} + 1", REF),
+        ('"{0.__class__}"', "{0.__class__}"),
+        ('"{0.__class__.__mro__}" & {a}', "{0.__class__.__mro__}1"),
+        ('TEXT(1, "{0.__class__}")', VALUE),  # has date letters: 1 is not a date
+        ('TEXT(1, "{0}%r{}")', "{100}%r{}"),
+        ('TEXT(2, "0{!r}")', "2{!r}"),
+        ('SUBSTITUTE("{a}", "{", "{0.__init__")', "{0.__init__a}"),
+        ('UPPER("__import__")', "__IMPORT__"),
+    ],
+)
+def test_format_string_tricks_are_plain_text(text: str, expected: CellValue) -> None:
+    value = ev(text)
+    assert value == expected
+
+
+@pytest.mark.parametrize("text", ["1 .real", "1..real", "(1).real", "{a}.real", "SUM.x"])
+def test_attribute_syntax_does_not_exist(text: str) -> None:
+    try:
+        value = ev(text)
+    except FormulaSyntaxError:
+        return
+    assert isinstance(value, ErrorValue)
+
+
+def test_hostile_values_in_cells_are_inert() -> None:
+    f = compile_formula("{x} & UPPER({x}) & LEN({x})")
+    value = f.evaluate({"x": "{0.__class__}__import__('os')"})
+    assert value == "{0.__class__}__import__('os'){0.__CLASS__}__IMPORT__('OS')29"
