@@ -1,0 +1,28 @@
+"""Hypertab's Python SDK: connect, follow tables as live replicas, edit them durably.
+
+async with await Client.connect("ws://127.0.0.1:8765/v1/ws", api_key=KEY) as client:
+    people = await client.create_table("People", [("Name", "text"), ("Age", "number")])
+    row = await people.insert({"Name": "Ada", "Age": 36})
+    await people.update(row, {"Age": 37})
+    print(people.rows)
+"""
+
+from client_sdk.client import Client
+from client_sdk.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    HypertabError,
+    RateLimited,
+    ServerError,
+)
+from client_sdk.table import Table
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ConnectionLost",
+    "HypertabError",
+    "RateLimited",
+    "ServerError",
+    "Table",
+]

@@ -83,6 +83,17 @@ class StoreManager:
         await self._evict()
         return store
 
+    async def lease(self, tenant: str) -> TenantStore:
+        """Take a lease on a tenant's store; hand it back with :meth:`release`."""
+        store = await self._get(tenant)
+        store.users += 1
+        return store
+
+    def release(self, store: TenantStore) -> None:
+        """Hand back a lease taken with :meth:`lease`."""
+        store.users -= 1
+        store.last_used = time.monotonic()
+
     @contextlib.asynccontextmanager
     async def use(self, tenant: str) -> AsyncIterator[TenantStore]:
         """Lease a tenant's store for the duration of a request."""

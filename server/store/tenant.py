@@ -123,13 +123,19 @@ class TenantStore:
 
     # --- writes ---------------------------------------------------------------------------
 
-    async def apply(self, table: str, client: str, op: str, ops: list[Op], by: str) -> BatchOutcome:
-        """Queue a batch; returns once it is committed (or refused). Raises StoreError."""
+    def submit(
+        self, table: str, client: str, op: str, ops: list[Op], by: str
+    ) -> asyncio.Future[BatchOutcome]:
+        """Queue a batch; the future resolves once it is committed (or refused)."""
         if self._closing:
             raise StoreClosed("store is closing")
         future: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(BatchRequest(table, client, op, ops, by), future))
-        return await future
+        return future
+
+    async def apply(self, table: str, client: str, op: str, ops: list[Op], by: str) -> BatchOutcome:
+        """Queue a batch and wait until it is committed (or refused)."""
+        return await self.submit(table, client, op, ops, by)
 
     async def _run(self) -> None:
         queue = self._queue

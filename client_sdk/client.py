@@ -1,0 +1,474 @@
+"""The async client: one WebSocket to the hub, requests, table replicas, reconnection.
+
+How it works: a reader task decodes every frame and routes it: responses to the future of
+the request with the same ``id``, ``changes`` and snapshots to their :class:`Table`.
+Batches keep their ``(client, op)`` ids until acknowledged; after a dropped connection the
+client reconnects with jittered exponential backoff, re-subscribes every table with
+``since=<its version>`` (the server replays just the missed changes, or sends a snapshot),
+and resends unacknowledged batches with the same ids, so none is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from client_sdk.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    HypertabError,
+    RateLimited,
+    ServerError,
+)
+from client_sdk.table import Table, new_id
+from protocol.codec import MSGPACK, Codec, codec_for
+from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
+from protocol.limits import MAX_FRAME_BYTES
+from protocol.messages import (
+    Ack,
+    Apply,
+    Changes,
+    Error,
+    ListTables,
+    Ok,
+    Ping,
+    Pong,
+    PresenceEvent,
+    Query,
+    QueryResult,
+    Snapshot,
+    Subscribe,
+    Subscribed,
+    TableInfo,
+    TableList,
+    Unsubscribe,
+    Welcome,
+)
+from protocol.ops import ColumnDef, ColumnType, CreateTable, Op
+
+log = logging.getLogger(__name__)
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    table: str
+    op: str
+    ops: list[Op]
+    future: asyncio.Future[int]
+    request: int = 0
+
+
+class Client:
+    """A connection to a Hypertab hub. Create with :meth:`connect`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None,
+        token_provider: TokenProvider | None,
+        encoding: str,
+        client_id: str | None,
+        reconnect: bool,
+        max_backoff: float,
+    ) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.token_provider = token_provider
+        self.codec: Codec = codec_for(encoding)
+        self.client_id = client_id or new_id()
+        self.reconnect = reconnect
+        self.max_backoff = max_backoff
+        self.welcome: Welcome | None = None
+        self.connections = 0
+        self._conn: ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._ops = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._batches: dict[int, _Batch] = {}  # request id -> unacked batch
+        self._unacked: dict[str, _Batch] = {}  # op id -> batch, in send order
+        self._tables: dict[str, Table] = {}
+        self._subscribing: dict[int, Table] = {}
+        self._snapshot_started: set[int] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+        self._ready = asyncio.Event()
+        self._failure: HypertabError | None = None
+        self.presence_events: asyncio.Queue[PresenceEvent] = asyncio.Queue(maxsize=1000)
+
+    # --- connecting -----------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        api_key: str | None = None,
+        token_provider: TokenProvider | None = None,
+        encoding: str = MSGPACK,
+        client_id: str | None = None,
+        reconnect: bool = True,
+        max_backoff: float = 5.0,
+    ) -> Client:
+        """Connect and authenticate (with an API key or a JWT from ``token_provider``)."""
+        if (api_key is None) == (token_provider is None):
+            raise ValueError("give exactly one of api_key or token_provider")
+        client = cls(
+            url,
+            api_key=api_key,
+            token_provider=token_provider,
+            encoding=encoding,
+            client_id=client_id,
+            reconnect=reconnect,
+            max_backoff=max_backoff,
+        )
+        await client._open()
+        client._reader = asyncio.get_running_loop().create_task(client._run())
+        return client
+
+    async def _credential(self) -> str:
+        if self.api_key is not None:
+            return self.api_key
+        assert self.token_provider is not None
+        token = self.token_provider()
+        if inspect.isawaitable(token):
+            token = await token
+        return str(token)
+
+    async def _open(self) -> None:
+        credential = await self._credential()
+        try:
+            conn = await connect(
+                self.url,
+                additional_headers={"Authorization": f"Bearer {credential}"},
+                subprotocols=[self.codec.encoding],  # type: ignore[list-item]
+                compression=None,
+                max_size=MAX_FRAME_BYTES,
+                max_queue=256,
+                open_timeout=10,
+            )
+        except InvalidStatus as exc:
+            raise AuthenticationError(exc.response.status_code) from None
+        first = await conn.recv(decode=False)
+        welcome = self.codec.decode_server(first)
+        if not isinstance(welcome, Welcome):
+            await conn.close()
+            raise HypertabError("the server did not start with welcome")
+        self.welcome = welcome
+        self._conn = conn
+        self.connections += 1
+        self._ready.set()
+
+    async def close(self) -> None:
+        """Close the connection; pending requests fail with ConnectionLost. Idempotent."""
+        self._closed = True
+        if self._conn is not None:
+            await self._conn.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._fail_all(ConnectionLost("client closed"))
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # --- reader / reconnect ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            conn = self._conn
+            assert conn is not None
+            code: int | None = None
+            try:
+                async for frame in conn:
+                    self._route(frame)
+            except ConnectionClosed:
+                pass
+            if conn.close_code is not None:
+                code = conn.close_code
+            self._ready.clear()
+            self._fail_requests(ConnectionLost("connection lost", code))
+            advice = CLOSE_RECONNECT.get(code or 1006, Reconnect.YES)
+            if self._closed or not self.reconnect or advice is Reconnect.NO:
+                self._fail_all(ConnectionLost("connection closed", code))
+                return
+            if advice is Reconnect.NEW_CREDENTIAL and self.token_provider is None:
+                # A revoked key does not come back: wait for set_api_key() with a new one.
+                self._failure = ConnectionLost("credential revoked or expired", code)
+            while not self._closed:
+                delay = min(self.max_backoff, 0.05 * 2**attempt) * (0.5 + random.random())
+                if advice is Reconnect.BACKOFF:
+                    delay = max(delay, 1.0)
+                attempt += 1
+                await asyncio.sleep(delay)
+                try:
+                    await self._open()
+                except (OSError, HypertabError, ConnectionClosed, TimeoutError) as exc:
+                    if isinstance(exc, AuthenticationError) and self._failure is None:
+                        self._failure = ConnectionLost("credential refused", code)
+                    continue
+                attempt = 0
+                self._failure = None
+                await self._resume()
+                break
+            if self.closed:
+                self._fail_all(ConnectionLost("client closed"))
+                return
+
+    async def _resume(self) -> None:
+        for table in self._tables.values():
+            table.live.clear()
+            rid = next(self._ids)
+            self._subscribing[rid] = table
+            await self._send(Subscribe(id=rid, table=table.id, since=table.version))
+        for batch in list(self._unacked.values()):
+            await self._send_batch(batch)
+
+    def set_api_key(self, api_key: str) -> None:
+        """Use a new API key from the next (re)connection on (after a rotation)."""
+        self.api_key = api_key
+
+    def _route(self, frame: bytes | str) -> None:
+        try:
+            message = self.codec.decode_server(frame)
+        except DecodeError:
+            log.warning("undecodable frame from server")
+            return
+        match message:
+            case Changes(table=tid, changes=changes):
+                table = self._tables.get(tid)
+                if table is not None:
+                    for change in changes:
+                        table._change(change)
+            case Ack(id=rid, version=version):
+                batch = self._batches.pop(rid, None)
+                if batch is not None:
+                    self._unacked.pop(batch.op, None)
+                    if not batch.future.done():
+                        batch.future.set_result(version)
+            case Error(id=rid) if rid is not None and rid in self._batches:
+                batch = self._batches.pop(rid)
+                if message.code == "rate_limited":
+                    delay = (message.retry_after_ms or 100) / 1000
+                    asyncio.get_running_loop().call_later(delay, self._resend_later, batch)
+                    return
+                self._unacked.pop(batch.op, None)
+                if not batch.future.done():
+                    batch.future.set_exception(_server_error(message))
+            case Snapshot(id=rid):
+                table = self._subscribing.get(rid)
+                if table is not None:
+                    first = rid not in self._snapshot_started
+                    self._snapshot_started.add(rid)
+                    table._snapshot(message, first)
+            case Subscribed(id=rid, version=version):
+                self._snapshot_started.discard(rid)
+                table = self._subscribing.pop(rid, None)
+                if table is not None:
+                    table.replica.version = max(table.replica.version, version)
+                    table.live.set()
+                self._resolve(rid, message)
+            case Error(id=rid) if rid is not None:
+                self._subscribing.pop(rid, None)
+                future = self._pending.pop(rid, None)
+                if future is not None and not future.done():
+                    future.set_exception(_server_error(message))
+            case Error():
+                log.warning("server error without request: %s", message.code)
+            case PresenceEvent():
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.presence_events.put_nowait(message)
+            case QueryResult(id=rid) | TableList(id=rid) | Ok(id=rid) | Pong(id=rid):
+                self._resolve(rid, message)
+            case _:
+                pass
+
+    def _resend_later(self, batch: _Batch) -> None:
+        if batch.future.done() or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._send_batch(batch))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def _resolve(self, rid: int, message: Any) -> None:
+        future = self._pending.pop(rid, None)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _fail_requests(self, exc: HypertabError) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._batches.clear()  # unacked batches stay in _unacked, to be resent
+
+    def _fail_all(self, exc: HypertabError) -> None:
+        self._fail_requests(exc)
+        for batch in self._unacked.values():
+            if not batch.future.done():
+                batch.future.set_exception(exc)
+        self._unacked.clear()
+        for table in self._tables.values():
+            table._ended()
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def _send(self, message: Any) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost("not connected")
+        await conn.send(self.codec.encode(message), text=not self.codec.binary)
+
+    async def _wait_ready(self) -> None:
+        if self._closed:
+            raise ConnectionLost("client closed")
+        if not self._ready.is_set():
+            if self._failure is not None:
+                raise self._failure
+            await self._ready.wait()
+
+    async def request(self, make: Callable[[int], Any]) -> Any:
+        """Send a request built by ``make(request_id)`` and wait for its answer."""
+        await self._wait_ready()
+        rid = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            await self._send(make(rid))
+        except ConnectionClosed:
+            self._pending.pop(rid, None)
+            raise ConnectionLost("connection lost") from None
+        return await future
+
+    async def _send_batch(self, batch: _Batch) -> None:
+        if self._conn is None or not self._ready.is_set():
+            return  # resent by _resume after reconnecting
+        batch.request = next(self._ids)
+        self._batches[batch.request] = batch
+        message = Apply(
+            id=batch.request, table=batch.table, client=self.client_id, op=batch.op, ops=batch.ops
+        )
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(message)
+
+    async def apply(self, table: str, ops: list[Op]) -> int:
+        """Apply a batch to a table; returns its version once durable.
+
+        The batch survives reconnections (resent with the same ids) until acknowledged.
+        """
+        await self._wait_ready()
+        op = f"{self.client_id[:8]}-{next(self._ops)}"
+        batch = _Batch(table, op, ops, asyncio.get_running_loop().create_future())
+        self._unacked[op] = batch
+        await self._send_batch(batch)
+        return await batch.future
+
+    # --- tables ---------------------------------------------------------------------------
+
+    async def create_table(
+        self,
+        name: str,
+        columns: Sequence[ColumnDef | tuple[str, str] | tuple[str, str, str]] = (),
+        *,
+        table_id: str | None = None,
+    ) -> Table:
+        """Create a table and return it subscribed.
+
+        ``columns``: ``ColumnDef``s or ``(name, type)`` tuples (the id is made from the
+        name) or ``(id, name, type)``.
+        """
+        defs = [_column(c) for c in columns]
+        tid = table_id or new_id()
+        await self.apply(tid, [CreateTable(name=name, columns=defs)])
+        return await self.table(tid)
+
+    async def table(self, name_or_id: str) -> Table:
+        """Subscribe to a table (by id, else by name) and return its live replica."""
+        existing = self._tables.get(name_or_id)
+        if existing is not None:
+            return existing
+        tables = await self.list_tables()
+        info = next((t for t in tables if t.id == name_or_id), None) or next(
+            (t for t in tables if t.name == name_or_id), None
+        )
+        if info is None:
+            raise ServerError("unknown_table", f"no table {name_or_id!r}")
+        table = self._tables.get(info.id) or Table(self, info.id)
+        self._tables[info.id] = table
+        await self._wait_ready()
+        rid = next(self._ids)
+        self._subscribing[rid] = table
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        await self._send(Subscribe(id=rid, table=info.id))
+        try:
+            await future
+        except BaseException:
+            self._tables.pop(info.id, None)
+            raise
+        return table
+
+    async def unsubscribe(self, table: Table) -> None:
+        """Stop following a table."""
+        self._tables.pop(table.id, None)
+        table._ended()
+        await self.request(lambda rid: Unsubscribe(id=rid, table=table.id))
+
+    async def list_tables(self) -> list[TableInfo]:
+        """The tenant's tables."""
+        result = await self.request(lambda rid: ListTables(id=rid))
+        assert isinstance(result, TableList)
+        return result.tables
+
+    async def query(self, table: str, *, after: str | None = None, limit: int = 500) -> QueryResult:
+        """A page of rows without subscribing (``after``: the previous page's ``next``)."""
+        result = await self.request(
+            lambda rid: Query(id=rid, table=table, after=after, limit=limit)
+        )
+        assert isinstance(result, QueryResult)
+        return result
+
+    async def ping(self) -> None:
+        """Round trip to the server."""
+        await self.request(lambda rid: Ping(id=rid))
+
+
+def _column(spec: ColumnDef | tuple[str, str] | tuple[str, str, str]) -> ColumnDef:
+    if isinstance(spec, ColumnDef):
+        return spec
+    if len(spec) == 2:
+        name, kind = spec
+        cid = "".join(ch if ch.isalnum() else "_" for ch in name)[:64] or new_id()
+        return ColumnDef(id=cid, name=name, type=ColumnType(kind))
+    cid, name, kind = spec
+    return ColumnDef(id=cid, name=name, type=ColumnType(kind))
+
+
+def _server_error(message: Error) -> ServerError:
+    cls = RateLimited if message.code == "rate_limited" else ServerError
+    return cls(
+        message.code,
+        message.message,
+        op_index=message.op_index,
+        retry_after_ms=message.retry_after_ms,
+    )

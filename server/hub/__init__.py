@@ -1,0 +1,1 @@
+"""The realtime hub: subscriptions, fan-out of committed changes, client sessions."""

@@ -1,0 +1,35 @@
+"""Per-message authorization: which scope each message needs (pure).
+
+Checked for every message before it reaches a store; the table allowlist is checked where
+the table is known (after a subscribe by name resolves it).
+"""
+
+from __future__ import annotations
+
+from protocol.messages import Apply, ClientMessage, ListTables, Ping, Presence, Query, Subscribe
+from protocol.ops import SCHEMA_OPS
+from server.auth.principal import Principal, Scope
+
+
+def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
+    """The scopes a message needs."""
+    if isinstance(message, Apply):
+        if any(isinstance(op, SCHEMA_OPS) for op in message.ops):
+            return (Scope.TABLES_WRITE, Scope.SCHEMA_WRITE)
+        return (Scope.TABLES_WRITE,)
+    if isinstance(message, (Subscribe, Query, ListTables, Presence)):
+        return (Scope.TABLES_READ,)
+    if isinstance(message, Ping):
+        return ()
+    return ()
+
+
+def refusal(principal: Principal, message: ClientMessage) -> str | None:
+    """Why ``principal`` may not send ``message``, or None if it may."""
+    for scope in required_scopes(message):
+        if not principal.can(scope):
+            return f"this credential lacks the {scope.value} scope"
+    table = getattr(message, "table", None)
+    if isinstance(table, str) and not principal.may_touch(table):
+        return "this credential may not touch that table"
+    return None

@@ -1,0 +1,369 @@
+"""One client connection: reads messages, checks them, runs them, writes the answers.
+
+This is the thin shell around the pure parts: the codec validates every frame, the
+authorizer checks scopes, the store applies batches and the hub fans changes out. Batches
+are not awaited in the read loop: the next message is read while the previous batch waits
+for its group commit, and the ack is written from the commit's callback. That is what lets a
+client pipeline edits and the store commit them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from protocol.codec import Codec
+from protocol.errors import CloseCode, DecodeError
+from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH, SNAPSHOT_CHUNK_ROWS
+from protocol.messages import (
+    Ack,
+    Apply,
+    Changes,
+    ClientMessage,
+    Error,
+    ListTables,
+    Ok,
+    Ping,
+    Pong,
+    Presence,
+    PresenceEvent,
+    Query,
+    QueryResult,
+    ServerLimits,
+    Snapshot,
+    Subscribe,
+    Subscribed,
+    TableInfo,
+    TableList,
+    Unsubscribe,
+    Welcome,
+)
+from server.auth.principal import Principal
+from server.engine.catalog import TableState
+from server.hub.authorize import refusal
+from server.hub.fanout import Hub, Subscriber
+from server.hub.outbox import Outbox
+from server.store.manager import StoreManager
+from server.store.tenant import StoreError, TenantStore
+from server.store.writer import BatchOutcome
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_FRAMES = 20
+"""Undecodable frames tolerated on one connection before it is closed with BAD_CLIENT."""
+
+REPLAY_CHUNK = 500
+"""Changes per frame when replaying the op log to a resuming subscriber."""
+
+Admit = Callable[["Session", ClientMessage], "Error | None"]
+"""Admission control (rate limits) run before a message is handled; None admits it."""
+
+
+def table_info(state: TableState) -> TableInfo:
+    """A table as the wire describes it."""
+    return TableInfo(
+        id=state.id,
+        name=state.name,
+        version=state.version,
+        columns=[c.to_def() for c in state.columns],
+    )
+
+
+class Session:
+    """State and message handling for one authenticated connection."""
+
+    def __init__(
+        self,
+        conn: ServerConnection,
+        principal: Principal,
+        codec: Codec,
+        hub: Hub,
+        stores: StoreManager,
+        *,
+        limits: ServerLimits,
+        admit: Admit | None = None,
+    ) -> None:
+        self.conn = conn
+        self.principal = principal
+        self.codec = codec
+        self.hub = hub
+        self.stores = stores
+        self.limits = limits
+        self.admit = admit
+        self.id = secrets.token_urlsafe(9)
+        self.outbox = Outbox(conn, binary=codec.binary)
+        self.subscriptions: dict[str, Subscriber] = {}
+        self.presence_tables: set[str] = set()
+        self.bad_frames = 0
+        self.in_flight = 0
+        self.closed = asyncio.Event()
+
+    # --- registry protocol ----------------------------------------------------------------
+
+    @property
+    def credential_id(self) -> str:
+        """The credential this connection was opened with."""
+        return self.principal.credential_id
+
+    @property
+    def tenant(self) -> str:
+        """The tenant this connection belongs to."""
+        return self.principal.tenant
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Close with ``code`` in the background (revocation, expiry, abuse)."""
+        self.outbox.close(code, reason)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def send(self, message: Any) -> None:
+        """Encode and write a message without waiting."""
+        self.outbox.write(self.codec.encode(message))
+
+    async def send_paced(self, message: Any) -> None:
+        """Encode and write a message, waiting for the socket to drain (large replies)."""
+        await self.conn.send(self.codec.encode(message), text=not self.codec.binary)
+
+    def error(self, code: str, message: str, request: int | None = None, **extra: Any) -> None:
+        """Send an ``error``."""
+        self.send(Error(code=code, message=message, id=request, **extra))
+
+    # --- main loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Greet the client, then serve its messages until the connection ends."""
+        p = self.principal
+        self.send(
+            Welcome(
+                session=self.id,
+                tenant=p.tenant,
+                subject=p.subject,
+                scopes=sorted(s.value for s in p.scopes),
+                plan=p.plan.value,
+                limits=self.limits,
+                encoding=self.codec.encoding,
+                expires_at=p.expires_at,
+                tables=sorted(p.tables) if p.tables is not None else None,
+            )
+        )
+        try:
+            while True:
+                data = await self.conn.recv(decode=False)
+                await self.handle_frame(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        """Drop subscriptions and presence when the connection ends."""
+        for table, sub in self.subscriptions.items():
+            self.hub.unsubscribe(self.tenant, table, sub)
+        for table in self.presence_tables:
+            self.hub.presence(
+                self.tenant,
+                table,
+                PresenceEvent(table=table, session=self.id, subject=self.principal.subject),
+            )
+        self.subscriptions.clear()
+        self.presence_tables.clear()
+        self.closed.set()
+
+    async def handle_frame(self, data: bytes | str) -> None:
+        """Decode one frame and handle the message in it."""
+        try:
+            message = self.codec.decode_client(data)
+        except DecodeError as exc:
+            self.bad_frames += 1
+            text = str(exc)
+            code = "unknown_type" if "at `$.type`" in text else "bad_message"
+            self.error(code, text[:300])
+            if self.bad_frames >= MAX_BAD_FRAMES:
+                self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
+            return
+        request = getattr(message, "id", None)
+        why = refusal(self.principal, message)
+        if why is not None:
+            self.error("forbidden", why, request)
+            return
+        if self.admit is not None:
+            refused = self.admit(self, message)
+            if refused is not None:
+                refused.id = request
+                self.send(refused)
+                return
+        try:
+            await self.dispatch(message)
+        except StoreError:
+            self.error("unavailable", "the server is shutting down", request)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.exception("request failed", extra={"type": type(message).__name__})
+            self.error("internal", "unexpected server error; nothing was applied", request)
+
+    async def dispatch(self, message: ClientMessage) -> None:
+        """Run one message."""
+        match message:
+            case Apply():
+                await self.apply(message)
+            case Subscribe():
+                await self.subscribe(message)
+            case Unsubscribe(id=rid, table=table):
+                sub = self.subscriptions.pop(table, None)
+                if sub is not None:
+                    self.hub.unsubscribe(self.tenant, table, sub)
+                self.send(Ok(id=rid))
+            case Query():
+                await self.query(message)
+            case ListTables(id=rid):
+                async with self.stores.use(self.tenant) as store:
+                    tables = [
+                        table_info(t) for t in store.tables() if self.principal.may_touch(t.id)
+                    ]
+                self.send(TableList(id=rid, tables=tables))
+            case Presence(table=table, state=state):
+                if table not in self.subscriptions:
+                    self.error("not_subscribed", "subscribe to the table before presence")
+                    return
+                self.presence_tables.add(table)
+                event = PresenceEvent(
+                    table=table, session=self.id, subject=self.principal.subject, state=state
+                )
+                self.hub.presence(self.tenant, table, event)
+            case Ping(id=rid):
+                self.send(Pong(id=rid))
+
+    # --- apply ----------------------------------------------------------------------------
+
+    async def apply(self, message: Apply) -> None:
+        """Submit a batch; the ack is written when its transaction commits."""
+        store = await self.stores.lease(self.tenant)
+        try:
+            future = store.submit(
+                message.table, message.client, message.op, message.ops, self.principal.subject
+            )
+        except BaseException:
+            self.stores.release(store)
+            raise
+        self.in_flight += 1
+        future.add_done_callback(lambda f: self._applied(message, store, f))
+
+    def _applied(
+        self, message: Apply, store: TenantStore, future: asyncio.Future[BatchOutcome]
+    ) -> None:
+        self.stores.release(store)
+        self.in_flight -= 1
+        if future.cancelled():
+            self.error("unavailable", "the server is shutting down", message.id)
+            return
+        outcome = future.result()
+        if outcome.error is not None:
+            err = outcome.error
+            self.error(err.code, err.message, message.id, op_index=err.op_index)
+        else:
+            self.send(
+                Ack(
+                    id=message.id,
+                    op=message.op,
+                    version=outcome.version,
+                    duplicate=outcome.duplicate,
+                )
+            )
+
+    # --- subscribe / query ----------------------------------------------------------------
+
+    async def subscribe(self, message: Subscribe) -> None:
+        """Send a snapshot or the missed changes, then go live."""
+        rid = message.id
+        if (message.table is None) == (message.name is None):
+            self.error("bad_message", "subscribe needs exactly one of table or name", rid)
+            return
+        async with self.stores.use(self.tenant) as store:
+            state = (
+                store.table(message.table)
+                if message.table is not None
+                else store.table_named(message.name or "")
+            )
+            if state is None:
+                self.error("unknown_table", "no such table", rid)
+                return
+            if not self.principal.may_touch(state.id):
+                self.error("forbidden", "this credential may not touch that table", rid)
+                return
+            old = self.subscriptions.pop(state.id, None)
+            if old is not None:
+                self.hub.unsubscribe(self.tenant, state.id, old)
+            sub = Subscriber(self.outbox, self.codec.encoding, self.id, state.id)
+            self.hub.subscribe(self.tenant, state.id, sub)
+            self.subscriptions[state.id] = sub
+            try:
+                version = await self._catch_up(store, state.id, message)
+            except BaseException:
+                self.subscriptions.pop(state.id, None)
+                self.hub.unsubscribe(self.tenant, state.id, sub)
+                raise
+            if version is None:
+                self.subscriptions.pop(state.id, None)
+                self.hub.unsubscribe(self.tenant, state.id, sub)
+                self.error("unknown_table", "no such table", rid)
+                return
+        await self.send_paced(Subscribed(id=rid, table=state.id, version=version))
+        sub.go_live(version)
+
+    async def _catch_up(self, store: TenantStore, table: str, message: Subscribe) -> int | None:
+        if message.since is not None:
+            replay = await store.since(table, message.since)
+            if replay is not None:
+                state, changes = replay
+                for start in range(0, len(changes), REPLAY_CHUNK):
+                    batch = changes[start : start + REPLAY_CHUNK]
+                    await self.send_paced(Changes(table=table, changes=batch))
+                return state.version
+        snap = await store.snapshot(table)
+        if snap is None:
+            return None
+        info = table_info(snap.table)
+        rows = snap.rows
+        for start in range(0, max(len(rows), 1), SNAPSHOT_CHUNK_ROWS):
+            chunk = rows[start : start + SNAPSHOT_CHUNK_ROWS]
+            last = start + SNAPSHOT_CHUNK_ROWS >= len(rows)
+            await self.send_paced(Snapshot(id=message.id, table=info, rows=chunk, last=last))
+        return snap.table.version
+
+    async def query(self, message: Query) -> None:
+        """Answer a page of rows."""
+        async with self.stores.use(self.tenant) as store:
+            if store.table(message.table) is None:
+                self.error("unknown_table", "no such table", message.id)
+                return
+            page = await store.page(message.table, message.after, message.limit)
+        if page is None:
+            self.error("unknown_table", "no such table", message.id)
+            return
+        more = len(page.rows) == message.limit
+        await self.send_paced(
+            QueryResult(
+                id=message.id,
+                table=message.table,
+                version=page.table.version,
+                rows=page.rows,
+                next=page.rows[-1].order if more and page.rows else None,
+            )
+        )
+
+
+def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
+    """The limits announced in ``welcome``."""
+    return ServerLimits(
+        max_frame_bytes=MAX_FRAME_BYTES,
+        max_ops_per_batch=MAX_OPS_PER_BATCH,
+        ops_per_minute=ops_per_minute,
+        burst_per_second=burst_per_second,
+    )
