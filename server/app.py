@@ -34,6 +34,7 @@ from server.control.plane import ControlPlane
 from server.http.headers import security_headers
 from server.hub.fanout import Hub
 from server.hub.registry import Registry
+from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.store.manager import StoreManager
 
@@ -78,6 +79,7 @@ class HypertabServer:
             durability=config.durability,
             max_open=config.max_open_stores,
         )
+        self.services = Services(self.hub, self.stores)
         self._server: Server | None = None
         self._revocations: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -94,6 +96,7 @@ class HypertabServer:
         self.control = await ControlPlane.open(
             cfg.data_dir, pepper=load_pepper(cfg.data_dir), environment=cfg.environment, jwt=jwt
         )
+        self.services.control = self.control
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
         self._server = await serve(
             self._handle,
@@ -200,8 +203,7 @@ class HypertabServer:
             conn,
             principal,
             codec_for_subprotocol(conn.subprotocol),
-            self.hub,
-            self.stores,
+            self.services,
             limits=default_limits(0, 0),
         )
         session.outbox.limit = self.config.send_buffer_bytes

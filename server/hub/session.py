@@ -49,6 +49,7 @@ from server.engine.catalog import TableState
 from server.hub.authorize import refusal
 from server.hub.fanout import Hub, Subscriber
 from server.hub.outbox import Outbox
+from server.hub.services import Services
 from server.store.manager import StoreManager
 from server.store.tenant import StoreError, TenantStore
 from server.store.writer import BatchOutcome
@@ -83,8 +84,7 @@ class Session:
         conn: ServerConnection,
         principal: Principal,
         codec: Codec,
-        hub: Hub,
-        stores: StoreManager,
+        services: Services,
         *,
         limits: ServerLimits,
         admit: Admit | None = None,
@@ -92,8 +92,9 @@ class Session:
         self.conn = conn
         self.principal = principal
         self.codec = codec
-        self.hub = hub
-        self.stores = stores
+        self.services = services
+        self.hub: Hub = services.hub
+        self.stores: StoreManager = services.stores
         self.limits = limits
         self.admit = admit
         self.id = secrets.token_urlsafe(9)
@@ -209,7 +210,11 @@ class Session:
             self.error("internal", "unexpected server error; nothing was applied", request)
 
     async def dispatch(self, message: ClientMessage) -> None:
-        """Run one message."""
+        """Run one message: a feature's registered handler, else the core ones."""
+        handler = self.services.handlers.get(type(message))
+        if handler is not None:
+            await handler(self, message)
+            return
         match message:
             case Apply():
                 await self.apply(message)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +91,7 @@ class TenantStore:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._closing = False
         self._closed = asyncio.Event()
+        self._write_lock = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._run())
         self.users = 0
         self.last_used = time.monotonic()
@@ -155,6 +156,10 @@ class TenantStore:
         self._closed.set()
 
     async def _commit(self, jobs: list[_Job]) -> None:
+        async with self._write_lock:
+            await self._commit_locked(jobs)
+
+    async def _commit_locked(self, jobs: list[_Job]) -> None:
         try:
             result = await _run_in(
                 self._writer,
@@ -190,6 +195,22 @@ class TenantStore:
         for job, outcome in zip(jobs, result.outcomes, strict=True):
             if not job.future.done():
                 job.future.set_result(outcome)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The write connection, with the writer paused, for features that write their own
+        tables (secrets, audit, functions) in their own transactions. Keep it short: queued
+        batches wait meanwhile. The connection is in autocommit mode: ``BEGIN`` explicitly.
+        """
+        if self._closing:
+            raise StoreClosed("store is closing")
+        async with self._write_lock:
+            yield self._writer
+
+    async def run_exclusive(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(sqlite3_connection, *args)`` in the writer's thread, writer paused."""
+        async with self.exclusive():
+            return await _run_in(self._writer, fn, *args)
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -266,20 +266,6 @@ def commit_group(
                     op=request.op,
                 )
                 conn.execute(
-                    "INSERT INTO _ht_tables (id, sql, name, version, dropped, columns) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                    "name=excluded.name, version=excluded.version, dropped=excluded.dropped, "
-                    "columns=excluded.columns",
-                    (
-                        state.id,
-                        state.sql,
-                        state.name,
-                        state.version,
-                        int(state.dropped),
-                        encode_columns(state.columns).decode(),
-                    ),
-                )
-                conn.execute(
                     "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (
@@ -312,6 +298,23 @@ def commit_group(
             overlay[state.id] = state
             result.next_sql = plan.next_sql
             result.outcomes.append(BatchOutcome(version=state.version, change=change))
+        # Table rows once per table per group, not per batch: a hot table's row would
+        # otherwise be rewritten (and its columns re-encoded) for every edit.
+        for state in overlay.values():
+            conn.execute(
+                "INSERT INTO _ht_tables (id, sql, name, version, dropped, columns) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "name=excluded.name, version=excluded.version, dropped=excluded.dropped, "
+                "columns=excluded.columns",
+                (
+                    state.id,
+                    state.sql,
+                    state.name,
+                    state.version,
+                    int(state.dropped),
+                    encode_columns(state.columns).decode(),
+                ),
+            )
         if result.next_sql != next_sql:
             conn.execute("UPDATE _ht_meta SET value=? WHERE key='next_sql'", (result.next_sql,))
         conn.execute("COMMIT")

@@ -1,0 +1,32 @@
+"""What a session can reach: the shared parts of the hub process, in one place.
+
+Features plug into the hub by adding a field here (wired in ``server/app.py``) and, for new
+client messages, a handler in :attr:`Services.handlers` keyed by the message type, so that
+``Session.dispatch`` never grows a branch per feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from server.hub.fanout import Hub
+from server.store.manager import StoreManager
+
+if TYPE_CHECKING:
+    from server.control.plane import ControlPlane
+    from server.hub.session import Session
+
+Handler = Callable[["Session", Any], Awaitable[None]]
+"""Handles one decoded client message for a session."""
+
+
+@dataclass(slots=True)
+class Services:
+    """The hub's shared parts."""
+
+    hub: Hub
+    stores: StoreManager
+    control: ControlPlane | None = None
+    handlers: dict[type, Handler] = field(default_factory=dict)
