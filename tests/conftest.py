@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,33 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# --- a real hub on a free port ------------------------------------------------------------
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> Any:
+    """A running hub (real sockets, real SQLite files under ``tmp_path``)."""
+    from server.app import HypertabServer
+    from server.config import Config
+
+    server = HypertabServer(Config(data_dir=tmp_path / "data", port=0))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def hub_url(hub: Any) -> str:
+    """The WebSocket URL of the running ``hub``."""
+    return f"ws://127.0.0.1:{hub.port}/v1/ws"
+
+
+@pytest.fixture
+async def tenant(hub: Any) -> Any:
+    """A fresh tenant on ``hub``: ``(tenant_record, api_key_plaintext)`` (all scopes)."""
+    record, issued = await hub.control.create_tenant("acme", now=time.time())
+    return record, issued.secret
