@@ -30,6 +30,8 @@ from client_sdk.errors import (
     RateLimited,
     ServerError,
 )
+from client_sdk.functions import Functions
+from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
@@ -107,6 +109,10 @@ class Client:
         self._ready = asyncio.Event()
         self._failure: HypertabError | None = None
         self.presence_events: asyncio.Queue[PresenceEvent] = asyncio.Queue(maxsize=1000)
+        self.secrets = Secrets(self)
+        """The tenant's secret store (``client_sdk/secrets.py``)."""
+        self.functions = Functions(self)
+        """The tenant's custom formula functions (``client_sdk/functions.py``)."""
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -302,7 +308,9 @@ class Client:
             case QueryResult(id=rid) | TableList(id=rid) | Ok(id=rid) | Pong(id=rid):
                 self._resolve(rid, message)
             case _:
-                pass
+                rid = getattr(message, "id", None)  # feature responses (secrets, ...)
+                if isinstance(rid, int):
+                    self._resolve(rid, message)
 
     def _resend_later(self, batch: _Batch) -> None:
         if batch.future.done() or self._closed:
@@ -376,6 +384,8 @@ class Client:
 
         The batch survives reconnections (resent with the same ids) until acknowledged.
         """
+        if not ops:
+            raise ValueError("a batch needs at least one op")
         await self._wait_ready()
         op = f"{self.client_id[:8]}-{next(self._ops)}"
         batch = _Batch(table, op, ops, asyncio.get_running_loop().create_future())

@@ -26,6 +26,12 @@ subprotocol; the server never echoes it."""
 T = TypeVar("T")
 
 
+class _Envelope(msgspec.Struct):
+    """Just the request id of a frame, read leniently to answer an invalid request."""
+
+    id: Any = None
+
+
 class _Side(Generic[T]):
     def __init__(self, encoding: str, kind: Any) -> None:
         self.binary = encoding == MSGPACK
@@ -62,6 +68,11 @@ class Codec:
         else:
             self._encoder = msgspec.json.Encoder()
         self._client: _Side[ClientMessage] = _Side(encoding, ClientMessage)
+        self._envelope: msgspec.msgpack.Decoder[_Envelope] | msgspec.json.Decoder[_Envelope]
+        if self.binary:
+            self._envelope = msgspec.msgpack.Decoder(_Envelope)
+        else:
+            self._envelope = msgspec.json.Decoder(_Envelope)
         self._server: _Side[ServerMessage] = _Side(encoding, ServerMessage)
 
     def encode(self, message: Any) -> bytes:
@@ -71,6 +82,19 @@ class Codec:
     def decode_client(self, data: bytes | str) -> ClientMessage:
         """Decode a frame sent by a client. Raises :class:`DecodeError` with the reason."""
         return self._client.decode(data)
+
+    def request_id(self, data: bytes | str) -> int | None:
+        """The ``id`` of a frame that failed to decode, if it has a usable one, so the
+        error can be matched to the request."""
+        if len(data) > MAX_FRAME_BYTES:
+            return None
+        try:
+            rid = self._envelope.decode(data.encode() if isinstance(data, str) else data).id
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid <= 2**53:
+            return rid
+        return None
 
     def decode_server(self, data: bytes | str) -> ServerMessage:
         """Decode a frame sent by the server. Raises :class:`DecodeError` with the reason."""

@@ -184,7 +184,7 @@ class Session:
             self.bad_frames += 1
             text = str(exc)
             code = "unknown_type" if "at `$.type`" in text else "bad_message"
-            self.error(code, text[:300])
+            self.error(code, text[:300], self.codec.request_id(data))
             if self.bad_frames >= MAX_BAD_FRAMES:
                 self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
             return
