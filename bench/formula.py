@@ -4,17 +4,54 @@ Prints one JSON line: cell evaluations per second for a simple formula (``{a} * 
 a heavy one (IF / text / ROUND / TEXT nesting), an aggregate one (``{a} / SUM({a})``) and
 one calling a custom function, plus the one-off compile time. Run:
 ``.venv/bin/python bench/formula.py [--rows N]``.
+
+``--store`` measures through a real ``TenantStore`` (SQLite file, group commit) with the
+formula hooks the hub installs, and prints a second JSON line:
+
+* ``set_formula_rows_per_s``: ``add_column`` of ``{a} * {b} + 1`` on a table of ``--rows``
+  rows, i.e. one recompute pass over the whole column inside the transaction (evaluate,
+  write the SQL column, build the broadcast ``update_cells`` ops, op log), ack to ack;
+* ``edit_ops_per_s_hooks`` / ``edit_ops_per_s_plain``: the hot path, 64 producers sending
+  single-op batches (bench/commit.py's mix: 3/4 updates, 1/4 inserts) to a table WITHOUT
+  formula columns, with the hooks installed and without; best of 3 interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from server.formula import CellValue, EvalContext, Formula, FunctionRegistry, compile_formula
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from protocol.messages import Change
+from protocol.ops import (
+    AddColumn,
+    ColumnDef,
+    ColumnType,
+    CreateTable,
+    InsertRows,
+    NewRow,
+    Op,
+    UpdateCells,
+)
+from server.formula import (
+    CellValue,
+    EvalContext,
+    Formula,
+    FunctionRegistry,
+    compile_formula,
+)
+from server.store.formulas import FormulaRuntime
+from server.store.schema import Durability
+from server.store.tenant import TenantStore
 
 SIMPLE = "{a} * {b} + 1"
 HEAVY = (
@@ -35,10 +72,110 @@ def best_rate(run: Callable[[], object], rows: int, repeat: int = 3) -> float:
     return rows / best
 
 
+async def open_store(path: Path, hooks: bool) -> TenantStore:
+    """A tenant store on ``path``, with the hub's formula hooks or without."""
+
+    def on_commit(tenant: str, table: str, changes: list[Change]) -> None:
+        pass
+
+    runtime = FormulaRuntime()
+    return await TenantStore.open(
+        "benchformula01",
+        path,
+        durability=Durability.PROCESS,
+        on_commit=on_commit,
+        check_formula=runtime.check if hooks else None,
+        recompute=runtime.recompute if hooks else None,
+    )
+
+
+async def set_formula_rate(root: Path, rows: int) -> float:
+    """Rows per second of one full recompute pass (add a formula column), ack to ack."""
+    store = await open_store(root / "setformula.db", hooks=True)
+    try:
+        cols = [
+            ColumnDef(id="a", name="a", type=ColumnType.NUMBER),
+            ColumnDef(id="b", name="b", type=ColumnType.NUMBER),
+        ]
+        await store.apply("t", "c", "create", [CreateTable(name="T", columns=cols)], "b")
+        for start in range(0, rows, 1000):
+            batch = [
+                NewRow(id=f"r{i}", values={"a": i % 100, "b": i % 7})
+                for i in range(start, min(rows, start + 1000))
+            ]
+            out = await store.apply("t", "c", f"i{start}", [InsertRows(rows=batch)], "b")
+            assert out.error is None, out.error
+        column = ColumnDef(id="f", name="f", type=ColumnType.FORMULA, formula=SIMPLE)
+        began = time.perf_counter()
+        out = await store.apply("t", "c", "formula", [AddColumn(column=column)], "b")
+        elapsed = time.perf_counter() - began
+        assert out.error is None and out.change is not None, out.error
+        assert len(out.change.ops) == rows + 1
+        return rows / elapsed
+    finally:
+        await store.close()
+
+
+async def edit_rate(path: Path, hooks: bool, total: int, producers: int = 64) -> float:
+    """Acked single-op batches per second on a table without formulas."""
+    store = await open_store(path, hooks)
+    try:
+        cols = [
+            ColumnDef(id="name", name="name", type=ColumnType.TEXT),
+            ColumnDef(id="n", name="n", type=ColumnType.NUMBER),
+        ]
+        await store.apply("t", "c", "create", [CreateTable(name="T", columns=cols)], "b")
+        seed = [NewRow(id=f"r{i}", values={"name": f"s{i}", "n": i}) for i in range(1000)]
+        await store.apply("t", "c", "seed", [InsertRows(rows=seed)], "b")
+        counter = 0
+
+        async def producer(index: int) -> None:
+            nonlocal counter
+            rng = random.Random(index)
+            while counter < total:
+                i = counter
+                counter += 1
+                op: Op
+                if i % 4 == 0:
+                    op = InsertRows(rows=[NewRow(id=f"n{i}", values={"name": "x", "n": i})])
+                else:
+                    op = UpdateCells(row=f"r{rng.randrange(1000)}", values={"n": i})
+                out = await store.apply("t", "p", f"o{i}", [op], "b")
+                assert out.error is None, out.error
+
+        began = time.perf_counter()
+        await asyncio.gather(*(producer(k) for k in range(producers)))
+        return total / (time.perf_counter() - began)
+    finally:
+        await store.close()
+
+
+async def store_figures(rows: int, edits: int) -> dict[str, object]:
+    """The ``--store`` JSON line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        figures: dict[str, Any] = {"bench": "formula_store", "rows": rows, "edits": edits}
+        figures["set_formula_rows_per_s"] = round(await set_formula_rate(root, rows))
+        best = {True: 0.0, False: 0.0}
+        for round_ in range(3):
+            for hooks in (False, True):
+                path = root / f"edits-{round_}-{hooks}.db"
+                best[hooks] = max(best[hooks], await edit_rate(path, hooks, edits))
+        figures["edit_ops_per_s_plain"] = round(best[False])
+        figures["edit_ops_per_s_hooks"] = round(best[True])
+        figures["hooks_ratio"] = round(best[True] / best[False], 3)
+        return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--store", action="store_true", help="also measure through a store")
+    parser.add_argument("--edits", type=int, default=20_000, help="hot-path ops per round")
     args = parser.parse_args()
+    if args.store:
+        print(json.dumps(asyncio.run(store_figures(args.rows, args.edits))))
+        return
     rng = random.Random(42)
     ids = {"a": "c_a", "b": "c_b", "name": "c_name"}
     table: list[dict[str, CellValue]] = [

@@ -40,6 +40,7 @@ _SPECS = (
     ErrorSpec("type_mismatch", False, "A cell value does not fit its column's type."),
     ErrorSpec("read_only", False, "The column is computed (formula) and cannot be written."),
     ErrorSpec("formula_error", False, "The formula is invalid or would create a cycle."),
+    ErrorSpec("unknown_function", False, "No custom function with that name in this tenant."),
     ErrorSpec("not_subscribed", False, "The request needs a subscription to the table first."),
     ErrorSpec("forbidden", False, "The credential's scopes or table allowlist do not permit this."),
     ErrorSpec("plan_required", False, "The tenant's plan does not include this feature."),

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from protocol.formulas import FunctionClientMessage, FunctionServerMessage
 from protocol.ids import Id, Name, RequestId, Version
 from protocol.limits import MAX_OPS_PER_BATCH, MAX_PRESENCE_KEYS, MAX_QUERY_LIMIT
 from protocol.ops import ColumnDef, Op, Row
@@ -86,7 +87,9 @@ class Ping(Struct, tag="ping"):
     id: RequestId
 
 
-ClientMessage = Subscribe | Unsubscribe | Apply | Query | ListTables | Presence | Ping
+ClientMessage = (
+    Subscribe | Unsubscribe | Apply | Query | ListTables | Presence | Ping | FunctionClientMessage
+)
 
 # --- server -> client -------------------------------------------------------------------
 
@@ -233,4 +236,5 @@ ServerMessage = (
     | Error
     | PresenceEvent
     | Pong
+    | FunctionServerMessage
 )

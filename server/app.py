@@ -32,10 +32,12 @@ from server.auth.revocation import RevocationEvent, RevocationKind, Subscription
 from server.config import Config, load_pepper
 from server.control.plane import ControlPlane
 from server.http.headers import security_headers
+from server.hub import functions as functions_hub
 from server.hub.fanout import Hub
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 
 log = logging.getLogger(__name__)
@@ -73,13 +75,17 @@ class HypertabServer:
         self.hub = Hub()
         self.registry = Registry(config.max_connections_per_credential)
         self.control: ControlPlane | None = None
+        self.formulas = FormulaRuntime()
         self.stores = StoreManager(
             config.data_dir,
             on_commit=self._on_commit,
             durability=config.durability,
             max_open=config.max_open_stores,
+            check_formula=self.formulas.check,
+            recompute=self.formulas.recompute,
         )
         self.services = Services(self.hub, self.stores)
+        functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
         self._revocations: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -34,6 +34,7 @@ from protocol.ops import (
 )
 from server.engine.catalog import ColumnState, TableState
 from server.engine.cells import CellError, to_stored
+from server.engine.formula_renames import rename_references
 
 
 class BatchError(Exception):
@@ -117,6 +118,13 @@ class FormulaChanged:
     column: ColumnState
 
 
+@dataclass(frozen=True, slots=True)
+class FormulaRewritten:
+    """A column rename rewrote this formula's text (same meaning, nothing to recompute)."""
+
+    column: ColumnState
+
+
 Step = (
     CreateSqlTable
     | DropSqlTable
@@ -127,11 +135,13 @@ Step = (
     | DeleteRowsStep
     | MoveRowStep
     | FormulaChanged
+    | FormulaRewritten
 )
 
-FormulaCheck = Callable[[TableState, ColumnState], None]
-"""Checks a formula column against the table (syntax, references, cycles); raises
-:class:`BatchError` with code ``formula_error``. Supplied by the formula layer."""
+FormulaCheck = Callable[[TableState, ColumnState, int], None]
+"""``check(table, column, op_index)``: checks a formula column against the table (syntax,
+references, cycles); raises :class:`BatchError` with code ``formula_error`` naming the op.
+Supplied by the formula layer (:func:`server.engine.formulas.make_check`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +154,8 @@ class Plan:
     writes_schema: bool
 
 
-def _refuse_formulas(table: TableState, column: ColumnState) -> None:
-    raise BatchError("formula_error", "formula columns are not enabled on this server")
+def _refuse_formulas(table: TableState, column: ColumnState, index: int) -> None:
+    raise BatchError("formula_error", "formula columns are not enabled on this server", index)
 
 
 def _cells(table: TableState, values: dict[str, Any], index: int) -> tuple[tuple[str, Any], ...]:
@@ -210,7 +220,7 @@ def plan_batch(
             steps.append(CreateSqlTable(state))
             for column in columns:
                 if column.type is ColumnType.FORMULA:
-                    check_formula(state, column)
+                    check_formula(state, column, index)
                     steps.append(FormulaChanged(column))
             writes_schema = True
             continue
@@ -237,7 +247,7 @@ def plan_batch(
             state = state.evolve(columns=(*state.columns, column))
             steps.append(AddSqlColumn(state.sql, column))
             if column.type is ColumnType.FORMULA:
-                check_formula(state, column)
+                check_formula(state, column, index)
                 steps.append(FormulaChanged(column))
             writes_schema = True
         elif isinstance(op, RenameColumn):
@@ -254,9 +264,12 @@ def plan_batch(
                 column_or_none.sql,
                 column_or_none.formula,
             )
+            before = state
             state = state.evolve(
                 columns=tuple(renamed if c.id == op.column else c for c in state.columns)
             )
+            state, rewritten = rename_references(before, state, op.column)
+            steps.extend(FormulaRewritten(c) for c in rewritten)
             writes_schema = True
         elif isinstance(op, DropColumn):
             dropped = state.column(op.column)
@@ -265,7 +278,7 @@ def plan_batch(
             state = state.evolve(columns=tuple(c for c in state.columns if c.id != op.column))
             for column in state.columns:
                 if column.type is ColumnType.FORMULA:
-                    check_formula(state, column)
+                    check_formula(state, column, index)
             steps.append(DropSqlColumn(state.sql, dropped.sql))
             writes_schema = True
         elif isinstance(op, SetFormula):
@@ -278,7 +291,7 @@ def plan_batch(
             state = state.evolve(
                 columns=tuple(updated if c.id == op.column else c for c in state.columns)
             )
-            check_formula(state, updated)
+            check_formula(state, updated, index)
             steps.append(FormulaChanged(updated))
             writes_schema = True
         elif isinstance(op, InsertRows):

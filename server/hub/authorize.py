@@ -6,6 +6,7 @@ the table is known (after a subscribe by name resolves it).
 
 from __future__ import annotations
 
+from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
 from protocol.messages import Apply, ClientMessage, ListTables, Ping, Presence, Query, Subscribe
 from protocol.ops import SCHEMA_OPS
 from server.auth.principal import Principal, Scope
@@ -18,6 +19,10 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
             return (Scope.TABLES_WRITE, Scope.SCHEMA_WRITE)
         return (Scope.TABLES_WRITE,)
     if isinstance(message, (Subscribe, Query, ListTables, Presence)):
+        return (Scope.TABLES_READ,)
+    if isinstance(message, (FunctionDefine, FunctionDrop)):
+        return (Scope.SCHEMA_WRITE,)
+    if isinstance(message, FunctionList):
         return (Scope.TABLES_READ,)
     if isinstance(message, Ping):
         return ()

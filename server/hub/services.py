@@ -17,6 +17,7 @@ from server.store.manager import StoreManager
 if TYPE_CHECKING:
     from server.control.plane import ControlPlane
     from server.hub.session import Session
+    from server.store.formulas import FormulaRuntime
 
 Handler = Callable[["Session", Any], Awaitable[None]]
 """Handles one decoded client message for a session."""
@@ -29,4 +30,5 @@ class Services:
     hub: Hub
     stores: StoreManager
     control: ControlPlane | None = None
+    formulas: FormulaRuntime | None = None  # formula columns, custom functions
     handlers: dict[type, Handler] = field(default_factory=dict)

@@ -5,6 +5,7 @@
                 idempotency (unique on table, client id, op id)
 ``_ht_tombstones`` deleted row ids, so a deleted row stays deleted
 ``_ht_meta``    tenant-wide counters (the SQL name counter)
+``_ht_functions`` the tenant's custom formula functions (upper-case name, definition text)
 User tables are ``t_<n>`` with columns ``_id``, ``_ord`` and ``c_<n>``; no declared column
 types, so SQLite stores each value exactly as given.
 """
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS _ht_meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO _ht_meta (key, value) VALUES ('next_sql', 1);
+CREATE TABLE IF NOT EXISTS _ht_functions (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 

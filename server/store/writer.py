@@ -75,8 +75,10 @@ class GroupResult:
     next_sql: int = 0
 
 
-FormulaRecompute = Callable[[sqlite3.Connection, TableState, Plan], None]
-"""Recomputes formula columns touched by a plan, inside the transaction."""
+FormulaRecompute = Callable[[sqlite3.Connection, TableState, Plan, list[Op]], list[Op]]
+"""``recompute(conn, table, plan, applied_ops)``: recomputes the formula columns a plan
+touched, inside the transaction; returns the server-made ops (computed cells, rewritten
+formula texts) to append to the change so replicas see them."""
 
 
 def _row_order(conn: sqlite3.Connection, sql: str, row: str, index: int) -> str:
@@ -256,7 +258,7 @@ def commit_group(
                 )
                 applied = _execute_plan(conn, request.table, plan, request.ops)
                 if recompute is not None and not plan.table.dropped:
-                    recompute(conn, plan.table, plan)
+                    applied.extend(recompute(conn, plan.table, plan, applied))
                 state = plan.table
                 change = Change(
                     version=state.version,
