@@ -23,6 +23,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from client_sdk.auth import TokenRefresher
 from client_sdk.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -31,10 +32,14 @@ from client_sdk.errors import (
     ServerError,
 )
 from client_sdk.functions import Functions
+from client_sdk.keys import Keys
+from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
+from protocol.identity import Authenticated, KeyCreated, KeyRevoked
+from protocol.identity import Keys as KeysMessage
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import (
     Ack,
@@ -109,6 +114,12 @@ class Client:
         self._ready = asyncio.Event()
         self._failure: HypertabError | None = None
         self.presence_events: asyncio.Queue[PresenceEvent] = asyncio.Queue(maxsize=1000)
+        self._pacer = Pacer()
+        self.keys = Keys(self)
+        """API key administration (needs ``keys:admin``): create, list, revoke, rotate."""
+        self.refresher = TokenRefresher(self._credential, self.request)
+        """Refreshes a ``token_provider`` token in band before it expires."""
+        self._credential_changed = asyncio.Event()
         self.secrets = Secrets(self)
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
@@ -173,13 +184,17 @@ class Client:
             await conn.close()
             raise HypertabError("the server did not start with welcome")
         self.welcome = welcome
+        self._pacer.reset(welcome.limits.ops_per_minute, welcome.limits.burst_per_second)
         self._conn = conn
         self.connections += 1
         self._ready.set()
+        if self.token_provider is not None:
+            self.refresher.schedule(welcome.expires_at)
 
     async def close(self) -> None:
         """Close the connection; pending requests fail with ConnectionLost. Idempotent."""
         self._closed = True
+        await self.refresher.aclose()
         if self._conn is not None:
             await self._conn.close()
         if self._reader is not None:
@@ -227,7 +242,7 @@ class Client:
                 if advice is Reconnect.BACKOFF:
                     delay = max(delay, 1.0)
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self._backoff(delay)
                 try:
                     await self._open()
                 except (OSError, HypertabError, ConnectionClosed, TimeoutError) as exc:
@@ -252,8 +267,18 @@ class Client:
             await self._send_batch(batch)
 
     def set_api_key(self, api_key: str) -> None:
-        """Use a new API key from the next (re)connection on (after a rotation)."""
+        """Use a new API key from the next (re)connection on (after a rotation).
+
+        A client waiting to reconnect after its key was revoked (4003) retries at once.
+        """
         self.api_key = api_key
+        self._credential_changed.set()
+
+    async def _backoff(self, delay: float) -> None:
+        """Sleep ``delay`` before reconnecting, or less if a new API key arrives."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._credential_changed.wait(), delay)
+        self._credential_changed.clear()
 
     def _route(self, frame: bytes | str) -> None:
         try:
@@ -307,6 +332,13 @@ class Client:
                     self.presence_events.put_nowait(message)
             case QueryResult(id=rid) | TableList(id=rid) | Ok(id=rid) | Pong(id=rid):
                 self._resolve(rid, message)
+            case (
+                Authenticated(id=rid)
+                | KeyCreated(id=rid)
+                | KeysMessage(id=rid)
+                | KeyRevoked(id=rid)
+            ):
+                self._resolve(rid, message)
             case _:
                 rid = getattr(message, "id", None)  # feature responses (secrets, ...)
                 if isinstance(rid, int):
@@ -342,6 +374,7 @@ class Client:
     # --- sending --------------------------------------------------------------------------
 
     async def _send(self, message: Any) -> None:
+        await self._pacer.wait(plan_cost(message))  # stay within welcome.limits
         conn = self._conn
         if conn is None:
             raise ConnectionLost("not connected")

@@ -44,7 +44,23 @@ _SPECS = (
     ErrorSpec("not_subscribed", False, "The request needs a subscription to the table first."),
     ErrorSpec("forbidden", False, "The credential's scopes or table allowlist do not permit this."),
     ErrorSpec("plan_required", False, "The tenant's plan does not include this feature."),
+    ErrorSpec("auth_failed", False, "The in-band token was refused; the old one still applies."),
+    ErrorSpec("unknown_key", False, "No such API key in the caller's tenant."),
+    ErrorSpec("key_not_rotatable", False, "The key is revoked or expired; create a new one."),
+    ErrorSpec("invalid_secret", False, "The secret's name, kind or value breaks the rules."),
+    ErrorSpec("secret_not_found", False, "No secret with that name in this tenant."),
+    ErrorSpec(
+        "secret_unreadable",
+        False,
+        "The stored ciphertext did not authenticate (tampered or moved); no value returned.",
+    ),
+    ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
+    ErrorSpec(
+        "over_plan_limit",
+        False,
+        "The batch has more ops than the plan allows per window; split it.",
+    ),
     ErrorSpec("unavailable", True, "The server cannot serve this right now (shutting down)."),
     ErrorSpec("internal", True, "An unexpected server failure; nothing was applied."),
 )

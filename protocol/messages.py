@@ -15,10 +15,13 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from protocol.audit import AuditChunk, AuditExport, ToolCall
 from protocol.formulas import FunctionClientMessage, FunctionServerMessage
+from protocol.identity import IdentityClientMessage, IdentityServerMessage
 from protocol.ids import Id, Name, RequestId, Version
 from protocol.limits import MAX_OPS_PER_BATCH, MAX_PRESENCE_KEYS, MAX_QUERY_LIMIT
 from protocol.ops import ColumnDef, Op, Row
+from protocol.secrets import SecretClientMessage, SecretServerMessage
 
 # --- client -> server -------------------------------------------------------------------
 
@@ -88,7 +91,18 @@ class Ping(Struct, tag="ping"):
 
 
 ClientMessage = (
-    Subscribe | Unsubscribe | Apply | Query | ListTables | Presence | Ping | FunctionClientMessage
+    Subscribe
+    | Unsubscribe
+    | Apply
+    | Query
+    | ListTables
+    | Presence
+    | Ping
+    | ToolCall
+    | AuditExport
+    | IdentityClientMessage
+    | SecretClientMessage
+    | FunctionClientMessage
 )
 
 # --- server -> client -------------------------------------------------------------------
@@ -236,5 +250,8 @@ ServerMessage = (
     | Error
     | PresenceEvent
     | Pong
+    | AuditChunk
+    | IdentityServerMessage
+    | SecretServerMessage
     | FunctionServerMessage
 )

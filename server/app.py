@@ -18,22 +18,39 @@ import time
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from protocol.codec import AUTH_SUBPROTOCOL_PREFIX, JSON, SUBPROTOCOLS
+from protocol.codec import JSON, SUBPROTOCOLS
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
-from server.auth.errors import AuthError
+from server.audit import handlers as audit_handlers
+from server.audit.hub import AuditHub
+from server.auth.handshake import (
+    AuthFailureHook,
+    HandshakeGate,
+    Refusal,
+    websocket_logger,
+)
 from server.auth.jwt import JwtConfig, JwtVerifier
 from server.auth.principal import Principal
-from server.auth.revocation import RevocationEvent, RevocationKind, Subscription
+from server.auth.revocation import (
+    RedisRevocationBus,
+    RevocationEvent,
+    RevocationKind,
+    Subscription,
+)
 from server.config import Config, load_pepper
+from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
 from server.http.headers import security_headers
 from server.hub import functions as functions_hub
+from server.hub import secrets as secrets_hub
+from server.hub.admission import Admission, AdmissionSettings
 from server.hub.fanout import Hub
+from server.hub.httproutes import HttpRoutes, peer_host
+from server.hub.identity import Identity
+from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
@@ -49,22 +66,6 @@ class HubConnection(ServerConnection):
     """A server connection that carries the principal verified at the handshake."""
 
     principal: Principal | None = None
-
-
-def bearer_token(headers: Headers) -> str | None:
-    """The credential from ``Authorization: Bearer`` or a bearer subprotocol entry."""
-    auth = headers.get("Authorization")
-    if auth is not None:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    for header in headers.get_all("Sec-WebSocket-Protocol"):
-        for item in header.split(","):
-            item = item.strip()
-            if item.startswith(AUTH_SUBPROTOCOL_PREFIX):
-                return item[len(AUTH_SUBPROTOCOL_PREFIX) :]
-    return None
 
 
 class HypertabServer:
@@ -88,6 +89,23 @@ class HypertabServer:
         functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
         self._revocations: Subscription | None = None
+        self._redis_bus: RedisRevocationBus | None = None
+        self._gate: HandshakeGate | None = None
+        self.identity: Identity | None = None
+        self.on_auth_failure: list[AuthFailureHook] = []
+        """Called as ``hook(reason, ip, credential_id)`` for every refused handshake or
+        in-band re-authentication (the audit log subscribes here). Must not block."""
+        # Rate limits, metrics, audit log and HTTP routes (issue 4: docs/operations.md).
+        self.metrics = HubMetrics()
+        self.services.metrics = self.metrics
+        bind_server(self.metrics, self)
+        self.admission = Admission.for_url(
+            config.redis_url, AdmissionSettings.from_env(), metrics=self.metrics
+        )
+        self.audit = AuditHub(self.stores, self.admission.denials)
+        audit_handlers.register(self.services)
+        self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
+        self.http = HttpRoutes(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = config.port
 
@@ -98,12 +116,43 @@ class HypertabServer:
         cfg = self.config
         jwt = None
         if cfg.jwt_secret:
-            jwt = JwtVerifier(JwtConfig(secret=cfg.jwt_secret.encode(), issuer=cfg.jwt_issuer))
+            jwt = JwtVerifier(
+                JwtConfig(
+                    secret=cfg.jwt_secret.encode(), issuer=cfg.jwt_issuer, leeway=cfg.jwt_leeway
+                )
+            )
+        if cfg.redis_url:  # revocations reach every node through Redis
+            self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
-            cfg.data_dir, pepper=load_pepper(cfg.data_dir), environment=cfg.environment, jwt=jwt
+            cfg.data_dir,
+            pepper=load_pepper(cfg.data_dir),
+            environment=cfg.environment,
+            jwt=jwt,
+            bus=self._redis_bus,
         )
         self.services.control = self.control
+        origins = await TenantOrigins.open(self.control)
+        self._gate = HandshakeGate(
+            self.control,
+            self.registry,
+            allowed_origins=cfg.allowed_origins,
+            tenant_origin=origins.allowed,
+            on_failure=self.on_auth_failure,
+        )
+        self.identity = Identity(
+            self.control,
+            self.registry,
+            jwt_grace=jwt.config.leeway if jwt is not None else 0.0,
+            on_auth_failure=self.on_auth_failure,
+        )
+        self.identity.register(self.services)
+        try:
+            await secrets_hub.install(self.services, cfg)  # refuses unsafe master keys
+        except BaseException:
+            await self.control.close()
+            raise
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
+        await self.audit.start(self.control)
         self._server = await serve(
             self._handle,
             cfg.host,
@@ -117,6 +166,7 @@ class HypertabServer:
             max_queue=64,
             write_limit=1 << 16,
             create_connection=HubConnection,
+            logger=websocket_logger(),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -132,6 +182,7 @@ class HypertabServer:
         server = self._server
         if server is not None:
             server.server.close()  # stop accepting; keep open connections for the acks
+        await self.audit.stop()  # pending audit entries, before the stores close
         await self.stores.close()  # commits what is queued; acks are written on commit
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
@@ -140,8 +191,13 @@ class HypertabServer:
             task.cancel()
         if self._revocations is not None:
             self._revocations.close()
+        if self.services.lifecycle is not None:
+            await self.services.lifecycle.close()
         if self.control is not None:
             await self.control.close()
+        if self._redis_bus is not None:
+            await self._redis_bus.close()
+        await self.admission.close()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""
@@ -166,36 +222,20 @@ class HypertabServer:
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         if path != WS_PATH:
-            return self._http(conn, request, path)
-        if query:
-            return conn.respond(
-                http.HTTPStatus.BAD_REQUEST, "No query string: send the credential in a header.\n"
-            )
-        origin = request.headers.get("Origin")
-        if origin is not None and origin not in self.config.allowed_origins:
-            return conn.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
-        assert self.control is not None
-        try:
-            principal = await self.control.authenticate(
-                bearer_token(request.headers), now=time.time()
-            )
-        except AuthError as exc:
-            log.info("auth failed", extra={"reason": exc.reason.value})
-            return conn.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized.\n")
-        if self.registry.full(principal.credential_id):
-            return conn.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections.\n")
+            return await self.http.respond(conn, request, path)
+        assert self._gate is not None
+        ip = peer_host(conn)
+        wait_ms = self.admission.handshake_retry_after(ip)  # repeated failed handshakes
+        if wait_ms is not None:
+            refused = conn.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many attempts.\n")
+            refused.headers["Retry-After"] = str(-(-wait_ms // 1000))
+            return refused
+        principal = await self._gate.check(request.headers, query, ip=ip, now=time.time())
+        if isinstance(principal, Refusal):
+            return conn.respond(principal.status, principal.body)
         assert isinstance(conn, HubConnection)
         conn.principal = principal
         return None
-
-    def _http(self, conn: ServerConnection, request: Request, path: str) -> Response:
-        if path == "/healthz":
-            return conn.respond(http.HTTPStatus.OK, "ok\n")
-        if path == "/readyz":
-            ready = self.control is not None and self._server is not None
-            status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
-            return conn.respond(status, "ready\n" if ready else "not ready\n")
-        return conn.respond(http.HTTPStatus.NOT_FOUND, "Not found.\n")
 
     # --- connections ----------------------------------------------------------------------
 
@@ -210,24 +250,24 @@ class HypertabServer:
             principal,
             codec_for_subprotocol(conn.subprotocol),
             self.services,
-            limits=default_limits(0, 0),
+            limits=self.admission.limits_for(principal, default_limits(0, 0)),
+            admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
+            await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            return
         self.registry.add(session)
-        expiry: asyncio.TimerHandle | None = None
-        if principal.expires_at is not None:
-            delay = max(0.0, principal.expires_at - time.time())
-            expiry = asyncio.get_running_loop().call_later(
-                delay, session.close_now, CloseCode.AUTH_EXPIRED, "credential expired"
-            )
+        assert self.identity is not None
+        self.identity.track(session)  # closes at expiry (4001) unless re-authenticated
         try:
             await session.run()
         finally:
-            if expiry is not None:
-                expiry.cancel()
+            self.identity.untrack(session)
             self.registry.remove(session)
 
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
+        self.metrics.committed(changes)
         self.hub.publish(tenant, table, changes)
 
     # --- revocation -----------------------------------------------------------------------
@@ -237,10 +277,12 @@ class HypertabServer:
             conns = self.registry.of_credential(event.credential_id)
         elif event.kind is RevocationKind.TENANT and event.tenant:
             conns = self.registry.of_tenant(event.tenant)
+            self._spawn(self.stores.close_tenant(event.tenant))  # deleted: release its files
         else:
             self._spawn(self.recheck())
             return
-        self.registry.close(conns, CloseCode.CREDENTIAL_REVOKED, "credential revoked")
+        closed = self.registry.close(conns, CloseCode.CREDENTIAL_REVOKED, "credential revoked")
+        self.metrics.revocation_closes += closed
 
     async def recheck(self) -> int:
         """Close every connection whose credential is no longer live; returns how many."""
@@ -254,6 +296,7 @@ class HypertabServer:
                 CloseCode.CREDENTIAL_REVOKED,
                 "credential revoked",
             )
+        self.metrics.revocation_closes += closed
         return closed
 
     async def _housekeeping(self) -> None:

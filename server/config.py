@@ -69,6 +69,13 @@ class Config:
         default_factory=lambda: os.environ.get("HYPERTAB_METRICS_TOKEN")
     )
     max_open_stores: int = 256
-    max_connections_per_credential: int = 1000
+    max_connections_per_credential: int = field(
+        default_factory=lambda: int(
+            os.environ.get("HYPERTAB_MAX_CONNECTIONS_PER_CREDENTIAL", "1000")
+        )
+    )
+    jwt_leeway: float = field(
+        default_factory=lambda: float(os.environ.get("HYPERTAB_JWT_LEEWAY", "30"))
+    )
     recheck_seconds: float = 30.0
     send_buffer_bytes: int = 8 << 20

@@ -1,4 +1,4 @@
-"""``hypertab tenant create|list``: tenants in the data directory's ``control.db``."""
+"""``hypertab tenant create|list|origins``: tenants in the data directory's ``control.db``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from server.auth.principal import Plan
 from server.cli.common import (
     EXIT_OK,
     Commands,
+    actor,
     add_json_flag,
     control_plane,
     data_dir,
@@ -21,6 +22,8 @@ from server.cli.common import (
     table,
     tenant_json,
 )
+from server.cli.lifecycle import lifecycle_of, register_tenant_actions
+from server.cli.origins import register_origins
 
 
 def register(commands: Commands) -> None:
@@ -47,14 +50,19 @@ def register(commands: Commands) -> None:
     add_json_flag(listing)
     listing.set_defaults(handler=list_tenants)
 
+    register_origins(sub, parent)
+    register_tenant_actions(sub)  # export, import, delete, rotate-key (server/cli/lifecycle.py)
+
 
 def create_tenant(args: argparse.Namespace) -> int:
     """``tenant create NAME``."""
 
     async def run() -> int:
-        async with control_plane(data_dir(args)) as plane:
-            at = now()
-            tenant, issued = await plane.create_tenant(args.name, Plan(args.plan), now=at)
+        async with lifecycle_of(data_dir(args)) as (_, lifecycle):
+            at = now()  # provisioning: database, data key, admin key, audit, all or nothing
+            tenant, issued = await lifecycle.create_tenant(
+                args.name, Plan(args.plan), now=at, actor=actor()
+            )
         if args.json:
             print_json({"tenant": tenant_json(tenant), "key": issued_json(issued, at)})
         else:

@@ -28,12 +28,15 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from server.audit import events as audit_events
+from server.audit.chain import AuditEntry
+from server.audit.log import ensure_schema as ensure_audit_schema
 from server.auth import apikeys
 from server.auth.apikeys import IssuedKey, KeyRecord
 from server.auth.errors import AuthConfigError, AuthError, AuthFailure
@@ -74,6 +77,9 @@ _KEY_COLUMNS = (
     "k.id, k.tenant_id, k.name, k.environment, k.scopes, k.tables, k.created_by,"
     " k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.replaced_by"
 )
+TenantHook = Callable[[aiosqlite.Connection, TenantRecord], Awaitable[None]]
+"""Awaited inside a tenant create/delete transaction on the control connection."""
+
 # A syntactically valid hash to compare against when the key id is unknown, so an unknown
 # id and a wrong secret take the same time.
 _DUMMY_HASH = bytes(32)
@@ -175,6 +181,7 @@ class ControlPlane:
             # The CLI may hold the write lock briefly; wait rather than fail.
             await conn.execute("PRAGMA busy_timeout=5000")
             await ensure_schema(conn)
+            await ensure_audit_schema(conn)  # the control audit log (docs/audit.md)
         except BaseException:
             await conn.close()
             raise
@@ -255,6 +262,27 @@ class ControlPlane:
                 raise
             await self._conn.commit()
 
+    async def _audit(self, entry: AuditEntry) -> None:
+        """Append a control audit entry inside the open transaction (fails it on error)."""
+        await audit_events.audit_control_event(self._conn, entry)
+
+    async def ping(self) -> None:
+        """One trivial read: raises if control.db is unusable (for ``/readyz``)."""
+        if self._closed:
+            raise RuntimeError("control plane is closed")
+        async with self._conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of one read statement on the control connection (no write lock taken).
+
+        For modules that read their own control tables; ``sql`` must be a constant.
+        """
+        if self._closed:
+            raise RuntimeError("control plane is closed")
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
     def _is_own_seq(self, seq: int) -> bool:
         if seq in self._own_seqs:
             self._own_seqs.discard(seq)
@@ -300,16 +328,30 @@ class ControlPlane:
     # -- tenants -------------------------------------------------------------------------
 
     async def create_tenant(
-        self, name: str, plan: Plan = Plan.FREE, *, now: float, region: str = ""
+        self,
+        name: str,
+        plan: Plan = Plan.FREE,
+        *,
+        now: float,
+        region: str = "",
+        actor: str = audit_events.SYSTEM,
+        tenant_id: TenantId | None = None,
+        extra: TenantHook | None = None,
     ) -> tuple[TenantRecord, IssuedKey]:
-        """Create a tenant and its first admin key (every scope), in one transaction."""
+        """Create a tenant and its first admin key (every scope), in one transaction
+        with their audit entries (``actor``: who signed up, for the audit log).
+
+        ``tenant_id`` (server-made) and ``extra`` (awaited inside the transaction with the
+        connection and the new tenant) let ``server.lifecycle.provision`` add the tenant's
+        database and data key to the same all-or-nothing signup.
+        """
         name = clean_name(name, what="tenant name")
         plan = Plan(plan)
         if region:
             region = clean_name(region, what="region", max_length=32)
-        for _ in range(3):
+        for _ in range(1 if tenant_id is not None else 3):
             tenant = TenantRecord(
-                id=new_tenant_id(), name=name, plan=plan, created_at=now, region=region
+                id=tenant_id or new_tenant_id(), name=name, plan=plan, created_at=now, region=region
             )
             try:
                 async with self.transaction():
@@ -327,7 +369,13 @@ class ControlPlane:
                         created_by="system:create_tenant",
                         now=now,
                     )
+                    await self._audit(audit_events.tenant_created(tenant, actor))
+                    await self._audit(audit_events.key_created(issued.record, actor))
+                    if extra is not None:
+                        await extra(self._conn, tenant)
             except sqlite3.IntegrityError:
+                if tenant_id is not None:
+                    raise
                 continue  # id collision (astronomically rare): draw again
             return tenant, issued
         raise RuntimeError("could not allocate a unique tenant id")
@@ -365,11 +413,20 @@ class ControlPlane:
         assert record is not None
         return record
 
-    async def delete_tenant(self, tenant: TenantId, *, now: float) -> TenantRecord:
+    async def delete_tenant(
+        self,
+        tenant: TenantId,
+        *,
+        now: float,
+        actor: str = audit_events.SYSTEM,
+        extra: TenantHook | None = None,
+    ) -> TenantRecord:
         """Mark the tenant deleted and revoke all its keys; publishes a ``TENANT`` event.
 
         Idempotent. Removing the tenant's database, secrets and data keys is the job of the
-        deletion workflow, which calls this first so no credential of the tenant works.
+        deletion workflow, which calls this first so no credential of the tenant works
+        (``server.lifecycle.delete`` passes ``extra`` to shred the data keys in the same
+        transaction).
         """
         async with self._revoking() as events:
             record = await self.get_tenant(tenant)
@@ -379,10 +436,13 @@ class ControlPlane:
             await self._conn.execute(
                 "UPDATE tenants SET deleted_at = ? WHERE id = ?", (deleted_at, tenant)
             )
+            await self._audit(audit_events.tenant_deleted(tenant, actor, now))
             await self._conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL",
                 (now, tenant),
             )
+            if extra is not None:
+                await extra(self._conn, record)
             events.append(
                 RevocationEvent(
                     kind=RevocationKind.TENANT, tenant=tenant, reason="tenant_deleted", at=now
@@ -478,7 +538,7 @@ class ControlPlane:
             record = await self.get_tenant(tenant)
             if record is None or not record.active:
                 raise UnknownTenant(tenant)
-            return await self._insert_key(
+            issued = await self._insert_key(
                 tenant,
                 name,
                 parsed_scopes,
@@ -487,6 +547,8 @@ class ControlPlane:
                 created_by=created_by,
                 now=now,
             )
+            await self._audit(audit_events.key_created(issued.record, created_by))
+            return issued
 
     async def get_key(self, key_id: KeyId) -> KeyRecord | None:
         """The key's record (never its hash), or ``None``."""
@@ -509,12 +571,15 @@ class ControlPlane:
             rows = await cur.fetchall()
         return [_key_record(row) for row in rows]
 
-    async def revoke_key(self, key_id: KeyId, *, now: float) -> KeyRecord:
+    async def revoke_key(
+        self, key_id: KeyId, *, now: float, actor: str = audit_events.SYSTEM
+    ) -> KeyRecord:
         """Revoke the key and publish a ``CREDENTIAL`` event. Idempotent (republishes)."""
         async with self._revoking() as events:
             record = await self.get_key(key_id)
             if record is None:
                 raise UnknownKey(key_id)
+            await self._audit(audit_events.key_revoked(record, actor, now))
             if record.revoked_at is None:
                 await self._conn.execute(
                     "UPDATE api_keys SET revoked_at = ? WHERE id = ?", (now, key_id)
@@ -561,6 +626,8 @@ class ControlPlane:
                 "UPDATE api_keys SET revoked_at = ?, replaced_by = ? WHERE id = ?",
                 (now, issued.record.id, key_id),
             )
+            actor = created_by or audit_events.SYSTEM
+            await self._audit(audit_events.key_rotated(old, issued.record.id, actor, now))
             events.append(
                 RevocationEvent(
                     kind=RevocationKind.CREDENTIAL,

@@ -6,9 +6,12 @@ the table is known (after a subscribe by name resolves it).
 
 from __future__ import annotations
 
+from protocol.audit import AuditExport
 from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
+from protocol.identity import KeyCreate, KeyList, KeyRevoke, KeyRotate
 from protocol.messages import Apply, ClientMessage, ListTables, Ping, Presence, Query, Subscribe
 from protocol.ops import SCHEMA_OPS
+from protocol.secrets import SecretDelete, SecretList, SecretReveal, SecretSet
 from server.auth.principal import Principal, Scope
 
 
@@ -24,6 +27,16 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.SCHEMA_WRITE,)
     if isinstance(message, FunctionList):
         return (Scope.TABLES_READ,)
+    if isinstance(message, AuditExport):
+        return (Scope.AUDIT_READ,)
+    if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate)):
+        return (Scope.KEYS_ADMIN,)
+    if isinstance(message, (SecretSet, SecretDelete)):
+        return (Scope.SECRETS_WRITE,)
+    if isinstance(message, SecretReveal):
+        return (Scope.SECRETS_READ,)
+    if isinstance(message, SecretList):
+        return ()  # secrets:read OR secrets:write: checked by server/hub/secrets.py
     if isinstance(message, Ping):
         return ()
     return ()

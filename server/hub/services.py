@@ -16,7 +16,10 @@ from server.store.manager import StoreManager
 
 if TYPE_CHECKING:
     from server.control.plane import ControlPlane
+    from server.hub.identity import Identity
+    from server.hub.metrics import HubMetrics
     from server.hub.session import Session
+    from server.lifecycle.service import Lifecycle
     from server.store.formulas import FormulaRuntime
 
 Handler = Callable[["Session", Any], Awaitable[None]]
@@ -30,5 +33,8 @@ class Services:
     hub: Hub
     stores: StoreManager
     control: ControlPlane | None = None
+    lifecycle: Lifecycle | None = None  # master/data keys, provisioning (server/hub/secrets.py)
+    identity: Identity | None = None
     formulas: FormulaRuntime | None = None  # formula columns, custom functions
+    metrics: HubMetrics | None = None  # counters for /metrics (server/hub/metrics.py)
     handlers: dict[type, Handler] = field(default_factory=dict)
