@@ -89,6 +89,7 @@ async def hub(tmp_path: Path) -> Any:
     from server.config import Config
 
     server = HypertabServer(Config(data_dir=tmp_path / "data", port=0))
+    server.admission.enabled = False  # rate limits off here; tests/limits turns them on
     await server.start()
     try:
         yield server

@@ -156,15 +156,24 @@ async def append(conn: aiosqlite.Connection, entry: AuditEntry, *, commit: bool)
 
 
 async def entries(
-    conn: aiosqlite.Connection, since: float | None = None
+    conn: aiosqlite.Connection,
+    since: float | None = None,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> AsyncIterator[ChainedEntry]:
-    """Stored entries in id order, those with ``ts >= since`` when given, read in batches."""
-    sql = f"SELECT {_COLUMNS} FROM _ht_audit_log"  # noqa: S608
-    params: tuple[Any, ...] = ()
-    if since is not None:
-        sql += " WHERE ts >= ?"
-        params = (since,)
-    async with conn.execute(sql + " ORDER BY id", params) as cur:
+    """Stored entries in id order, read in batches: those with ``ts >= since`` and
+    ``id > after`` when given, at most ``limit`` of them (a page of an export)."""
+    sql = f"SELECT {_COLUMNS} FROM _ht_audit_log WHERE ts >= ? AND id > ?"  # noqa: S608
+    params: tuple[Any, ...] = (
+        since if since is not None else float("-inf"),
+        after if after is not None else -1,
+    )
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params += (limit,)
+    async with conn.execute(sql, params) as cur:
         while rows := await cur.fetchmany(_BATCH):
             for row in rows:
                 yield ChainedEntry(

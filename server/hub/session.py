@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -62,8 +63,9 @@ MAX_BAD_FRAMES = 20
 REPLAY_CHUNK = 500
 """Changes per frame when replaying the op log to a resuming subscriber."""
 
-Admit = Callable[["Session", ClientMessage], "Error | None"]
-"""Admission control (rate limits) run before a message is handled; None admits it."""
+Admit = Callable[["Session", ClientMessage], Awaitable["Error | None"]]
+"""Admission control (rate limits, server/hub/admission.py) awaited before a message is
+handled; None admits it."""
 
 
 def table_info(state: TableState) -> TableInfo:
@@ -126,6 +128,8 @@ class Session:
     def send(self, message: Any) -> None:
         """Encode and write a message without waiting."""
         self.outbox.write(self.codec.encode(message))
+        if self.services.metrics is not None:
+            self.services.metrics.message_out(message)
 
     async def send_paced(self, message: Any) -> None:
         """Encode and write a message, waiting for the socket to drain (large replies)."""
@@ -194,7 +198,7 @@ class Session:
             self.error("forbidden", why, request)
             return
         if self.admit is not None:
-            refused = self.admit(self, message)
+            refused = await self.admit(self, message)
             if refused is not None:
                 refused.id = request
                 self.send(refused)
@@ -258,10 +262,15 @@ class Session:
             self.stores.release(store)
             raise
         self.in_flight += 1
-        future.add_done_callback(lambda f: self._applied(message, store, f))
+        started = time.perf_counter()
+        future.add_done_callback(lambda f: self._applied(message, store, f, started))
 
     def _applied(
-        self, message: Apply, store: TenantStore, future: asyncio.Future[BatchOutcome]
+        self,
+        message: Apply,
+        store: TenantStore,
+        future: asyncio.Future[BatchOutcome],
+        started: float,
     ) -> None:
         self.stores.release(store)
         self.in_flight -= 1
@@ -281,6 +290,8 @@ class Session:
                     duplicate=outcome.duplicate,
                 )
             )
+            if self.services.metrics is not None:
+                self.services.metrics.acked(time.perf_counter() - started)
 
     # --- subscribe / query ----------------------------------------------------------------
 

@@ -140,6 +140,10 @@ class RedisRateLimiter:
             )
         return combine(decisions)
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers (readiness checks)."""
+        await self._client.ping()
+
     async def close(self) -> None:
         """Close the connection pool if this limiter created it. Idempotent."""
         if self._closed:

@@ -21,6 +21,7 @@ import aiosqlite
 
 from protocol.messages import Change
 from protocol.ops import Op
+from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
@@ -114,6 +115,7 @@ class TenantStore:
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
             await _run_in(writer, configure, durability, True)
+            await ensure_audit_schema(writer)  # the tenant's audit log (server/audit/events.py)
             tables, next_sql = await _run_in(writer, reader.load_catalog)
             readers = await aiosqlite.connect(path, isolation_level=None)
             await _run_in(readers, configure, durability, False)

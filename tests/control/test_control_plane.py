@@ -383,15 +383,15 @@ async def test_set_plan(plane: ControlPlane) -> None:
 
 async def test_other_modules_tables_are_left_alone(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "control.db") as db:
-        db.execute("CREATE TABLE _ht_audit_log (id INTEGER PRIMARY KEY, x TEXT)")
-        db.execute("INSERT INTO _ht_audit_log (x) VALUES ('kept')")
+        db.execute("CREATE TABLE _ht_feature_table (id INTEGER PRIMARY KEY, x TEXT)")
+        db.execute("INSERT INTO _ht_feature_table (x) VALUES ('kept')")
     plane = await ControlPlane.open(tmp_path, pepper=PEPPER, watch=False)
     try:
         tenant, _ = await plane.create_tenant("Acme", now=NOW)
         async with plane.transaction() as conn:
-            await conn.execute("INSERT INTO _ht_audit_log (x) VALUES (?)", (tenant.id,))
+            await conn.execute("INSERT INTO _ht_feature_table (x) VALUES (?)", (tenant.id,))
     finally:
         await plane.close()
     with sqlite3.connect(tmp_path / "control.db") as db:
-        rows = db.execute("SELECT x FROM _ht_audit_log ORDER BY id").fetchall()
+        rows = db.execute("SELECT x FROM _ht_feature_table ORDER BY id").fetchall()
     assert rows == [("kept",), (tenant.id,)]

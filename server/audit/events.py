@@ -1,0 +1,210 @@
+"""The audited events of the hub: how each is recorded, and where (tenant or control log).
+
+Two logs, one shape (``log.py``): each tenant database holds that tenant's events; the
+control database holds events with no tenant to put them in (signup, key changes, failed
+authentication, tenant deletion).
+
+Writing an audited action together with its entry
+-------------------------------------------------
+
+The action and its entry must commit in one transaction, so the entry is appended on the
+connection the action is written on, before the commit:
+
+- Tenant events (secrets, admin reads, exports, ...)::
+
+      async with store.exclusive() as conn:          # the tenant's writer, paused
+          await conn.execute("BEGIN IMMEDIATE")
+          ...                                        # the audited write(s)
+          await audit_tenant_event(conn, entry)      # rolls back and raises on failure
+          await conn.commit()
+
+- Control events: inside ``async with plane.transaction() as conn:`` call
+  ``await audit_control_event(conn, entry)``.
+
+If the append fails, it has already rolled the whole transaction back and raised
+:class:`~server.audit.log.AuditWriteError`: the action is not applied. Events that are not
+tied to another write (a tool call, a rate-limit summary) use :func:`record_tenant_event` /
+:func:`record_control_event`, which open and commit their own transaction.
+
+The entry builders below are pure; details never carry a credential, an argument value or a
+message body (``log.append`` also redacts them, as a second guard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+import msgspec
+
+from server.audit.actions import Action
+from server.audit.chain import AuditEntry, ChainedEntry
+from server.audit.log import append
+
+if TYPE_CHECKING:
+    from server.auth.apikeys import KeyRecord
+    from server.auth.principal import Principal
+    from server.control.plane import ControlPlane
+    from server.control.tenants import TenantRecord
+    from server.ratelimit.aggregate import DenialSummary
+    from server.store.tenant import TenantStore
+
+SYSTEM = "system"
+"""The actor of actions the server takes by itself (retention, housekeeping)."""
+
+ANONYMOUS = "anonymous"
+"""The actor of an unauthenticated request (a refused handshake)."""
+
+
+def actor_of(principal: Principal) -> str:
+    """The audit actor naming a principal: ``<tenant>/<subject>``."""
+    return f"{principal.tenant}/{principal.subject}"
+
+
+def args_digest(args: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of a tool call's arguments (keys sorted)."""
+    return hashlib.sha256(msgspec.json.encode(args, order="sorted")).hexdigest()
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def audit_tenant_event(conn: aiosqlite.Connection, entry: AuditEntry) -> ChainedEntry:
+    """Append ``entry`` to a tenant's log inside the caller's open transaction.
+
+    ``conn`` is the writer from ``TenantStore.exclusive()``; the caller commits. On failure
+    the caller's whole transaction is rolled back and ``AuditWriteError`` raised.
+    """
+    return await append(conn, entry, commit=False)
+
+
+async def audit_control_event(conn: aiosqlite.Connection, entry: AuditEntry) -> ChainedEntry:
+    """Append ``entry`` to the control log inside ``ControlPlane.transaction()``."""
+    return await append(conn, entry, commit=False)
+
+
+async def record_tenant_event(store: TenantStore, entry: AuditEntry) -> ChainedEntry:
+    """Append ``entry`` to a tenant's log in a transaction of its own."""
+    async with store.exclusive() as conn:
+        return await append(conn, entry, commit=True)
+
+
+async def record_control_event(control: ControlPlane, entry: AuditEntry) -> ChainedEntry:
+    """Append ``entry`` to the control log in a transaction of its own."""
+    async with control.transaction() as conn:
+        return await append(conn, entry, commit=False)
+
+
+# --- entries (pure) ------------------------------------------------------------------------
+
+
+def tenant_created(record: TenantRecord, actor: str) -> AuditEntry:
+    """Signup: a tenant and its first admin key were created."""
+    return AuditEntry(
+        record.created_at,
+        actor,
+        Action.TENANT_CREATED,
+        target=record.id,
+        details={"plan": record.plan.value, "name": record.name, "region": record.region},
+    )
+
+
+def tenant_deleted(tenant: str, actor: str, now: float) -> AuditEntry:
+    """A tenant was deleted (its keys revoked with it)."""
+    return AuditEntry(now, actor, Action.TENANT_DELETED, target=tenant)
+
+
+def key_created(record: KeyRecord, actor: str) -> AuditEntry:
+    """An API key was issued (never its secret: its id, name, scopes and tables)."""
+    return AuditEntry(
+        record.created_at,
+        actor,
+        Action.KEY_CREATED,
+        target=record.id,
+        details={
+            "tenant": record.tenant,
+            "name": record.name,
+            "scopes": sorted(s.value for s in record.scopes),
+            "tables": sorted(record.tables) if record.tables is not None else None,
+            "expires_at": record.expires_at,
+        },
+    )
+
+
+def key_revoked(record: KeyRecord, actor: str, now: float) -> AuditEntry:
+    """An API key was revoked."""
+    return AuditEntry(
+        now,
+        actor,
+        Action.KEY_REVOKED,
+        target=record.id,
+        details={"tenant": record.tenant, "already_revoked": record.revoked_at is not None},
+    )
+
+
+def key_rotated(old: KeyRecord, new_id: str, actor: str, now: float) -> AuditEntry:
+    """An API key was replaced by a new one (the old one revoked)."""
+    return AuditEntry(
+        now,
+        actor,
+        Action.KEY_ROTATED,
+        target=old.id,
+        details={"tenant": old.tenant, "replaced_by": new_id},
+    )
+
+
+def auth_failed(reason: str, ip: str | None, now: float, key_id: str | None) -> AuditEntry:
+    """A handshake credential was refused: the reason category, never the credential.
+
+    ``key_id`` is the key id read from a well-formed API key (not secret), else ``None``.
+    """
+    return AuditEntry(
+        now, ANONYMOUS, Action.AUTH_FAILED, target=key_id or "", ip=ip, details={"reason": reason}
+    )
+
+
+def tool_call(
+    principal: Principal, tool: str, digest: str, ip: str | None, now: float
+) -> AuditEntry:
+    """An agent recorded a tool invocation: the tool and the digest of its arguments."""
+    return AuditEntry(
+        now,
+        actor_of(principal),
+        Action.TOOL_CALL,
+        target=tool,
+        ip=ip,
+        details={"args_sha256": digest, "credential_id": principal.credential_id},
+    )
+
+
+def export(
+    actor: str, fmt: str, since: float | None, via: str, ip: str | None, now: float
+) -> AuditEntry:
+    """Someone exported the audit log (``via``: ``websocket`` or ``cli``)."""
+    return AuditEntry(
+        now,
+        actor,
+        Action.EXPORT,
+        target="audit_log",
+        ip=ip,
+        details={"format": fmt, "since": since, "via": via},
+    )
+
+
+def admin_read(
+    actor: str, what: str, now: float, details: dict[str, Any] | None = None
+) -> AuditEntry:
+    """An operator read a tenant's data outside the tenant's own credentials."""
+    return AuditEntry(now, actor, Action.ADMIN_READ, target=what, details=details or {})
+
+
+def rate_limit_exceeded(summary: DenialSummary) -> AuditEntry:
+    """One window of rate-limit denials of one principal (aggregated, not per message)."""
+    return AuditEntry(
+        summary.window_end,
+        summary.actor,
+        Action.RATE_LIMIT_EXCEEDED,
+        target=summary.actor,
+        details=summary.details(),
+    )

@@ -1,0 +1,137 @@
+"""The plain HTTP routes served on the WebSocket port: ``/healthz``, ``/readyz``, ``/metrics``.
+
+Every answer is a short fixed text (never an exception's text: no stack trace, no version
+banner); ``HypertabServer._process_response`` adds the security headers to all of them, as
+to every other response. Unknown paths get 404.
+
+``/metrics`` is for the operator's scraper only: it is served when the request carries
+``Authorization: Bearer $HYPERTAB_METRICS_TOKEN`` (compared in constant time), or when the
+TCP peer is a loopback address (the connection's own ``remote_address``, never a header such
+as ``X-Forwarded-For``, which a client could forge). Anything else gets 403. Behind a proxy
+on the same host every peer is loopback: set a token and do not route ``/metrics`` through
+it (``docs/operations.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import ipaddress
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from server.hub.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from server.app import HypertabServer
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 2.0
+"""How long ``/readyz`` waits for a dependency before calling it not ready."""
+
+
+def peer_host(conn: Any) -> str | None:
+    """The TCP peer's address of a connection (``remote_address``), or ``None``."""
+    remote = getattr(conn, "remote_address", None)
+    if isinstance(remote, tuple) and remote:
+        return str(remote[0])
+    return None
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x)."""
+    if host is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
+def bearer_matches(headers: Headers, token: str | None) -> bool:
+    """Whether the request's single ``Authorization: Bearer`` value equals ``token``."""
+    if not token:
+        return False
+    values = headers.get_all("Authorization")
+    if len(values) != 1:
+        return False
+    scheme, _, value = values[0].partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def metrics_allowed(
+    headers: Headers,
+    peer: str | None,
+    token: str | None,
+    *,
+    peer_allowed: Callable[[str | None], bool] = is_loopback,
+) -> bool:
+    """The ``/metrics`` decision: the right bearer token, or an allowed (loopback) peer."""
+    return bearer_matches(headers, token) or peer_allowed(peer)
+
+
+class HttpRoutes:
+    """Answers the non-WebSocket paths for one server."""
+
+    def __init__(self, server: HypertabServer) -> None:
+        self.server = server
+        self.peer_allowed: Callable[[str | None], bool] = is_loopback
+        """Which peers may read ``/metrics`` without the token (loopback by default)."""
+
+    async def respond(self, conn: ServerConnection, request: Request, path: str) -> Response:
+        """The response for ``path`` (already stripped of its query string)."""
+        if path == "/healthz":
+            return conn.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            ready = await self.ready()
+            status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
+            return conn.respond(status, "ready\n" if ready else "not ready\n")
+        if path == "/metrics":
+            return self.metrics(conn, request)
+        return conn.respond(http.HTTPStatus.NOT_FOUND, "Not found.\n")
+
+    def metrics(self, conn: ServerConnection, request: Request) -> Response:
+        """``/metrics``: the Prometheus text, or 403."""
+        token = self.server.config.metrics_token
+        if not metrics_allowed(
+            request.headers, peer_host(conn), token, peer_allowed=self.peer_allowed
+        ):
+            return conn.respond(http.HTTPStatus.FORBIDDEN, "Forbidden.\n")
+        response = conn.respond(http.HTTPStatus.OK, "")
+        body = self.server.metrics.render()
+        response.headers["Content-Type"] = CONTENT_TYPE
+        response.headers["Content-Length"] = str(len(body))
+        return Response(response.status_code, response.reason_phrase, response.headers, body)
+
+    async def ready(self) -> bool:
+        """Control database readable, data directory writable, Redis reachable (when set)."""
+        server = self.server
+        if server.control is None:
+            return False
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await server.control.ping()
+                if not await asyncio.to_thread(os.access, server.stores.data_dir, os.W_OK):
+                    return False
+                ping = getattr(server.admission.limiter, "ping", None)
+                if ping is not None:
+                    await ping()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                log.warning("not ready (%s)", type(exc).__name__)
+            return False
+        return True
