@@ -87,7 +87,10 @@ async def hub(tmp_path: Path) -> Any:
     """A running hub (real sockets, real SQLite files under ``tmp_path``)."""
     from server.app import HypertabServer
     from server.config import Config
+    from server.secrets import generate_key_file
 
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    generate_key_file(tmp_path / "data" / "master.keys")  # as `hypertab serve --demo` does
     server = HypertabServer(Config(data_dir=tmp_path / "data", port=0))
     server.admission.enabled = False  # rate limits off here; tests/limits turns them on
     await server.start()
@@ -105,6 +108,7 @@ def hub_url(hub: Any) -> str:
 
 @pytest.fixture
 async def tenant(hub: Any) -> Any:
-    """A fresh tenant on ``hub``: ``(tenant_record, api_key_plaintext)`` (all scopes)."""
-    record, issued = await hub.control.create_tenant("acme", now=time.time())
+    """A fresh tenant on ``hub``: ``(tenant_record, api_key_plaintext)`` (all scopes),
+    provisioned like a signup: database, data key, admin key, audit entry."""
+    record, issued = await hub.services.lifecycle.create_tenant("acme", now=time.time())
     return record, issued.secret

@@ -27,7 +27,15 @@ from server.control.errors import ControlError, InvalidInput
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
-COMMAND_MODULES: tuple[str, ...] = ("serve", "tenant", "key")
+COMMAND_MODULES: tuple[str, ...] = (
+    "serve",
+    "tenant",
+    "key",
+    "secret",
+    "keyring",
+    "certificate",
+    "audit",
+)
 """Modules of :mod:`server.cli` that register a command group, in help order."""
 
 

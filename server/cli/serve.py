@@ -27,15 +27,17 @@ from server.cli.common import (
     EXIT_OK,
     CliError,
     Commands,
-    control_plane,
     data_dir,
     data_dir_parent,
     load_pepper_checked,
     now,
 )
+from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
+from server.lifecycle.keysource import ensure_local_key_file
 from server.logs import configure_logging
+from server.secrets.errors import SecretsError
 from server.store.schema import Durability
 
 DEMO_TENANT = "demo"
@@ -92,6 +94,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.durability is not None:
         config.durability = Durability(args.durability)
     load_pepper_checked(config.data_dir)  # refuse a bad pepper file with one clear line
+    if args.demo and (key_id := ensure_local_key_file(config.data_dir)) is not None:
+        print(f"generated master key {key_id} in {config.data_dir} (mode 0600)", file=sys.stderr)
     configure_logging(args.log_level)
     return _run(_serve(config, demo=args.demo, port_file=args.port_file))
 
@@ -112,11 +116,11 @@ def ws_url(host: str, port: int) -> str:
 
 async def _ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]:
     """The demo tenant, and its key when it was created just now."""
-    async with control_plane(directory) as plane:
+    async with lifecycle_of(directory) as (plane, lifecycle):
         for tenant in await plane.list_tenants():
             if tenant.name == DEMO_TENANT:
                 return tenant, None
-        tenant, issued = await plane.create_tenant(DEMO_TENANT, Plan.FREE, now=now())
+        tenant, issued = await lifecycle.create_tenant(DEMO_TENANT, Plan.FREE, now=now())
         return tenant, issued
 
 
@@ -165,6 +169,10 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        return EXIT_FAILURE
+    except SecretsError as exc:  # e.g. a master key file readable by others
+        await _stop_quietly(server)
+        print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     url = ws_url(config.host, server.port)
     if port_file is not None:

@@ -86,6 +86,13 @@ class DataKeyStore:
         """The master keys in use for unwrapping and wrapping."""
         return self._keyring
 
+    def use_keyring(self, keyring: Keyring) -> None:
+        """Adopt a reloaded keyring (e.g. after another process rotated the key file).
+
+        Cached data keys stay valid: a data key does not change when it is re-wrapped.
+        """
+        self._keyring = keyring
+
     async def ensure_schema(self) -> None:
         """Create ``_ht_data_keys`` and its indexes if missing (idempotent; commits)."""
         async with write_transaction(self._conn, commit=True):
