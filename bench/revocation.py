@@ -1,0 +1,156 @@
+"""Revoke -> socket closed latency with 1,000 open connections, p50/p99, two paths.
+
+One process runs a ``HypertabServer`` (uvloop) and the clients. 1,000 background
+connections (10 keys x 100) stay open throughout. For each sample a fresh key opens one
+connection, is revoked, and the latency is measured until that client sees the close frame
+(4003); every sample also checks that the background connections are still 1,000.
+
+* ``control_plane``: ``server.control.revoke_key`` in the server process (commit, publish on
+  the bus, close). Clock: just before the call -> close seen by the client.
+* ``cli``: ``hypertab key revoke`` in another process against the same data directory; the
+  server learns of it through its control.db watcher (50 ms ``PRAGMA data_version`` poll).
+  Clock: the ``revoked_at`` the CLI stored (read just before its transaction) -> close seen.
+  ``cli_wall`` is from spawning the CLI process (Python start-up included).
+
+    .venv/bin/python bench/revocation.py [--samples 100] [--cli-samples 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol.codec import MSGPACK
+from server.app import HypertabServer
+from server.auth.principal import KeyId
+from server.config import Config
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(samples) * 1e3, 2),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1e3, 2),
+        "max_ms": round(samples[-1] * 1e3, 2),
+        "n": len(samples),
+    }
+
+
+async def _open(url: str, key: str) -> ClientConnection:
+    conn = await connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {key}"},
+        subprotocols=[MSGPACK],  # type: ignore[list-item]
+        compression=None,
+        open_timeout=30,
+    )
+    await conn.recv()  # welcome
+    return conn
+
+
+async def _closed_at(conn: ClientConnection) -> float:
+    await asyncio.wait_for(conn.wait_closed(), 30)
+    if conn.close_code != 4003:
+        raise SystemExit(f"unexpected close code {conn.close_code}")
+    return time.time()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--cli-samples", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        server = HypertabServer(Config(data_dir=data, port=0))
+        await server.start()
+        control = server.control
+        assert control is not None
+        url = f"ws://127.0.0.1:{server.port}/v1/ws"
+        try:
+            tenant, _ = await control.create_tenant("bench", now=time.time())
+
+            async def new_key(name: str) -> Any:
+                return await control.create_key(
+                    tenant.id, name, ["tables:read"], created_by="bench", now=time.time()
+                )
+
+            background: list[ClientConnection] = []
+            for i in range(10):
+                key = (await new_key(f"bg{i}")).secret
+                background += await asyncio.gather(*(_open(url, key) for _ in range(100)))
+            assert len(server.registry) == 1000
+
+            in_process: list[float] = []
+            for i in range(args.samples):
+                issued = await new_key(f"s{i}")
+                conn = await _open(url, issued.secret)
+                closed = asyncio.ensure_future(_closed_at(conn))
+                start = time.time()
+                await control.revoke_key(issued.record.id, now=start)
+                in_process.append(await closed - start)
+                assert len(server.registry) == 1000
+
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+            cli: list[float] = []
+            cli_wall: list[float] = []
+            for i in range(args.cli_samples):
+                issued = await new_key(f"c{i}")
+                conn = await _open(url, issued.secret)
+                closed = asyncio.ensure_future(_closed_at(conn))
+                spawned = time.time()
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "key",
+                    "revoke",
+                    issued.record.id,
+                    "--data-dir",
+                    str(data),
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                done = await closed
+                if await proc.wait() != 0:
+                    raise SystemExit("hypertab key revoke failed")
+                record = await control.get_key(KeyId(issued.record.id))
+                assert record is not None and record.revoked_at is not None
+                cli.append(done - record.revoked_at)
+                cli_wall.append(done - spawned)
+                assert len(server.registry) == 1000
+            await asyncio.gather(*(c.close() for c in background))
+        finally:
+            await server.stop()
+    print(
+        json.dumps(
+            {
+                "bench": "revocation",
+                "server": "same process (HypertabServer, uvloop)",
+                "open_connections": 1000,
+                "control_plane": _summary(in_process),
+                "cli": _summary(cli),
+                "cli_wall": _summary(cli_wall),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
