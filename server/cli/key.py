@@ -168,7 +168,7 @@ def revoke_key(args: argparse.Namespace) -> int:
             if before is None:
                 raise CliError(f"no key {args.key_id!r}")
             at = now()
-            record = await plane.revoke_key(before.id, now=at)
+            record = await plane.revoke_key(before.id, now=at, actor=actor())
         already = before.revoked_at is not None
         if args.json:
             print_json({"key": key_json(record, at), "already_revoked": already})
