@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hmac
 import http
 import ipaddress
@@ -111,11 +112,16 @@ class HttpRoutes:
             request.headers, peer_host(conn), token, peer_allowed=self.peer_allowed
         ):
             return conn.respond(http.HTTPStatus.FORBIDDEN, "Forbidden.\n")
-        response = conn.respond(http.HTTPStatus.OK, "")
         body = self.server.metrics.render()
-        response.headers["Content-Type"] = CONTENT_TYPE
-        response.headers["Content-Length"] = str(len(body))
-        return Response(response.status_code, response.reason_phrase, response.headers, body)
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", CONTENT_TYPE),
+            ]
+        )
+        return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, body)
 
     async def ready(self) -> bool:
         """Control database readable, data directory writable, Redis reachable (when set)."""
