@@ -1,7 +1,15 @@
-"""Rate-limiter throughput: checks per second, memory and (when reachable) Redis.
+"""Rate-limiter throughput: checks per second, memory and (when reachable) Redis; and the
+per-message cost of admission inside the running hub.
 
 Each check is one message's acquire under the default policy: the principal's per-minute
 charge plus the connection's burst charge, all or nothing. Prints one JSON line.
+
+Hub overhead (``--hub``, on by default): an in-process hub (uvloop, ``process`` durability),
+one enterprise tenant, one raw msgpack connection pipelining ``HUB_BATCHES`` single-op
+``update_cells`` batches (windows of 256 in flight) and reading every ack. The same workload
+runs with admission off and on (limits raised so nothing is refused: every message is
+checked and charged, nothing is denied), alternating, best of ``HUB_ROUNDS`` (5) each; the
+per-op overhead is the difference of the per-op wall times.
 
 Redis: ``HYPERTAB_REDIS_URL`` when set, else a private ``redis-server`` on a free port when
 the binary exists, else the Redis figures are ``null``.
@@ -15,15 +23,26 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from redis.exceptions import RedisError
+from websockets.asyncio.client import connect
 
+from protocol.codec import MSGPACK, codec_for
+from protocol.messages import Ack, Apply
+from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow, UpdateCells
 from server.auth.principal import CredentialKind, Plan, Principal, Scope, TenantId
-from server.ratelimit import LimitPolicy, MemoryRateLimiter, RedisRateLimiter
+from server.hub.admission import AdmissionSettings
+from server.ratelimit import LimitPolicy, MemoryRateLimiter, PlanLimits, RedisRateLimiter
+
+HUB_BATCHES = 20_000
+HUB_ROUNDS = 5
+WINDOW = 256
 
 POLICY = LimitPolicy(burst_limit=1_000_000)
 PRINCIPALS = [
@@ -109,6 +128,81 @@ def redis_url() -> Iterator[str | None]:
             proc.wait(timeout=10)
 
 
+async def _pipeline(url: str, key: str, table: str, n: int) -> float:
+    codec = codec_for(MSGPACK)
+    async with connect(
+        url, additional_headers={"Authorization": f"Bearer {key}"}, subprotocols=[MSGPACK]
+    ) as ws:  # type: ignore[list-item]
+        await ws.recv()  # welcome
+        start = time.perf_counter()
+        sent = acked = 0
+        while acked < n:
+            while sent < n and sent - acked < WINDOW:
+                ops = [UpdateCells(row=f"r{sent % 100}", values={"N": sent})]
+                await ws.send(
+                    codec.encode(
+                        Apply(
+                            id=sent,
+                            table=table,
+                            client="b",
+                            op=f"o{time.monotonic_ns()}-{sent}",
+                            ops=ops,
+                        )
+                    )
+                )
+                sent += 1
+            message = codec.decode_server(await ws.recv())
+            if isinstance(message, Ack):
+                acked += 1
+            elif type(message).__name__ == "Error":
+                raise RuntimeError(f"refused: {message}")
+        return time.perf_counter() - start
+
+
+async def bench_hub(n: int, rounds: int) -> dict[str, object]:
+    from server.app import HypertabServer
+    from server.auth.principal import Plan as P
+    from server.config import Config
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = HypertabServer(Config(data_dir=Path(workdir), port=0))
+        await server.start()
+        try:
+            _, issued = await server.control.create_tenant("bench", P.ENTERPRISE, now=time.time())
+            url = f"ws://127.0.0.1:{server.port}/v1/ws"
+            codec = codec_for(MSGPACK)
+            async with connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {issued.secret}"},
+                subprotocols=[MSGPACK],  # type: ignore[list-item]
+            ) as ws:
+                await ws.recv()
+                col = ColumnDef(id="N", name="N", type=ColumnType.NUMBER)
+                rows = [NewRow(id=f"r{i}", values={"N": 0}) for i in range(100)]
+                ops = [CreateTable(name="t", columns=[col]), InsertRows(rows=rows)]
+                await ws.send(codec.encode(Apply(id=1, table="t", client="b", op="setup", ops=ops)))
+                await ws.recv()
+            server.admission.settings = AdmissionSettings(
+                policy=LimitPolicy(plan_limits=PlanLimits({P.ENTERPRISE: 10**9}), burst_limit=10**9)
+            )
+            off: list[float] = []
+            on: list[float] = []
+            for _ in range(rounds):
+                for enabled, out in ((False, off), (True, on)):
+                    server.admission.enabled = enabled
+                    out.append(await _pipeline(url, issued.secret, "t", n))
+            assert server.metrics.rate_limited.total() == 0
+        finally:
+            await server.stop()
+    best_off, best_on = min(off), min(on)
+    return {
+        "hub_batches": n,
+        "hub_ops_per_s_limits_off": round(n / best_off),
+        "hub_ops_per_s_limits_on": round(n / best_on),
+        "hub_admission_us_per_op": round((best_on - best_off) / n * 1e6, 2),
+    }
+
+
 def main() -> None:
     figures: dict[str, object] = {
         "bench": "ratelimit",
@@ -128,6 +222,10 @@ def main() -> None:
                 )
             except (OSError, RedisError) as exc:
                 figures["redis_error"] = str(exc)
+    if "--no-hub" not in sys.argv:
+        import uvloop
+
+        figures.update(uvloop.run(bench_hub(HUB_BATCHES, HUB_ROUNDS)))
     print(json.dumps(figures))
 
 
