@@ -1,0 +1,359 @@
+"""Fan-out: S subscribers and W writers on one table, the hub against a bare relay.
+
+The server runs in its own process (pinned to core 0 when there are two), the load in this
+one (core 1). Each writer sends E single-cell edits carrying its send time; every
+subscriber records the delay to receipt. Server CPU is read from /proc before and after the
+measured phase: ``cpu_us_per_delivery = server CPU time / (edits x subscribers)``. The same
+workload then runs against a bare ``websockets`` + uvloop broadcast relay (no auth, no
+storage, one frame per edit per subscriber). Unpaced, writers send as fast as the socket
+takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
+
+    python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
+                            --encoding msgpack|json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import uvloop
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol.codec import JSON, MSGPACK, codec_for
+from protocol.messages import Ack, Apply, Changes, Subscribe, Welcome
+from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow, UpdateCells
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS_PER_WRITER = 10
+
+
+def pin(core: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        if len(os.sched_getaffinity(0)) > 1 and (os.cpu_count() or 1) > core:
+            os.sched_setaffinity(0, {core})
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    ps: psutil.Process = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def peak_rss_mb(self) -> float:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return self.ps.memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def start(cmd: list[str], port_file: Path) -> Server:
+    port_file.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+    # Admission control stays on (its cost is part of the figure); the enterprise plan's
+    # 50,000 ops/min covers the run, and the per-connection burst is lifted so that
+    # unpaced writers measure fan-out, not refusals.
+    env["HYPERTAB_BURST_PER_SECOND"] = "1000000"
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: pin(0),
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return Server(proc, int(port_file.read_text()))
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        time.sleep(0.02)
+    raise SystemExit("server did not start")
+
+
+async def make_key(data_dir: Path) -> str:
+    from server.auth.principal import Plan
+    from server.config import load_pepper
+    from server.control.plane import ControlPlane
+
+    plane = await ControlPlane.open(data_dir, pepper=load_pepper(data_dir), watch=False)
+    try:
+        _, issued = await plane.create_tenant("bench", Plan.ENTERPRISE, now=time.time())
+        return issued.secret
+    finally:
+        await plane.close()
+
+
+class Load:
+    """The subscribers and writers of one run."""
+
+    def __init__(self, args: argparse.Namespace, url: str, key: str | None) -> None:
+        self.args = args
+        self.url = url
+        self.key = key
+        self.codec = codec_for(args.encoding)
+        self.latencies: list[float] = []
+        self.received = 0
+        self.expected = args.writers * args.edits * args.subscribers
+        self.done = asyncio.Event()
+        self.acked = 0
+        self.last_ack = 0.0
+
+    async def open(self) -> ClientConnection:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        conn = await connect(
+            self.url,
+            additional_headers=headers,
+            subprotocols=[self.args.encoding] if self.key else None,  # type: ignore[list-item]
+            compression=None,
+            max_size=2**22,
+            max_queue=None,
+        )
+        if self.key:
+            assert isinstance(self.codec.decode_server(await conn.recv(decode=False)), Welcome)
+        return conn
+
+    async def send(self, conn: ClientConnection, message: Any) -> None:
+        await conn.send(self.codec.encode(message), text=not self.codec.binary)
+
+    def _record(self, stamps: list[float]) -> None:
+        now = time.perf_counter()
+        self.latencies.extend(now - ts for ts in stamps)
+        self.received += len(stamps)
+        if self.received >= self.expected:
+            self.done.set()
+
+    async def hub_subscriber(self, conn: ClientConnection, table: str) -> None:
+        await self.send(conn, Subscribe(id=1, table=table))
+        async for frame in conn:
+            message = self.codec.decode_server(frame)
+            if isinstance(message, Changes):
+                self._record(
+                    [
+                        op.values["ts"]
+                        for c in message.changes
+                        for op in c.ops
+                        if isinstance(op, UpdateCells)
+                    ]
+                )
+
+    async def relay_subscriber(self, conn: ClientConnection) -> None:
+        async for frame in conn:
+            message = self.codec.decode_client(frame)
+            assert isinstance(message, Apply)
+            self._record([op.values["ts"] for op in message.ops if isinstance(op, UpdateCells)])
+
+    async def ack_reader(self, conn: ClientConnection) -> None:
+        async for frame in conn:
+            if isinstance(self.codec.decode_server(frame), Ack):
+                self.acked += 1
+                self.last_ack = time.perf_counter()
+
+    async def writer(self, conn: ClientConnection, table: str, lane: int) -> None:
+        interval = 1.0 / self.args.rate if self.args.rate else 0.0
+        start = time.perf_counter()
+        for n in range(self.args.edits):
+            if interval:
+                delay = start + n * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            row = f"w{lane}r{n % ROWS_PER_WRITER}"
+            edit = UpdateCells(row=row, values={"ts": time.perf_counter(), "n": n})
+            await self.send(
+                conn, Apply(id=n, table=table, client=f"w{lane}", op=f"e{n}", ops=[edit])
+            )
+
+
+async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    data_dir = tmp / "hub-data"
+    key = await make_key(data_dir)
+    port_file = tmp / "hub.port"
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--log-level",
+            "WARNING",
+        ],
+        port_file,
+    )
+    try:
+        load = Load(args, f"ws://127.0.0.1:{server.port}/v1/ws", key)
+        setup = await load.open()
+        columns = [
+            ColumnDef(id="ts", name="ts", type=ColumnType.NUMBER),
+            ColumnDef(id="n", name="n", type=ColumnType.NUMBER),
+        ]
+        rows = [NewRow(id=f"w{w}r{r}") for w in range(args.writers) for r in range(ROWS_PER_WRITER)]
+        await load.send(
+            setup,
+            Apply(
+                id=1,
+                table="bench",
+                client="setup",
+                op="c",
+                ops=[CreateTable(name="bench", columns=columns), InsertRows(rows=rows)],
+            ),
+        )
+        assert isinstance(load.codec.decode_server(await setup.recv(decode=False)), Ack)
+        subs = [await load.open() for _ in range(args.subscribers)]
+        tasks = [asyncio.create_task(load.hub_subscriber(c, "bench")) for c in subs]
+        await asyncio.sleep(0.5)  # every subscription live
+        writers = [await load.open() for _ in range(args.writers)]
+        tasks += [asyncio.create_task(load.ack_reader(c)) for c in writers]
+        return await measure(load, server, writers, "bench", tasks)
+    finally:
+        server.stop()
+
+
+async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    port_file = tmp / "relay.port"
+    server = start(
+        [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)], port_file
+    )
+    try:
+        load = Load(args, f"ws://127.0.0.1:{server.port}", None)
+        subs = [await load.open() for _ in range(args.subscribers)]
+        for conn in subs:
+            await conn.send(b"sub")
+        tasks = [asyncio.create_task(load.relay_subscriber(c)) for c in subs]
+        writers = [await load.open() for _ in range(args.writers)]
+        for conn in writers:
+            await conn.send(b"pub")
+        await asyncio.sleep(0.5)
+        return await measure(load, server, writers, "bench", tasks)
+    finally:
+        server.stop()
+
+
+async def measure(
+    load: Load,
+    server: Server,
+    writers: list[ClientConnection],
+    table: str,
+    tasks: list[asyncio.Task[Any]],
+) -> dict[str, Any]:
+    cpu0 = server.cpu()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(load.writer(c, table, i) for i, c in enumerate(writers)))
+    await asyncio.wait_for(load.done.wait(), timeout=600)
+    elapsed = time.perf_counter() - t0
+    cpu = server.cpu() - cpu0
+    for task in tasks:
+        task.cancel()
+    lat = sorted(load.latencies)
+    deliveries = load.expected
+    result = {
+        "cpu_us_per_delivery": round(cpu / deliveries * 1e6, 3),
+        "delivered_per_s": round(deliveries / elapsed),
+        "p50_ms": round(lat[len(lat) // 2] * 1e3, 2),
+        "p99_ms": round(lat[int(len(lat) * 0.99)] * 1e3, 2),
+        "max_ms": round(lat[-1] * 1e3, 2),
+        "server_cpu_s": round(cpu, 3),
+        "seconds": round(elapsed, 3),
+        "peak_rss_mb": round(server.peak_rss_mb(), 1),
+    }
+    if load.acked:
+        result["acked_ops_per_s"] = round(load.acked / (load.last_ack - t0))
+        result["acked"] = load.acked
+    return result
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    pin(1)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        unpaced = argparse.Namespace(**{**vars(args), "rate": 0})
+        paced = argparse.Namespace(**vars(args))
+        relay = await run_relay(unpaced, tmp)
+        hub = await run_hub(unpaced, tmp)
+        (tmp / "hub-data").rename(tmp / "hub-data-1")
+        hub_paced = await run_hub(paced, tmp) if args.rate else {}
+        relay_paced = await run_relay(paced, tmp) if args.rate else {}
+    out: dict[str, Any] = {
+        "bench": "fanout",
+        "subscribers": args.subscribers,
+        "writers": args.writers,
+        "edits_per_writer": args.edits,
+        "encoding": args.encoding,
+        "durability": "process",
+        "hub_cpu_us_per_delivery": hub["cpu_us_per_delivery"],
+        "relay_cpu_us_per_delivery": relay["cpu_us_per_delivery"],
+        "cpu_ratio": round(hub["cpu_us_per_delivery"] / relay["cpu_us_per_delivery"], 3),
+        "delivered_per_s": hub["delivered_per_s"],
+        "relay_delivered_per_s": relay["delivered_per_s"],
+        "acked_ops_per_s": hub.get("acked_ops_per_s"),
+        "hub_unpaced_p50_ms": hub["p50_ms"],
+        "hub_unpaced_p99_ms": hub["p99_ms"],
+        "relay_unpaced_p99_ms": relay["p99_ms"],
+        "hub_peak_rss_mb": hub["peak_rss_mb"],
+        "relay_peak_rss_mb": relay["peak_rss_mb"],
+    }
+    if args.rate:
+        out.update(
+            {
+                "paced_rate_per_writer": args.rate,
+                "hub_p50_ms": hub_paced["p50_ms"],
+                "hub_p99_ms": hub_paced["p99_ms"],
+                "hub_max_ms": hub_paced["max_ms"],
+                "relay_paced_p99_ms": relay_paced["p99_ms"],
+                "hub_paced_cpu_us_per_delivery": hub_paced["cpu_us_per_delivery"],
+                "relay_paced_cpu_us_per_delivery": relay_paced["cpu_us_per_delivery"],
+            }
+        )
+    return out
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--subscribers", "-S", type=int, default=50)
+    p.add_argument("--writers", "-W", type=int, default=5)
+    p.add_argument("--edits", "-E", type=int, default=2000, help="edits per writer")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="paced run: edits/s per writer (0 skips the paced run)",
+    )
+    p.add_argument("--encoding", choices=["msgpack", "json"], default="msgpack")
+    args = p.parse_args()
+    args.encoding = MSGPACK if args.encoding == "msgpack" else JSON
+    return args
+
+
+if __name__ == "__main__":
+    result = uvloop.run(main(parse()))
+    result["encoding"] = "json" if result["encoding"] == JSON else "msgpack"
+    print(json.dumps(result))
