@@ -20,6 +20,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> None:
         port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+        env["HYPERTAB_RATE_LIMITS"] = "off"  # durability load, not plan limits (docs/ratelimit.md)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
