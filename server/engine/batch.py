@@ -325,4 +325,4 @@ def plan_batch(
             raise BatchError("invalid_op", f"unknown op {type(op).__name__}", index)
     if state is None:  # pragma: no cover - ops is never empty
         raise BatchError("invalid_op", "empty batch")
-    return Plan(state.evolve(version=state.version + 1), tuple(steps), next_sql, writes_schema)
+    return Plan(state.bumped(), tuple(steps), next_sql, writes_schema)

@@ -43,7 +43,8 @@ class TableState:
     _by_id: dict[str, ColumnState] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._by_id.update({c.id: c for c in self.columns})
+        if not self._by_id:
+            self._by_id.update({c.id: c for c in self.columns})
 
     def column(self, column_id: str) -> ColumnState | None:
         """The column with this id, if it exists."""
@@ -56,8 +57,17 @@ class TableState:
                 return col
         return None
 
+    def bumped(self) -> TableState:
+        """The same table one version later (the hot path: no dataclasses.replace)."""
+        return TableState(
+            self.id, self.name, self.sql, self.version + 1, self.columns, self.dropped, self._by_id
+        )
+
     def evolve(self, **changes: object) -> TableState:
         """A copy with ``changes`` applied."""
+        if "columns" not in changes:
+            # Same columns: share the index (every data batch bumps only the version).
+            return replace(self, _by_id=self._by_id, **changes)  # type: ignore[arg-type]
         return replace(self, _by_id={}, **changes)  # type: ignore[arg-type]
 
 

@@ -75,6 +75,10 @@ class GroupResult:
     next_sql: int = 0
 
 
+class _Repeat(Exception):
+    """The op log already holds this (table, client, op): the batch is a retry."""
+
+
 FormulaRecompute = Callable[[sqlite3.Connection, TableState, Plan, list[Op]], list[Op]]
 """``recompute(conn, table, plan, applied_ops)``: recomputes the formula columns a plan
 touched, inside the transaction; returns the server-made ops (computed cells, rewritten
@@ -236,13 +240,9 @@ def commit_group(
     conn.execute("BEGIN IMMEDIATE")
     try:
         for request in requests:
-            seen = conn.execute(
-                "SELECT version FROM _ht_oplog WHERE tbl=? AND client=? AND op=?",
-                (request.table, request.client, request.op),
-            ).fetchone()
-            if seen is not None:
-                result.outcomes.append(BatchOutcome(version=seen[0], duplicate=True))
-                continue
+            # Idempotency costs nothing on the common path: the op log's unique index on
+            # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
+            # batch fails) do we look up the original version.
             conn.execute("SAVEPOINT batch")
             try:
                 extra: dict[str, Any] = {}
@@ -267,35 +267,44 @@ def commit_group(
                     client=request.client,
                     op=request.op,
                 )
-                conn.execute(
-                    "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        state.id,
-                        state.version,
-                        request.client,
-                        request.op,
-                        now,
-                        _change_encoder.encode(change),
-                    ),
-                )
+                try:
+                    conn.execute(
+                        "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            state.id,
+                            state.version,
+                            request.client,
+                            request.op,
+                            now,
+                            _change_encoder.encode(change),
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise _Repeat() from None
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
                         (state.id, state.version - OPLOG_RETAIN),
                     )
                 conn.execute("RELEASE batch")
-            except BatchError as exc:
+            except (BatchError, _Repeat, sqlite3.Error) as exc:
                 conn.execute("ROLLBACK TO batch")
                 conn.execute("RELEASE batch")
-                result.outcomes.append(BatchOutcome(error=exc))
-                continue
-            except sqlite3.Error:
-                conn.execute("ROLLBACK TO batch")
-                conn.execute("RELEASE batch")
-                result.outcomes.append(
-                    BatchOutcome(error=BatchError("internal", "the store could not apply it"))
-                )
+                # A retried batch may fail now (its row exists since its first run): a
+                # batch seen before is acknowledged again with its original version.
+                seen = conn.execute(
+                    "SELECT version FROM _ht_oplog WHERE tbl=? AND client=? AND op=?",
+                    (request.table, request.client, request.op),
+                ).fetchone()
+                if seen is not None:
+                    result.outcomes.append(BatchOutcome(version=seen[0], duplicate=True))
+                elif isinstance(exc, BatchError):
+                    result.outcomes.append(BatchOutcome(error=exc))
+                else:
+                    result.outcomes.append(
+                        BatchOutcome(error=BatchError("internal", "the store could not apply it"))
+                    )
                 continue
             overlay[state.id] = state
             result.next_sql = plan.next_sql
