@@ -24,18 +24,25 @@ SEND_BUFFER_LIMIT = 8 << 20
 
 
 class Outbox:
-    """The write side of one WebSocket connection."""
+    """The write side of one WebSocket connection.
 
-    __slots__ = ("binary", "closing", "conn", "limit")
+    Frames are framed into the connection's protocol buffer at once (so their order is the
+    order of ``write`` calls, shared with ``await conn.send``), but flushed to the socket
+    once per event-loop turn: the acks and ``changes`` frames a connection gets from one
+    group commit leave in one write, not one system call each.
+    """
+
+    __slots__ = ("_pending", "binary", "closing", "conn", "limit")
 
     def __init__(self, conn: ServerConnection, *, binary: bool, limit: int = SEND_BUFFER_LIMIT):
         self.conn = conn
         self.binary = binary
         self.limit = limit
         self.closing = False
+        self._pending = False
 
     def write(self, frame: bytes) -> bool:
-        """Queue ``frame`` for sending now; False if the connection is gone or was closed."""
+        """Queue ``frame`` for sending this turn; False if the connection is gone or closed."""
         if self.closing:
             return False
         conn = self.conn
@@ -45,14 +52,20 @@ class Outbox:
             conn.protocol.send_binary(frame)
         else:
             conn.protocol.send_text(frame)
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self._pending = False
+        conn = self.conn
         try:
             conn.send_data()
         except Exception:  # the transport failed; the reader side will see the close
-            return False
+            return
         if conn.transport.get_write_buffer_size() > self.limit:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume with since")
-            return False
-        return True
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection in the background with ``code``."""
