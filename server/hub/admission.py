@@ -114,12 +114,16 @@ class AdmissionSettings:
     abuse_within_s: float = 10.0
     auth_failures: int = 30
     auth_failure_window_s: float = 60.0
+    enabled: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdmissionSettings:
-        """Read ``HYPERTAB_RATE_LIMITS``, ``HYPERTAB_BURST_PER_SECOND``,
-        ``HYPERTAB_ABUSE_DENIALS`` and ``HYPERTAB_AUTH_FAILURES_PER_MINUTE``."""
+        """Read ``HYPERTAB_RATE_LIMITS`` (``off`` disables every limit, for trusted
+        benchmarks and tests), ``HYPERTAB_BURST_PER_SECOND``, ``HYPERTAB_ABUSE_DENIALS`` and
+        ``HYPERTAB_AUTH_FAILURES_PER_MINUTE``."""
         e = os.environ if env is None else env
+        if (e.get("HYPERTAB_RATE_LIMITS") or "").strip().lower() == "off":
+            return cls(enabled=False)
         return cls(
             policy=LimitPolicy(
                 plan_limits=plan_limits_from_env(e.get("HYPERTAB_RATE_LIMITS")),
@@ -147,7 +151,7 @@ class Admission:
         self.preauth = preauth if preauth is not None else MemoryRateLimiter(MAX_PREAUTH_KEYS)
         self.metrics = metrics
         self.clock = clock
-        self.enabled = True
+        self.enabled = self.settings.enabled
         """False: admit everything and announce no limits (0); metrics still count."""
         self.denials = DenialAggregator(window_s=self.settings.policy.window_s)
         self._fallback = MemoryRateLimiter()
