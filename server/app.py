@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from protocol.codec import JSON, SUBPROTOCOLS
@@ -254,6 +255,7 @@ class HypertabServer:
             admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        _forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
             await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
             return
@@ -306,6 +308,17 @@ class HypertabServer:
                 await self.recheck()
             with contextlib.suppress(Exception):
                 await self.stores.close_idle()
+
+
+def _forget_handshake(conn: ServerConnection) -> None:
+    """Drop the handshake's headers once the connection is open: they held the credential
+    (no reason to keep it in memory for the connection's lifetime) and cost about a
+    kilobyte per connection. websockets keeps the Request object itself as its state."""
+    if conn.request is not None:
+        conn.request.headers = Headers()
+    if conn.response is not None:
+        conn.response.headers = Headers()
+        conn.response.body = b""
 
 
 def codec_for_subprotocol(subprotocol: str | None) -> Any:

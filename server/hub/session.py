@@ -81,6 +81,26 @@ def table_info(state: TableState) -> TableInfo:
 class Session:
     """State and message handling for one authenticated connection."""
 
+    # Slots: one Session per connection, 10,000 connections per process.
+    __slots__ = (
+        "__weakref__",
+        "admit",
+        "bad_frames",
+        "codec",
+        "conn",
+        "ended",
+        "hub",
+        "id",
+        "in_flight",
+        "limits",
+        "outbox",
+        "presence_tables",
+        "principal",
+        "services",
+        "stores",
+        "subscriptions",
+    )
+
     def __init__(
         self,
         conn: ServerConnection,
@@ -105,7 +125,7 @@ class Session:
         self.presence_tables: set[str] = set()
         self.bad_frames = 0
         self.in_flight = 0
-        self.closed = asyncio.Event()
+        self.ended = False
 
     # --- registry protocol ----------------------------------------------------------------
 
@@ -178,7 +198,7 @@ class Session:
             )
         self.subscriptions.clear()
         self.presence_tables.clear()
-        self.closed.set()
+        self.ended = True
 
     async def handle_frame(self, data: bytes | str) -> None:
         """Decode one frame and handle the message in it."""
