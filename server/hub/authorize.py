@@ -6,10 +6,19 @@ the table is known (after a subscribe by name resolves it).
 
 from __future__ import annotations
 
-from protocol.audit import AuditExport
+from protocol.audit import AuditExport, ToolCall
 from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
-from protocol.identity import KeyCreate, KeyList, KeyRevoke, KeyRotate
-from protocol.messages import Apply, ClientMessage, ListTables, Ping, Presence, Query, Subscribe
+from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate
+from protocol.messages import (
+    Apply,
+    ClientMessage,
+    ListTables,
+    Ping,
+    Presence,
+    Query,
+    Subscribe,
+    Unsubscribe,
+)
 from protocol.ops import SCHEMA_OPS
 from protocol.secrets import SecretDelete, SecretList, SecretReveal, SecretSet
 from server.auth.principal import Principal, Scope
@@ -37,14 +46,23 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.SECRETS_READ,)
     if isinstance(message, SecretList):
         return ()  # secrets:read OR secrets:write: checked by server/hub/secrets.py
-    if isinstance(message, Ping):
-        return ()
-    return ()
+    if isinstance(message, (Ping, Unsubscribe, Auth, ToolCall)):
+        return ()  # any authenticated connection; ToolCall only records, audited per tenant
+    # Refuse by default: a message type added without a line above is never let through.
+    raise Unlisted(type(message).__name__)
+
+
+class Unlisted(Exception):
+    """A message type with no authorization rule (a server bug, refused)."""
 
 
 def refusal(principal: Principal, message: ClientMessage) -> str | None:
     """Why ``principal`` may not send ``message``, or None if it may."""
-    for scope in required_scopes(message):
+    try:
+        scopes = required_scopes(message)
+    except Unlisted:
+        return "this message type is not permitted"
+    for scope in scopes:
         if not principal.can(scope):
             return f"this credential lacks the {scope.value} scope"
     table = getattr(message, "table", None)
