@@ -40,7 +40,7 @@ from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
 from protocol.identity import Keys as KeysMessage
-from protocol.limits import MAX_FRAME_BYTES
+from protocol.limits import MAX_SERVER_FRAME_BYTES
 from protocol.messages import (
     Ack,
     Apply,
@@ -172,7 +172,7 @@ class Client:
                 additional_headers={"Authorization": f"Bearer {credential}"},
                 subprotocols=[self.codec.encoding],  # type: ignore[list-item]
                 compression=None,
-                max_size=MAX_FRAME_BYTES,
+                max_size=MAX_SERVER_FRAME_BYTES,
                 max_queue=256,
                 open_timeout=10,
             )

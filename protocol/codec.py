@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from protocol.errors import DecodeError
-from protocol.limits import MAX_FRAME_BYTES
+from protocol.limits import MAX_FRAME_BYTES, MAX_SERVER_FRAME_BYTES
 from protocol.messages import ClientMessage, ServerMessage
 
 MSGPACK = "hypertab.v1.msgpack"
@@ -33,7 +33,8 @@ class _Envelope(msgspec.Struct):
 
 
 class _Side(Generic[T]):
-    def __init__(self, encoding: str, kind: Any) -> None:
+    def __init__(self, encoding: str, kind: Any, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self.binary = encoding == MSGPACK
         self._decoder: msgspec.msgpack.Decoder[T] | msgspec.json.Decoder[T]
         if self.binary:
@@ -42,8 +43,8 @@ class _Side(Generic[T]):
             self._decoder = msgspec.json.Decoder(kind)
 
     def decode(self, data: bytes | str) -> T:
-        if len(data) > MAX_FRAME_BYTES:
-            raise DecodeError(f"frame of {len(data)} bytes is over {MAX_FRAME_BYTES}")
+        if len(data) > self.max_bytes:
+            raise DecodeError(f"frame of {len(data)} bytes is over {self.max_bytes}")
         if isinstance(data, str):
             data = data.encode()
         try:
@@ -67,13 +68,13 @@ class Codec:
             self._encoder = msgspec.msgpack.Encoder()
         else:
             self._encoder = msgspec.json.Encoder()
-        self._client: _Side[ClientMessage] = _Side(encoding, ClientMessage)
+        self._client: _Side[ClientMessage] = _Side(encoding, ClientMessage, MAX_FRAME_BYTES)
         self._envelope: msgspec.msgpack.Decoder[_Envelope] | msgspec.json.Decoder[_Envelope]
         if self.binary:
             self._envelope = msgspec.msgpack.Decoder(_Envelope)
         else:
             self._envelope = msgspec.json.Decoder(_Envelope)
-        self._server: _Side[ServerMessage] = _Side(encoding, ServerMessage)
+        self._server: _Side[ServerMessage] = _Side(encoding, ServerMessage, MAX_SERVER_FRAME_BYTES)
 
     def encode(self, message: Any) -> bytes:
         """Encode any message (or Struct) to frame bytes."""

@@ -8,6 +8,11 @@ from __future__ import annotations
 MAX_FRAME_BYTES = 1 << 20
 """Largest WebSocket message either side accepts (1 MiB); larger frames close with 1009."""
 
+MAX_SERVER_FRAME_BYTES = 16 << 20
+"""Largest message a client accepts from the server (16 MiB). The server keeps frames under
+``MAX_FRAME_BYTES`` by splitting lists of changes and rows, but one change (a batch plus the
+formula values it recomputed) always travels whole and may be larger."""
+
 MAX_OPS_PER_BATCH = 1000
 """Most ops one ``apply`` may carry."""
 

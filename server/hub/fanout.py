@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protocol.codec import codec_for
-from protocol.messages import Change, Changes, PresenceEvent
+from protocol.messages import Change, PresenceEvent
+from server.hub.frames import changes_frames
 from server.hub.outbox import Outbox
 
 
@@ -41,8 +42,8 @@ class Subscriber:
         fresh = [c for c in held if c.version > version]
         if fresh:
             self.version = fresh[-1].version
-            codec = codec_for(self.encoding)
-            self.outbox.write(codec.encode(Changes(table=self.table, changes=fresh)))
+            for frame in changes_frames(codec_for(self.encoding), self.table, fresh):
+                self.outbox.write(frame)
 
 
 Key = tuple[str, str]
@@ -85,25 +86,31 @@ class Hub:
         subs = self._subs.get((tenant, table))
         if not subs:
             return
-        frames: dict[str, bytes] = {}
+        frames: dict[str, list[bytes]] = {}
         last = changes[-1].version
-        message = Changes(table=table, changes=changes)
         for sub in list(subs):
             if sub.pending is not None:
                 sub.pending.extend(changes)
                 continue
             if sub.version >= last:
                 continue  # already has them (a replay raced this publish)
-            frame = frames.get(sub.encoding)
-            if frame is None:
-                frame = frames[sub.encoding] = codec_for(sub.encoding).encode(message)
             if sub.version >= changes[0].version:
                 fresh = [c for c in changes if c.version > sub.version]
-                frame = codec_for(sub.encoding).encode(Changes(table=table, changes=fresh))
+                out = changes_frames(codec_for(sub.encoding), table, fresh)
+            else:
+                cached = frames.get(sub.encoding)
+                if cached is None:
+                    cached = frames[sub.encoding] = changes_frames(
+                        codec_for(sub.encoding), table, changes
+                    )
+                out = cached
             sub.version = last
-            if sub.outbox.write(frame):
+            ok = True
+            for frame in out:
+                ok = sub.outbox.write(frame)
+            if ok:
                 self.delivered += len(changes)
-                self.frames += 1
+                self.frames += len(out)
             else:
                 subs.pop(sub, None)
 

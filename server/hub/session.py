@@ -25,7 +25,6 @@ from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH, SNAPSHOT_CHUNK_R
 from protocol.messages import (
     Ack,
     Apply,
-    Changes,
     ClientMessage,
     Error,
     ListTables,
@@ -49,6 +48,7 @@ from server.auth.principal import Principal
 from server.engine.catalog import TableState
 from server.hub.authorize import refusal
 from server.hub.fanout import Hub, Subscriber
+from server.hub.frames import changes_frames, split_encode
 from server.hub.outbox import Outbox
 from server.hub.services import Services
 from server.store.manager import StoreManager
@@ -353,14 +353,18 @@ class Session:
         await self.send_paced(Subscribed(id=rid, table=state.id, version=version))
         sub.go_live(version)
 
+    async def _send_frames(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            await self.conn.send(frame, text=not self.codec.binary)
+
     async def _catch_up(self, store: TenantStore, table: str, message: Subscribe) -> int | None:
         if message.since is not None:
             replay = await store.since(table, message.since)
             if replay is not None:
                 state, changes = replay
                 for start in range(0, len(changes), REPLAY_CHUNK):
-                    batch = changes[start : start + REPLAY_CHUNK]
-                    await self.send_paced(Changes(table=table, changes=batch))
+                    part = changes[start : start + REPLAY_CHUNK]
+                    await self._send_frames(changes_frames(self.codec, table, part))
                 return state.version
         snap = await store.snapshot(table)
         if snap is None:
@@ -369,12 +373,19 @@ class Session:
         rows = snap.rows
         for start in range(0, max(len(rows), 1), SNAPSHOT_CHUNK_ROWS):
             chunk = rows[start : start + SNAPSHOT_CHUNK_ROWS]
-            last = start + SNAPSHOT_CHUNK_ROWS >= len(rows)
-            await self.send_paced(Snapshot(id=message.id, table=info, rows=chunk, last=last))
+            final = start + SNAPSHOT_CHUNK_ROWS >= len(rows)
+            frames = split_encode(
+                self.codec,
+                chunk,
+                lambda part, last, final=final: Snapshot(  # type: ignore[misc]
+                    id=message.id, table=info, rows=list(part), last=final and last
+                ),
+            )
+            await self._send_frames(frames)
         return snap.table.version
 
     async def query(self, message: Query) -> None:
-        """Answer a page of rows."""
+        """Answer a page of rows (fewer than asked when they would not fit one frame)."""
         async with self.stores.use(self.tenant) as store:
             if store.table(message.table) is None:
                 self.error("unknown_table", "no such table", message.id)
@@ -383,16 +394,22 @@ class Session:
         if page is None:
             self.error("unknown_table", "no such table", message.id)
             return
-        more = len(page.rows) == message.limit
-        await self.send_paced(
-            QueryResult(
-                id=message.id,
-                table=message.table,
-                version=page.table.version,
-                rows=page.rows,
-                next=page.rows[-1].order if more and page.rows else None,
+        rows = page.rows
+        more = len(rows) == message.limit
+        while True:
+            frame = self.codec.encode(
+                QueryResult(
+                    id=message.id,
+                    table=message.table,
+                    version=page.table.version,
+                    rows=rows,
+                    next=rows[-1].order if more and rows else None,
+                )
             )
-        )
+            if len(frame) <= MAX_FRAME_BYTES or len(rows) <= 1:
+                break
+            rows, more = rows[: len(rows) // 2], True
+        await self._send_frames([frame])
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
