@@ -157,6 +157,9 @@ class Admission:
         self._fallback = MemoryRateLimiter()
         self._fallback_logged = float("-inf")
         self._abuse: weakref.WeakKeyDictionary[Session, AbuseTracker] = weakref.WeakKeyDictionary()
+        self._charges: weakref.WeakKeyDictionary[
+            Session, tuple[LimitPolicy, int, Principal, tuple[Charge, ...]]
+        ] = weakref.WeakKeyDictionary()
         self._blocked: OrderedDict[str, float] = OrderedDict()  # address -> blocked until
         self._background: set[asyncio.Task[None]] = set()
         self._abusers: weakref.WeakSet[Session] = weakref.WeakSet()  # closing for abuse
@@ -208,15 +211,25 @@ class Admission:
         p = self.policy
         principal = session.principal
         cost = message_cost(message)
-        key = p.principal_key(principal)
-        burst = Charge(f"{key}:c:{session.id}", 1, p.burst_limit, p.burst_window_s)
-        charges: tuple[Charge, ...]
-        if cost:
-            charges = (Charge(key, cost, p.plan_limits[principal.plan], p.window_s), burst)
+        # Charges are immutable: reuse the last ones this session used for this cost and
+        # policy (almost every message of a session costs the same), and call the memory
+        # limiter without a coroutine. Admission runs once per message: it is hot.
+        cached = self._charges.get(session)
+        if cached is not None and cached[0] is p and cached[1] == cost and cached[2] is principal:
+            charges = cached[3]
         else:
-            charges = (burst,)
+            key = p.principal_key(principal)
+            burst = Charge(f"{key}:c:{session.id}", 1, p.burst_limit, p.burst_window_s)
+            if cost:
+                charges = (Charge(key, cost, p.plan_limits[principal.plan], p.window_s), burst)
+            else:
+                charges = (burst,)
+            self._charges[session] = (p, cost, principal, charges)
         now = self.clock()
-        decision = await self._acquire(charges, now)
+        if isinstance(self.limiter, MemoryRateLimiter):
+            decision = self.limiter.acquire_sync(charges, now)
+        else:
+            decision = await self._acquire(charges, now)
         if decision.allowed:
             return None
         return self._refuse(session, principal, decision, cost, now)

@@ -32,6 +32,7 @@ backend wraps :class:`SlidingLog` directly (``memory.py``).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,12 @@ class RateLimitError(Exception):
 def to_ms(seconds: float) -> int:
     """Seconds (a clock reading or a duration) as integer milliseconds, rounded to nearest."""
     return round(seconds * 1000)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_ms(seconds: float) -> int:
+    # Windows are a handful of configured lengths, read for every charge of every message.
+    return to_ms(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,7 @@ class Charge:
     @property
     def window_ms(self) -> int:
         """The window length in integer milliseconds."""
-        return to_ms(self.window_s)
+        return _window_ms(self.window_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +120,21 @@ class SlidingLog:
     @property
     def newest_ms(self) -> int | None:
         """Timestamp of the newest live entry, or ``None`` when the log is empty."""
-        return self._ts[-1] if len(self) else None
+        ts = self._ts
+        return ts[-1] if len(ts) > self._head else None
 
     def used(self) -> int:
         """Units held by live entries (call :meth:`expire` first for a current figure)."""
-        if not len(self):
+        if len(self._ts) <= self._head:
             return 0
         return self._cum - self._cb[self._head]
 
     def clamp(self, now_ms: int) -> int:
         """``now_ms``, but never older than the newest entry (keeps the log ordered)."""
-        newest = self.newest_ms
-        return now_ms if newest is None or now_ms >= newest else newest
+        ts = self._ts
+        if len(ts) <= self._head or now_ms >= ts[-1]:
+            return now_ms
+        return ts[-1]
 
     def expire(self, now_ms: int, window_ms: int) -> None:
         """Drop entries that left the window ``(now - window, now]``."""
@@ -159,8 +169,9 @@ class SlidingLog:
     def commit(self, now_ms: int, cost: int) -> None:
         """Record ``cost`` units admitted at ``now_ms`` (after a :meth:`check` that allowed)."""
         t = self.clamp(now_ms)
-        if not len(self) or self._ts[-1] != t:
-            self._ts.append(t)
+        ts = self._ts
+        if len(ts) <= self._head or ts[-1] != t:
+            ts.append(t)
             self._cb.append(self._cum)
         self._cum += cost
 
@@ -201,6 +212,10 @@ def check_unique(charges: Sequence[Charge]) -> None:
     """Reject an acquire that names the same key twice (its charges would not add up)."""
     if not charges:
         raise RateLimitError("an acquire needs at least one charge")
+    if len(charges) <= 2:  # the hub's case (plan + burst): no set to build
+        if len(charges) == 2 and charges[0].key == charges[1].key:
+            raise RateLimitError("each charge in one acquire must use a distinct key")
+        return
     keys = {c.key for c in charges}
     if len(keys) != len(charges):
         raise RateLimitError("each charge in one acquire must use a distinct key")
