@@ -1,11 +1,13 @@
 """Fan-out: S subscribers and W writers on one table, the hub against a bare relay.
 
 The server runs in its own process (pinned to core 0 when there are two), the load in this
-one (core 1). Each writer sends E single-cell edits carrying its send time; every
-subscriber records the delay to receipt. Server CPU is read from /proc before and after the
-measured phase: ``cpu_us_per_delivery = server CPU time / (edits x subscribers)``. The same
-workload then runs against a bare ``websockets`` + uvloop broadcast relay (no auth, no
-storage, one frame per edit per subscriber). Unpaced, writers send as fast as the socket
+one (core 1); subscribers read with a light frame parser (bench/wsreader.py) so that the
+harness does not dominate the latencies. Each writer sends E single-cell edits carrying its
+send time; every subscriber records the delay to receipt. Server CPU is read from /proc
+before and after the measured phase:
+``cpu_us_per_delivery = server CPU time / (edits x subscribers)``. The same workload
+then runs against a bare ``websockets`` + uvloop broadcast relay (no auth, no storage, one
+frame per edit per subscriber). Unpaced, writers send as fast as the socket
 takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
 
     python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import psutil
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
+from wsreader import Reader, open_reader
 
 from protocol.codec import JSON, MSGPACK, codec_for
 from protocol.messages import Ack, Apply, Changes, Subscribe, Welcome
@@ -147,25 +151,46 @@ class Load:
         if self.received >= self.expected:
             self.done.set()
 
-    async def hub_subscriber(self, conn: ClientConnection, table: str) -> None:
-        await self.send(conn, Subscribe(id=1, table=table))
-        async for frame in conn:
-            message = self.codec.decode_server(frame)
-            if isinstance(message, Changes):
-                self._record(
-                    [
-                        op.values["ts"]
-                        for c in message.changes
-                        for op in c.ops
-                        if isinstance(op, UpdateCells)
-                    ]
-                )
+    def on_hub_frame(self, frame: bytes) -> None:
+        message = self.codec.decode_server(frame)
+        if isinstance(message, Changes):
+            self._record(
+                [
+                    op.values["ts"]
+                    for c in message.changes
+                    for op in c.ops
+                    if isinstance(op, UpdateCells)
+                ]
+            )
 
-    async def relay_subscriber(self, conn: ClientConnection) -> None:
-        async for frame in conn:
-            message = self.codec.decode_client(frame)
-            assert isinstance(message, Apply)
-            self._record([op.values["ts"] for op in message.ops if isinstance(op, UpdateCells)])
+    def on_relay_frame(self, frame: bytes) -> None:
+        message = self.codec.decode_client(frame)
+        assert isinstance(message, Apply)
+        self._record([op.values["ts"] for op in message.ops if isinstance(op, UpdateCells)])
+
+    async def subscriber(self, on_message: Callable[[bytes], None]) -> Reader:
+        """A subscriber on the light frame reader (see bench/wsreader.py)."""
+        host, port, path = self.host_port_path()
+        headers = {}
+        if self.key:
+            headers = {
+                "Authorization": f"Bearer {self.key}",
+                "Sec-WebSocket-Protocol": self.args.encoding,
+            }
+        return await open_reader(host, port, path, headers, on_message)
+
+    def host_port_path(self) -> tuple[str, int, str]:
+        rest = self.url.removeprefix("ws://")
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        return host, int(port), "/" + path
+
+    def send_on(self, reader: Reader, message: Any) -> None:
+        data = self.codec.encode(message)
+        if self.codec.binary:
+            reader.send_binary(data)
+        else:
+            reader.send_text(data)
 
     async def ack_reader(self, conn: ClientConnection) -> None:
         async for frame in conn:
@@ -228,11 +253,12 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             ),
         )
         assert isinstance(load.codec.decode_server(await setup.recv(decode=False)), Ack)
-        subs = [await load.open() for _ in range(args.subscribers)]
-        tasks = [asyncio.create_task(load.hub_subscriber(c, "bench")) for c in subs]
+        for _ in range(args.subscribers):
+            reader = await load.subscriber(load.on_hub_frame)
+            load.send_on(reader, Subscribe(id=1, table="bench"))
         await asyncio.sleep(0.5)  # every subscription live
         writers = [await load.open() for _ in range(args.writers)]
-        tasks += [asyncio.create_task(load.ack_reader(c)) for c in writers]
+        tasks = [asyncio.create_task(load.ack_reader(c)) for c in writers]
         return await measure(load, server, writers, "bench", tasks)
     finally:
         server.stop()
@@ -245,10 +271,10 @@ async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )
     try:
         load = Load(args, f"ws://127.0.0.1:{server.port}", None)
-        subs = [await load.open() for _ in range(args.subscribers)]
-        for conn in subs:
-            await conn.send(b"sub")
-        tasks = [asyncio.create_task(load.relay_subscriber(c)) for c in subs]
+        for _ in range(args.subscribers):
+            reader = await load.subscriber(load.on_relay_frame)
+            reader.send_binary(b"sub")
+        tasks: list[asyncio.Task[Any]] = []
         writers = [await load.open() for _ in range(args.writers)]
         for conn in writers:
             await conn.send(b"pub")
