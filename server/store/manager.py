@@ -80,7 +80,7 @@ class StoreManager:
             del self._opening[tenant]
         future.set_result(store)
         self._stores[tenant] = store
-        await self._evict()
+        await self._evict(keep=tenant)  # never the store about to be handed out
         return store
 
     async def lease(self, tenant: str) -> TenantStore:
@@ -105,14 +105,14 @@ class StoreManager:
             store.users -= 1
             store.last_used = time.monotonic()
 
-    async def _evict(self) -> None:
+    async def _evict(self, keep: str) -> None:
         excess = len(self._stores) - self.max_open
         if excess <= 0:
             return
         for tenant, store in list(self._stores.items()):
             if excess <= 0:
                 break
-            if store.idle:
+            if store.idle and tenant != keep:
                 del self._stores[tenant]
                 await store.close()
                 excess -= 1
