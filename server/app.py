@@ -42,6 +42,7 @@ from server.auth.revocation import (
     Subscription,
 )
 from server.config import Config, load_pepper
+from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
 from server.http.headers import security_headers
@@ -90,6 +91,7 @@ class HypertabServer:
         functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
         self._revocations: Subscription | None = None
+        self._notify: NotifyListener | None = None
         self._redis_bus: RedisRevocationBus | None = None
         self._gate: HandshakeGate | None = None
         self.identity: Identity | None = None
@@ -153,6 +155,10 @@ class HypertabServer:
             await self.control.close()
             raise
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
+        watcher = self.control.watcher
+        if watcher is not None:  # other processes (the CLI) wake us after revoking
+            self._notify = NotifyListener(cfg.data_dir, lambda: self._spawn(watcher.poll_once()))
+            await self._notify.start()
         await self.audit.start(self.control)
         self._server = await serve(
             self._handle,
@@ -190,6 +196,8 @@ class HypertabServer:
             await server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        if self._notify is not None:
+            await self._notify.stop()
         if self._revocations is not None:
             self._revocations.close()
         if self.services.lifecycle is not None:

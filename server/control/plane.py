@@ -50,6 +50,7 @@ from server.auth.revocation import (
     RevocationKind,
 )
 from server.control.errors import InvalidInput, KeyNotRotatable, UnknownKey, UnknownTenant
+from server.control.notify import poke_all
 from server.control.schema import ensure_schema
 from server.control.tenants import TenantRecord, clean_name
 from server.control.watch import ControlDbWatcher
@@ -324,6 +325,9 @@ class ControlPlane:
             self._own_seqs.difference_update(pending)
             raise
         await self._publish(events)
+        if events and self._watcher is None:
+            # No watcher here (the CLI): wake the running hubs so they read the log now.
+            await asyncio.to_thread(poke_all, self._path.parent)
 
     # -- tenants -------------------------------------------------------------------------
 
