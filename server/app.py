@@ -21,7 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from protocol.codec import JSON, SUBPROTOCOLS
+from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
@@ -329,8 +329,6 @@ def _forget_handshake(conn: ServerConnection) -> None:
         conn.response.body = b""
 
 
-def codec_for_subprotocol(subprotocol: str | None) -> Any:
+def codec_for_subprotocol(subprotocol: str | None) -> Codec:
     """The codec for the negotiated subprotocol (JSON when none was negotiated)."""
-    from protocol.codec import codec_for
-
     return codec_for(subprotocol or JSON)
