@@ -50,6 +50,7 @@ from protocol.messages import (
     Ok,
     Ping,
     Pong,
+    Presence,
     PresenceEvent,
     Query,
     QueryResult,
@@ -490,6 +491,11 @@ class Client:
         )
         assert isinstance(result, QueryResult)
         return result
+
+    async def send_presence(self, table: str, state: dict[str, Any]) -> None:
+        """Send presence for a subscribed table (see :meth:`Table.set_presence`)."""
+        await self._wait_ready()
+        await self._send(Presence(table=table, state=state))
 
     async def ping(self) -> None:
         """Round trip to the server."""

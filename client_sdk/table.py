@@ -108,6 +108,13 @@ class Table:
         finally:
             self._listeners.remove(queue)
 
+    async def set_presence(self, state: Mapping[str, Any]) -> None:
+        """Share ephemeral state (cursor, selection) with the table's other subscribers.
+
+        Not stored and not acknowledged; others receive it on ``client.presence_events``.
+        """
+        await self._client.send_presence(self.id, dict(state))
+
     async def unsubscribe(self) -> None:
         """Stop following the table."""
         await self._client.unsubscribe(self)
