@@ -67,6 +67,11 @@ class Durability(StrEnum):
     POWER = "power"
 
 
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy committed WAL frames into the database file without blocking the writer."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def tenant_path(data_dir: Path, tenant: str) -> Path:
     """The database file of a tenant. Tenant ids are server-made; checked again here."""
     if not TENANT_FILE_RE.match(tenant):
@@ -79,6 +84,9 @@ def configure(conn: sqlite3.Connection, durability: Durability, writer: bool) ->
     conn.execute("PRAGMA busy_timeout=5000")
     if writer:
         conn.execute("PRAGMA journal_mode=WAL")
+        # Checkpoints run on the read connection, off the commit path (TenantStore): an
+        # automatic one inside a commit would stall that commit's acks and broadcast.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.executescript(DDL)
     sync = "FULL" if durability is Durability.POWER else "NORMAL"

@@ -25,10 +25,13 @@ from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
-from server.store.schema import Durability, configure
+from server.store.schema import Durability, checkpoint, configure
 from server.store.writer import BatchOutcome, BatchRequest, FormulaRecompute, commit_group
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 32
+"""Commits between WAL checkpoints (run on the read connection, off the commit path)."""
 
 MAX_GROUP = 512
 """Most batches in one transaction: bounds the latency one group adds to the next."""
@@ -93,6 +96,7 @@ class TenantStore:
         self._closing = False
         self._closed = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._checkpoint: asyncio.Task[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
         self.users = 0
         self.last_used = time.monotonic()
@@ -185,6 +189,8 @@ class TenantStore:
         self._next_sql = result.next_sql
         self.commits += 1
         self.batches += len(jobs)
+        if self.commits % CHECKPOINT_EVERY == 0 and self._checkpoint is None:
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
         by_table: dict[str, list[Change]] = {}
         for job, outcome in zip(jobs, result.outcomes, strict=True):
             if outcome.change is not None:
@@ -213,6 +219,14 @@ class TenantStore:
         """Run ``fn(sqlite3_connection, *args)`` in the writer's thread, writer paused."""
         async with self.exclusive():
             return await _run_in(self._writer, fn, *args)
+
+    async def _run_checkpoint(self) -> None:
+        try:
+            await _run_in(self._reader, checkpoint)
+        except Exception as exc:  # the next one retries; the WAL only grows meanwhile
+            log.warning("checkpoint failed (%s)", type(exc).__name__)
+        finally:
+            self._checkpoint = None
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -257,6 +271,9 @@ class TenantStore:
             self._closing = True
             self._queue.put_nowait(None)
         await self._closed.wait()
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
         with contextlib.suppress(Exception):
             await self._writer.close()
         with contextlib.suppress(Exception):
