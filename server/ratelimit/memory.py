@@ -17,8 +17,8 @@ from server.ratelimit.window import (
     Decision,
     RateLimitError,
     SlidingLog,
-    acquire_logs,
     check_unique,
+    combine,
     to_ms,
 )
 
@@ -59,11 +59,28 @@ class MemoryRateLimiter:
         now_ms = to_ms(now)
         self._sweep(now_ms)
         slots = [self._slot(charge.key) for charge in charges]
-        decision = acquire_logs([(s.log, c) for s, c in zip(slots, charges, strict=True)], now)
-        for slot, charge in zip(slots, charges, strict=True):
-            newest = slot.log.newest_ms
-            if newest is not None:
-                slot.expires_ms = max(slot.expires_ms, newest + charge.window_ms)
+        # The same all-or-nothing rule as ``acquire_logs``, inlined: this runs once per
+        # hub message, and the common case (every charge fits) needs no combining.
+        checked = [
+            s.log.check(now_ms, c.cost, c.limit, c.window_ms)
+            for s, c in zip(slots, charges, strict=True)
+        ]
+        if all(d.allowed for d in checked):
+            tightest = checked[0]
+            for slot, charge, d in zip(slots, charges, checked, strict=True):
+                slot.log.commit(now_ms, charge.cost)
+                if d.remaining < tightest.remaining:
+                    tightest = d
+                newest = slot.log.newest_ms
+                if newest is not None and newest + charge.window_ms > slot.expires_ms:
+                    slot.expires_ms = newest + charge.window_ms
+            decision = tightest
+        else:
+            decision = combine([(c.key, d) for c, d in zip(charges, checked, strict=True)])
+            for slot, charge in zip(slots, charges, strict=True):
+                newest = slot.log.newest_ms
+                if newest is not None and newest + charge.window_ms > slot.expires_ms:
+                    slot.expires_ms = newest + charge.window_ms
         while len(self._slots) > self.max_keys:
             self._slots.popitem(last=False)
         return decision
