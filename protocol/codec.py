@@ -49,9 +49,7 @@ class _Side(Generic[T]):
             data = data.encode()
         try:
             return self._decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
-        except msgspec.DecodeError as exc:
+        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
             raise DecodeError(str(exc)) from None
 
 
@@ -69,11 +67,7 @@ class Codec:
         else:
             self._encoder = msgspec.json.Encoder()
         self._client: _Side[ClientMessage] = _Side(encoding, ClientMessage, MAX_FRAME_BYTES)
-        self._envelope: msgspec.msgpack.Decoder[_Envelope] | msgspec.json.Decoder[_Envelope]
-        if self.binary:
-            self._envelope = msgspec.msgpack.Decoder(_Envelope)
-        else:
-            self._envelope = msgspec.json.Decoder(_Envelope)
+        self._envelope: _Side[_Envelope] = _Side(encoding, _Envelope, MAX_FRAME_BYTES)
         self._server: _Side[ServerMessage] = _Side(encoding, ServerMessage, MAX_SERVER_FRAME_BYTES)
 
     def encode(self, message: Any) -> bytes:
@@ -87,11 +81,9 @@ class Codec:
     def request_id(self, data: bytes | str) -> int | None:
         """The ``id`` of a frame that failed to decode, if it has a usable one, so the
         error can be matched to the request."""
-        if len(data) > MAX_FRAME_BYTES:
-            return None
         try:
-            rid = self._envelope.decode(data.encode() if isinstance(data, str) else data).id
-        except (msgspec.ValidationError, msgspec.DecodeError):
+            rid = self._envelope.decode(data).id
+        except DecodeError:
             return None
         if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid <= 2**53:
             return rid

@@ -164,7 +164,7 @@ SCHEMA_OPS = (CreateTable, RenameTable, DropTable, AddColumn, RenameColumn, Drop
 """Ops that need the ``schema:write`` scope."""
 
 
-class Row(Struct, array_like=False, omit_defaults=True):
+class Row(Struct, omit_defaults=True):
     """A row as stored: id, order key and the values of its non-null cells."""
 
     id: str

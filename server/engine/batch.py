@@ -154,7 +154,8 @@ class Plan:
     writes_schema: bool
 
 
-def _refuse_formulas(table: TableState, column: ColumnState, index: int) -> None:
+def refuse_formulas(table: TableState, column: ColumnState, index: int) -> None:
+    """The formula check of a server without a formula engine: refuse every formula."""
     raise BatchError("formula_error", "formula columns are not enabled on this server", index)
 
 
@@ -180,7 +181,7 @@ def plan_batch(
     *,
     next_sql: int,
     name_taken: Callable[[str], bool],
-    check_formula: FormulaCheck = _refuse_formulas,
+    check_formula: FormulaCheck = refuse_formulas,
 ) -> Plan:
     """Validate ``ops`` for table ``table_id`` (``current`` is None if it never existed).
 

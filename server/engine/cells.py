@@ -14,7 +14,6 @@ import msgspec
 
 from protocol.limits import (
     MAX_ABS_NUMBER,
-    MAX_CELL_CHARS,
     MAX_JSON_CELL_BYTES,
     MAX_JSON_DEPTH,
     MAX_SAFE_INTEGER,
@@ -98,8 +97,3 @@ def from_stored(kind: ColumnType, value: Any) -> Any:
     if kind is ColumnType.JSON:
         return _json_decoder.decode(value)
     return value
-
-
-def text_fits(value: str) -> bool:
-    """Whether a computed text value fits a cell."""
-    return len(value) <= MAX_CELL_CHARS

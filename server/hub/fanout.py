@@ -9,12 +9,11 @@ than a bare relay that sends one frame per edit.
 
 A subscriber that has just subscribed is *pending* while its snapshot or replay is being
 sent: changes for it are held (not sent) and flushed, minus those the snapshot already
-covers, when it turns live. ``remote`` publishers (other nodes) feed the same path.
+covers, when it turns live.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protocol.codec import codec_for
@@ -57,7 +56,6 @@ class Hub:
         self._subs: dict[Key, dict[Subscriber, None]] = {}
         self.delivered = 0
         self.frames = 0
-        self.on_publish: list[Callable[[str, str, list[Change]], None]] = []
 
     def subscribe(self, tenant: str, table: str, sub: Subscriber) -> None:
         """Add a (pending) subscriber."""
@@ -71,18 +69,8 @@ class Hub:
             if not subs:
                 del self._subs[(tenant, table)]
 
-    def subscriber_count(self, tenant: str, table: str) -> int:
-        """How many subscribers a table has."""
-        return len(self._subs.get((tenant, table), ()))
-
     def publish(self, tenant: str, table: str, changes: list[Change]) -> None:
         """Deliver committed ``changes`` (consecutive versions) to the table's subscribers."""
-        for hook in self.on_publish:
-            hook(tenant, table, changes)
-        self.deliver(tenant, table, changes)
-
-    def deliver(self, tenant: str, table: str, changes: list[Change]) -> None:
-        """Send changes to local subscribers only (used for changes from other nodes too)."""
         subs = self._subs.get((tenant, table))
         if not subs:
             return

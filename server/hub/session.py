@@ -88,10 +88,8 @@ class Session:
         "bad_frames",
         "codec",
         "conn",
-        "ended",
         "hub",
         "id",
-        "in_flight",
         "limits",
         "outbox",
         "presence_tables",
@@ -124,8 +122,6 @@ class Session:
         self.subscriptions: dict[str, Subscriber] = {}
         self.presence_tables: set[str] = set()
         self.bad_frames = 0
-        self.in_flight = 0
-        self.ended = False
 
     # --- registry protocol ----------------------------------------------------------------
 
@@ -198,7 +194,6 @@ class Session:
             )
         self.subscriptions.clear()
         self.presence_tables.clear()
-        self.ended = True
 
     async def handle_frame(self, data: bytes | str) -> None:
         """Decode one frame and handle the message in it."""
@@ -245,9 +240,7 @@ class Session:
             case Subscribe():
                 await self.subscribe(message)
             case Unsubscribe(id=rid, table=table):
-                sub = self.subscriptions.pop(table, None)
-                if sub is not None:
-                    self.hub.unsubscribe(self.tenant, table, sub)
+                self._drop_subscription(table)
                 self.send(Ok(id=rid))
             case Query():
                 await self.query(message)
@@ -281,7 +274,6 @@ class Session:
         except BaseException:
             self.stores.release(store)
             raise
-        self.in_flight += 1
         started = time.perf_counter()
         future.add_done_callback(lambda f: self._applied(message, store, f, started))
 
@@ -293,7 +285,6 @@ class Session:
         started: float,
     ) -> None:
         self.stores.release(store)
-        self.in_flight -= 1
         if future.cancelled():
             self.error("unavailable", "the server is shutting down", message.id)
             return
@@ -333,21 +324,17 @@ class Session:
             if not self.principal.may_touch(state.id):
                 self.error("forbidden", "this credential may not touch that table", rid)
                 return
-            old = self.subscriptions.pop(state.id, None)
-            if old is not None:
-                self.hub.unsubscribe(self.tenant, state.id, old)
+            self._drop_subscription(state.id)
             sub = Subscriber(self.outbox, self.codec.encoding, self.id, state.id)
             self.hub.subscribe(self.tenant, state.id, sub)
             self.subscriptions[state.id] = sub
             try:
                 version = await self._catch_up(store, state.id, message)
             except BaseException:
-                self.subscriptions.pop(state.id, None)
-                self.hub.unsubscribe(self.tenant, state.id, sub)
+                self._drop_subscription(state.id)
                 raise
             if version is None:
-                self.subscriptions.pop(state.id, None)
-                self.hub.unsubscribe(self.tenant, state.id, sub)
+                self._drop_subscription(state.id)
                 self.error("unknown_table", "no such table", rid)
                 return
         await self.send_paced(Subscribed(id=rid, table=state.id, version=version))
@@ -356,6 +343,11 @@ class Session:
     async def _send_frames(self, frames: list[bytes]) -> None:
         for frame in frames:
             await self.conn.send(frame, text=not self.codec.binary)
+
+    def _drop_subscription(self, table: str) -> None:
+        sub = self.subscriptions.pop(table, None)
+        if sub is not None:
+            self.hub.unsubscribe(self.tenant, table, sub)
 
     async def _catch_up(self, store: TenantStore, table: str, message: Subscribe) -> int | None:
         if message.since is not None:

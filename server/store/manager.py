@@ -97,13 +97,11 @@ class StoreManager:
     @contextlib.asynccontextmanager
     async def use(self, tenant: str) -> AsyncIterator[TenantStore]:
         """Lease a tenant's store for the duration of a request."""
-        store = await self._get(tenant)
-        store.users += 1
+        store = await self.lease(tenant)
         try:
             yield store
         finally:
-            store.users -= 1
-            store.last_used = time.monotonic()
+            self.release(store)
 
     async def _evict(self, keep: str) -> None:
         excess = len(self._stores) - self.max_open

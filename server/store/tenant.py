@@ -101,7 +101,6 @@ class TenantStore:
         self.users = 0
         self.last_used = time.monotonic()
         self.commits = 0
-        self.batches = 0
 
     @classmethod
     async def open(
@@ -188,7 +187,6 @@ class TenantStore:
         self._tables.update(result.tables)
         self._next_sql = result.next_sql
         self.commits += 1
-        self.batches += len(jobs)
         if self.commits % CHECKPOINT_EVERY == 0 and self._checkpoint is None:
             self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
         by_table: dict[str, list[Change]] = {}

@@ -14,7 +14,6 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -34,6 +33,7 @@ from server.engine.batch import (
     Plan,
     UpdateRowStep,
     plan_batch,
+    refuse_formulas,
 )
 from server.engine.catalog import TableState, encode_columns
 from server.engine.order import OrderKeyError, key_between
@@ -237,6 +237,7 @@ def commit_group(
 
         return taken
 
+    check = check_formula or refuse_formulas
     conn.execute("BEGIN IMMEDIATE")
     try:
         for request in requests:
@@ -245,16 +246,13 @@ def commit_group(
             # batch fails) do we look up the original version.
             conn.execute("SAVEPOINT batch")
             try:
-                extra: dict[str, Any] = {}
-                if check_formula is not None:
-                    extra["check_formula"] = check_formula
                 plan = plan_batch(
                     request.table,
                     state_of(request.table),
                     request.ops,
                     next_sql=result.next_sql,
                     name_taken=name_taken_by_other(request.table),
-                    **extra,
+                    check_formula=check,
                 )
                 applied = _execute_plan(conn, request.table, plan, request.ops)
                 if recompute is not None and not plan.table.dropped:
