@@ -25,6 +25,8 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
+from server.alerts.config import AlertConfig
+from server.alerts.hub import AlertsHub
 from server.audit import handlers as audit_handlers
 from server.audit.hub import AuditHub
 from server.auth.handshake import (
@@ -108,6 +110,14 @@ class HypertabServer:
         self.audit = AuditHub(self.stores, self.admission.denials)
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
+        # Alerts (issue 14: docs/alerts.md): the outbox dispatcher, bursts, abuse closes.
+        self.alerts = AlertsHub(AlertConfig.from_env())
+        self.on_auth_failure.append(self.alerts.auth_failed)
+        self.admission.on_abuse.append(
+            lambda s: self.alerts.abuse_closed(s.principal.tenant, s.principal.credential_id, None)
+        )
+        self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
+                           lambda: self.alerts.failed)  # fmt: skip
         self.http = HttpRoutes(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = config.port
@@ -160,6 +170,7 @@ class HypertabServer:
             self._notify = NotifyListener(cfg.data_dir, lambda: self._spawn(watcher.poll_once()))
             await self._notify.start()
         await self.audit.start(self.control)
+        await self.alerts.start(self.control)
         self._server = await serve(
             self._handle,
             cfg.host,
@@ -190,6 +201,7 @@ class HypertabServer:
         if server is not None:
             server.server.close()  # stop accepting; keep open connections for the acks
         await self.audit.stop()  # pending audit entries, before the stores close
+        await self.alerts.stop()
         await self.stores.close()  # commits what is queued; acks are written on commit
         if server is not None:
             server.close(close_connections=True)  # 1001 going away

@@ -34,6 +34,7 @@ from typing import Any
 
 import aiosqlite
 
+from server.alerts.schema import ensure_schema as ensure_alert_schema
 from server.audit import events as audit_events
 from server.audit.chain import AuditEntry
 from server.audit.log import ensure_schema as ensure_audit_schema
@@ -183,6 +184,7 @@ class ControlPlane:
             await conn.execute("PRAGMA busy_timeout=5000")
             await ensure_schema(conn)
             await ensure_audit_schema(conn)  # the control audit log (docs/audit.md)
+            await ensure_alert_schema(conn)  # its alerting entries fill the alert outbox
         except BaseException:
             await conn.close()
             raise
