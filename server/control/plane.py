@@ -645,6 +645,41 @@ class ControlPlane:
             )
         return issued
 
+    async def revoke_tenant_keys(
+        self, tenant: TenantId, *, now: float, actor: str, reason: str, reissue_by: str | None
+    ) -> tuple[list[KeyRecord], IssuedKey | None]:
+        """Revoke every live key of a live tenant and close all its connections (JWT ones
+        too: a ``TENANT`` event), optionally issuing one new admin key (``reissue_by``: its
+        ``created_by``), in one transaction with the audit entries. For incident
+        containment (``server.incident``); returns the keys revoked and the new key."""
+        async with self._revoking() as events:
+            record = await self.get_tenant(tenant)
+            if record is None or not record.active:
+                raise UnknownTenant(tenant)
+            live = [k for k in await self.list_keys(tenant) if k.revoked_at is None]
+            await self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL",
+                (now, tenant),
+            )
+            for key in live:
+                await self._audit(audit_events.key_revoked(key, actor, now))
+            issued = None
+            if reissue_by is not None:
+                issued = await self._insert_key(
+                    tenant,
+                    "admin",
+                    ALL_SCOPES,
+                    tables=None,
+                    expires_at=None,
+                    created_by=clean_name(reissue_by, what="created_by", max_length=200),
+                    now=now,
+                )
+                await self._audit(audit_events.key_created(issued.record, actor))
+            events.append(
+                RevocationEvent(kind=RevocationKind.TENANT, tenant=tenant, reason=reason, at=now)
+            )
+        return live, issued
+
     # -- authentication ------------------------------------------------------------------
 
     async def authenticate_api_key(self, token: str | None, *, now: float) -> Principal:

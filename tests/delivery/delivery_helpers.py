@@ -201,3 +201,40 @@ class HubProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
+
+
+# --- WebSocket helpers (raw connections, as a client in any language would make) ---------
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def open_raw(url: str, key: str) -> Any:
+    """An accepted raw connection (after its welcome)."""
+    from websockets.asyncio.client import connect
+
+    from protocol.codec import MSGPACK, codec_for
+    from protocol.messages import Welcome
+
+    conn = await connect(
+        url, additional_headers=bearer(key), subprotocols=[MSGPACK], compression=None,  # type: ignore[list-item]
+        open_timeout=20,
+    )  # fmt: skip
+    welcome = codec_for(MSGPACK).decode_server(await conn.recv(decode=False))
+    assert isinstance(welcome, Welcome)
+    return conn
+
+
+async def refused_status(url: str, key: str) -> int:
+    """The HTTP status of a refused handshake (fails if it was accepted)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        conn = await connect(url, additional_headers=bearer(key), open_timeout=20)
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+    await conn.close()
+    raise AssertionError("the handshake was accepted")
