@@ -47,6 +47,8 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
+from server.delivery.destination import DestinationPolicy
+from server.delivery.retry import RetryPolicy
 from server.http.headers import security_headers
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
@@ -60,6 +62,7 @@ from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
+from server.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,11 @@ class HypertabServer:
         )
         self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
                            lambda: self.alerts.failed)  # fmt: skip
+        self.webhooks: WebhookDispatcher | None = None  # tenant webhooks, from start()
+        self.metrics.gauge("webhook_batches_delivered", "Webhook batches delivered.",
+                           lambda: self.webhooks.delivered if self.webhooks else 0)  # fmt: skip
+        self.metrics.gauge("webhook_batches_failed", "Webhook batches dropped past the bound.",
+                           lambda: self.webhooks.failed if self.webhooks else 0)  # fmt: skip
         self.http = HttpRoutes(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = config.port
@@ -171,6 +179,14 @@ class HypertabServer:
             await self._notify.start()
         await self.audit.start(self.control)
         await self.alerts.start(self.control)
+        self.webhooks = WebhookDispatcher(
+            self.stores,
+            self.control,
+            lambda: self.services.lifecycle,
+            policy=DestinationPolicy.from_env(allow_loopback=False),
+            retry=RetryPolicy.from_env(),
+        )
+        await self.webhooks.start()
         self._server = await serve(
             self._handle,
             cfg.host,
@@ -202,6 +218,8 @@ class HypertabServer:
             server.server.close()  # stop accepting; keep open connections for the acks
         await self.audit.stop()  # pending audit entries, before the stores close
         await self.alerts.stop()
+        if self.webhooks is not None:  # undelivered changes stay in the outboxes
+            await self.webhooks.stop()
         await self.stores.close()  # commits what is queued; acks are written on commit
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
@@ -291,6 +309,8 @@ class HypertabServer:
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
         self.metrics.committed(changes)
         self.hub.publish(tenant, table, changes)
+        if self.webhooks is not None:
+            self.webhooks.committed(tenant)
 
     # --- revocation -----------------------------------------------------------------------
 

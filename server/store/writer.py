@@ -265,21 +265,22 @@ def commit_group(
                     client=request.client,
                     op=request.op,
                 )
+                encoded = _change_encoder.encode(change)
                 try:
                     conn.execute(
                         "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            state.id,
-                            state.version,
-                            request.client,
-                            request.op,
-                            now,
-                            _change_encoder.encode(change),
-                        ),
+                        (state.id, state.version, request.client, request.op, now, encoded),
                     )
                 except sqlite3.IntegrityError:
                     raise _Repeat() from None
+                # The webhook outbox, in the change's own transaction (server/webhooks): one
+                # row per webhook of this table or of every table; none without webhooks.
+                conn.execute(
+                    "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
+                    "SELECT id, ?, ?, ? FROM _ht_webhooks WHERE tbl IS NULL OR tbl = ?",
+                    (state.id, state.version, encoded, state.id),
+                )
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
