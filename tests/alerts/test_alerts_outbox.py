@@ -136,3 +136,38 @@ def test_a_burst_of_failures_alerts_once_per_cooldown() -> None:
     assert burst.record("ip:1.2.3.4", 3.0) is None  # once per cooldown
     assert [burst.record("ip:9.9.9.9", t) for t in (0.0, 11.0, 22.0)] == [None, None, None]
     assert [burst.record("ip:1.2.3.4", t) for t in (70.0, 71.0, 72.0)] == [None, None, 3]
+
+
+async def test_an_operator_revealing_a_tenant_secret_raises_an_alert(tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    from delivery_helpers import clean_env
+
+    from server.lifecycle.service import Lifecycle
+    from server.secrets.keyring import generate_key_file
+
+    await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(generate_key_file, tmp_path / "master.keys")
+    plane = await _plane(tmp_path)
+    lifecycle = await Lifecycle.open(tmp_path, plane)
+    try:
+        tenant, _ = await lifecycle.create_tenant("acme", now=time.time())
+    finally:
+        await lifecycle.close()
+        await plane.close()
+    base = [sys.executable, "-m", "server.cli", "secret"]
+    where = ["--tenant", tenant.id, "--data-dir", str(tmp_path)]
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args, *where], input=stdin, env=clean_env(), capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    assert (await asyncio.to_thread(cli, "set", "TOKEN", stdin="tok-1234567890")).returncode == 0
+    assert await _kinds(tmp_path) == []  # writing a secret is no read
+    shown = await asyncio.to_thread(cli, "reveal", "TOKEN")
+    assert shown.returncode == 0 and shown.stdout.strip() == "tok-1234567890"
+    assert await _kinds(tmp_path) == ["admin_read"]
