@@ -5,7 +5,7 @@ One process runs a ``HypertabServer`` (uvloop, ``process`` durability) and a rec
 
 * ``alert``: ``--alerts`` admin-read events committed one at a time (25 ms apart) on a
   control plane of its own, as a CLI command would; latency = commit returned -> the signed
-  POST arrived at the receiver. Default poll (``HYPERTAB_ALERT_POLL`` 0.1 s).
+  POST arrived at the receiver. Default poll (``HYPERTAB_ALERT_POLL`` 0.05 s).
 * ``webhook``: one SDK client inserts rows into one table at ``--rate`` edits/s (paced, not
   awaited one by one) for ``--seconds``; a webhook on that table. Reports delivered
   changes/s, the receiver's batches (count, mean and max changes per batch) and the lag

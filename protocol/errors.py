@@ -55,6 +55,12 @@ _SPECS = (
         "The stored ciphertext did not authenticate (tampered or moved); no value returned.",
     ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
+    ErrorSpec(
+        "webhook_refused",
+        False,
+        "The webhook URL is not allowed (https only; no private or reserved address).",
+    ),
+    ErrorSpec("unknown_webhook", False, "No webhook with that id in this tenant."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
     ErrorSpec(
         "over_plan_limit",

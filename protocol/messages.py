@@ -22,6 +22,7 @@ from protocol.ids import Id, Name, RequestId, Version
 from protocol.limits import MAX_OPS_PER_BATCH, MAX_PRESENCE_KEYS, MAX_QUERY_LIMIT
 from protocol.ops import ColumnDef, Op, Row
 from protocol.secrets import SecretClientMessage, SecretServerMessage
+from protocol.webhooks import WebhookClientMessage, WebhookServerMessage
 
 # --- client -> server -------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ ClientMessage = (
     | IdentityClientMessage
     | SecretClientMessage
     | FunctionClientMessage
+    | WebhookClientMessage
 )
 
 # --- server -> client -------------------------------------------------------------------
@@ -254,4 +256,5 @@ ServerMessage = (
     | IdentityServerMessage
     | SecretServerMessage
     | FunctionServerMessage
+    | WebhookServerMessage
 )

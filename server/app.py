@@ -60,6 +60,7 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.hub.webhooks import WebhookHandlers
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.webhooks.dispatcher import WebhookDispatcher
@@ -122,6 +123,11 @@ class HypertabServer:
         self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
                            lambda: self.alerts.failed)  # fmt: skip
         self.webhooks: WebhookDispatcher | None = None  # tenant webhooks, from start()
+        self._webhook_policy = DestinationPolicy.from_env(allow_loopback=False)
+        self._delivery_retry = RetryPolicy.from_env()
+        WebhookHandlers(lambda: self.webhooks, self._webhook_policy, self._delivery_retry).register(
+            self.services
+        )
         self.metrics.gauge("webhook_batches_delivered", "Webhook batches delivered.",
                            lambda: self.webhooks.delivered if self.webhooks else 0)  # fmt: skip
         self.metrics.gauge("webhook_batches_failed", "Webhook batches dropped past the bound.",
@@ -183,8 +189,8 @@ class HypertabServer:
             self.stores,
             self.control,
             lambda: self.services.lifecycle,
-            policy=DestinationPolicy.from_env(allow_loopback=False),
-            retry=RetryPolicy.from_env(),
+            policy=self._webhook_policy,
+            retry=self._delivery_retry,
         )
         await self.webhooks.start()
         self._server = await serve(

@@ -4,7 +4,7 @@
 ``HYPERTAB_ALERT_WEBHOOK_SECRET``       its signing secret (at least 16 bytes of text), or
 ``HYPERTAB_ALERT_WEBHOOK_SECRET_FILE``  a file holding it (mode 0600 or stricter)
 ``HYPERTAB_ALERT_LOG``                  ``on`` (default) or ``off``: the log sink (WARNING)
-``HYPERTAB_ALERT_POLL``                 how often the hub looks for new alerts (s, 0.1)
+``HYPERTAB_ALERT_POLL``                 how often the hub looks for new alerts (s, 0.05)
 
 A webhook URL without a secret, a secret shorter than 16 bytes, or a refused URL stops the
 server from starting: a misconfigured pager must not fail silently.
@@ -40,7 +40,7 @@ class AlertConfig:
     webhook_url: str | None = None
     webhook_secret: bytes = field(default=b"", repr=False)
     log: bool = True
-    poll: float = 0.1
+    poll: float = 0.05
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     destinations: DestinationPolicy = field(
         default_factory=lambda: DestinationPolicy(allow_loopback=True)
@@ -62,7 +62,7 @@ class AlertConfig:
         if log_value not in ("on", "off"):
             raise AlertConfigError(f"{ENV_LOG} must be on or off")
         try:
-            poll = float(env.get(ENV_POLL) or 0.1)
+            poll = float(env.get(ENV_POLL) or 0.05)
             retry = RetryPolicy.from_env(env)
             destinations = DestinationPolicy.from_env(allow_loopback=True, environ=env)
         except ValueError as exc:

@@ -40,11 +40,16 @@ LEASE_EXTRA_S = 5.0
 
 
 async def open_connection(path: Path) -> aiosqlite.Connection:
-    """A connection of the dispatcher's own to ``control.db``."""
+    """A connection of the dispatcher's own to ``control.db``.
+
+    ``synchronous=NORMAL``: its writes are delivery bookkeeping. A power loss can undo the
+    last "delivered" marks, and those alerts are sent again under the same id; the outbox
+    rows themselves are written by the audited action's own (FULL) transaction.
+    """
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         await conn.close()
         raise

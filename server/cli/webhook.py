@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,24 +34,24 @@ from server.cli.common import (
     table,
 )
 from server.cli.lifecycle import lifecycle_of
-from server.delivery import signing
 from server.delivery.destination import DestinationPolicy
-from server.delivery.errors import DeliveryError, DestinationRefused
+from server.delivery.errors import DestinationRefused
 from server.delivery.retry import RetryPolicy
 from server.delivery.sender import Sender
 from server.lifecycle.controldb import open_control_connection
 from server.lifecycle.provision import ensure_feature_schema, open_tenant_db
 from server.secrets.store import DataKeySource
 from server.store.schema import DDL, tenant_path
-from server.webhooks import payload
 from server.webhooks.registry import (
     Webhook,
     WebhookError,
     add_webhook,
+    check_destination,
     index_tenant,
     list_webhooks,
     remove_webhook,
     resolve_table,
+    send_test,
     signing_secret,
 )
 
@@ -149,8 +148,9 @@ def add_command(args: argparse.Namespace) -> int:
         async with _tenant_db(args, keys=True) as (tenant, conn, keys):
             assert keys is not None
             table_id = await resolve_table(conn, args.table) if args.table else None
+            await check_destination(policy, args.url)
             hook, secret = await add_webhook(
-                conn, tenant, keys, args.url, table_id, policy=policy, now=now(), actor=actor()
+                conn, tenant, keys, args.url, table_id, now=now(), actor=actor()
             )
             await _index(args, tenant, conn)
             return hook, secret
@@ -218,17 +218,9 @@ def test_command(args: argparse.Namespace) -> int:
             if hook is None:
                 raise CliError(f"no webhook {args.webhook_id!r}")
             secret = await signing_secret(conn, tenant, keys, hook.id)
-        event_id = f"wh_test_{secrets.token_hex(8)}"
-        at = now()
-        body = payload.test_body(hook.id, tenant, event_id, at)
         sender = Sender(policy, timeout=retry.timeout)
         try:
-            status = await sender.post(
-                hook.url, body, signing.headers(event_id, secret, int(at), body)
-            )
-            return event_id, status, None
-        except DeliveryError as exc:
-            return event_id, getattr(exc, "status", None), str(exc)
+            return await send_test(sender, hook, tenant, secret, now())
         finally:
             await sender.aclose()
 

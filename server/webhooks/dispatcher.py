@@ -219,6 +219,16 @@ class WebhookDispatcher:
         self._workers.clear()
         await self.sender.aclose()
 
+    def watch(self, tenant: str, *, present: bool) -> None:
+        """This process changed ``tenant``'s webhooks (its own commits do not change the
+        control connection's ``data_version``): serve or forget the tenant now."""
+        if present:
+            self._known.add(tenant)
+            self._dirty.add(tenant)
+            self._wake.set()
+        else:
+            self._known.discard(tenant)
+
     def committed(self, tenant: str) -> None:
         """A commit of ``tenant`` may have filled its outbox (hub ``on_commit``; cheap)."""
         if tenant in self._known:

@@ -26,8 +26,12 @@ from server.audit import log as audit_log
 from server.audit.actions import Action
 from server.audit.chain import AuditEntry
 from server.auth.principal import TenantId
+from server.delivery import signing
 from server.delivery.destination import DestinationPolicy
+from server.delivery.errors import DeliveryError, SendFailed
+from server.delivery.sender import Sender
 from server.secrets.store import DataKeySource, SecretKind, SecretStore
+from server.webhooks.payload import test_body
 
 MAX_WEBHOOKS = 20
 """Webhooks per tenant at most (each one is a copy of every change in the outbox)."""
@@ -137,13 +141,13 @@ async def add_webhook(
     url: str,
     table: str | None,
     *,
-    policy: DestinationPolicy,
     now: float,
     actor: str,
+    ip: str | None = None,
 ) -> tuple[Webhook, str]:
-    """Check the destination now (and again at every send), then add the webhook and its
-    encrypted signing secret, audited. Returns the webhook and its secret (shown once)."""
-    await policy.resolve(url)  # DestinationRefused: https only, no private addresses
+    """Add the webhook and its encrypted signing secret, audited; returns the webhook and
+    its secret (shown once). Check the destination first (:func:`check_destination`): not
+    here, where the caller may hold the tenant's writer paused."""
     if len(await list_webhooks(conn)) >= MAX_WEBHOOKS:
         raise WebhookError(f"a tenant has at most {MAX_WEBHOOKS} webhooks")
     hook = Webhook(new_webhook_id(), table, url, now, actor)
@@ -161,15 +165,22 @@ async def add_webhook(
             actor,
             Action.WEBHOOK_ADDED,
             target=hook.id,
+            ip=ip,
             details={"table": table, "destination": _origin(url)},  # a query may hold a token
         )
         await audit_log.append(conn, entry, commit=False)
     return hook, secret
 
 
+async def check_destination(policy: DestinationPolicy, url: str) -> None:
+    """Refuse a destination now (DestinationRefused): https only, no private address. It is
+    checked again at every send."""
+    await policy.resolve(url)
+
+
 async def remove_webhook(
     conn: aiosqlite.Connection, tenant: TenantId, keys: DataKeySource, hook_id: str, *,
-    now: float, actor: str,
+    now: float, actor: str, ip: str | None = None,
 ) -> None:  # fmt: skip
     """Remove a webhook, its pending changes and its secret, audited."""
     store = SecretStore(conn, tenant, keys)
@@ -179,7 +190,7 @@ async def remove_webhook(
             raise WebhookError(f"no webhook {hook_id!r}")
         await conn.execute("DELETE FROM _ht_webhook_outbox WHERE hook = ?", (hook_id,))
         await store.delete(secret_name(hook_id), commit=False)
-        entry = AuditEntry(now, actor, Action.WEBHOOK_REMOVED, target=hook_id)
+        entry = AuditEntry(now, actor, Action.WEBHOOK_REMOVED, target=hook_id, ip=ip)
         await audit_log.append(conn, entry, commit=False)
     await store.scrub_files()
 
@@ -192,15 +203,39 @@ async def signing_secret(
 
 
 async def index_tenant(control: aiosqlite.Connection, tenant: str, *, has_webhooks: bool) -> None:
-    """Keep ``_ht_webhook_tenants`` in step with the tenant's webhooks."""
+    """Keep ``_ht_webhook_tenants`` in step with the tenant's webhooks (own transaction)."""
     async with _transaction(control):
-        await control.execute(INDEX_DDL)
-        if has_webhooks:
-            await control.execute(
-                "INSERT OR IGNORE INTO _ht_webhook_tenants (tenant_id) VALUES (?)", (tenant,)
-            )
-        else:
-            await control.execute("DELETE FROM _ht_webhook_tenants WHERE tenant_id = ?", (tenant,))
+        await index_in_transaction(control, tenant, has_webhooks=has_webhooks)
+
+
+async def index_in_transaction(
+    control: aiosqlite.Connection, tenant: str, *, has_webhooks: bool
+) -> None:
+    """:func:`index_tenant` inside the caller's control transaction."""
+    await control.execute(INDEX_DDL)
+    if has_webhooks:
+        await control.execute(
+            "INSERT OR IGNORE INTO _ht_webhook_tenants (tenant_id) VALUES (?)", (tenant,)
+        )
+    else:
+        await control.execute("DELETE FROM _ht_webhook_tenants WHERE tenant_id = ?", (tenant,))
+
+
+async def send_test(
+    sender: Sender, hook: Webhook, tenant: str, secret: bytes, now: float
+) -> tuple[str, int | None, str | None]:
+    """One signed ``type: test`` request: (its id, the receiver's status, the error)."""
+    event_id = f"wh_test_{secrets.token_hex(8)}"
+    body = test_body(hook.id, tenant, event_id, now)
+    try:
+        status = await sender.post(
+            hook.url, body, signing.headers(event_id, secret, int(now), body)
+        )
+    except SendFailed as exc:
+        return event_id, exc.status, str(exc)
+    except DeliveryError as exc:
+        return event_id, None, str(exc)
+    return event_id, status, None
 
 
 async def resolve_table(conn: aiosqlite.Connection, ref: str) -> str:
