@@ -44,7 +44,7 @@ async def make_tenant(data: Path) -> tuple[str, str]:
 
 def add_hook(data: Path, tenant: str, url: str, table: str, **env: str) -> dict[str, Any]:
     done = hypertab(
-        "webhook", "add", "--tenant", tenant, "--url", url, "--table", table, "--json",
+        "webhook", "add", "--tenant", tenant, "--url", url, f"--table={table}", "--json",
         "--data-dir", str(data), env=clean_env(**env),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
