@@ -240,6 +240,8 @@ def commit_group(
     check = check_formula or refuse_formulas
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Read under the write lock: no webhook can be added or removed during the group.
+        hooked = conn.execute("SELECT 1 FROM _ht_webhooks LIMIT 1").fetchone() is not None
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
@@ -274,13 +276,14 @@ def commit_group(
                     )
                 except sqlite3.IntegrityError:
                     raise _Repeat() from None
-                # The webhook outbox, in the change's own transaction (server/webhooks): one
-                # row per webhook of this table or of every table; none without webhooks.
-                conn.execute(
-                    "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
-                    "SELECT id, ?, ?, ? FROM _ht_webhooks WHERE tbl IS NULL OR tbl = ?",
-                    (state.id, state.version, encoded, state.id),
-                )
+                if hooked:
+                    # The webhook outbox, in the change's own transaction (server/webhooks):
+                    # one row per webhook of this table or of every table.
+                    conn.execute(
+                        "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
+                        "SELECT id, ?, ?, ? FROM _ht_webhooks WHERE tbl IS NULL OR tbl = ?",
+                        (state.id, state.version, encoded, state.id),
+                    )
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
