@@ -95,11 +95,9 @@ class Alert:
     @property
     def tenant(self) -> str | None:
         """The tenant the alert is about, when there is one."""
-        details = self.details_obj()
-        for key in ("tenant",):
-            value = details.get(key)
-            if isinstance(value, str) and value:
-                return value
+        value = self.details_obj().get("tenant")
+        if isinstance(value, str) and value:
+            return value
         if self.action in (Action.ADMIN_READ, Action.TENANT_DELETED) and self.target:
             return self.target
         return None

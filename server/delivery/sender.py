@@ -11,6 +11,8 @@ response body is never read.
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from server.delivery.destination import DestinationPolicy
@@ -22,9 +24,17 @@ USER_AGENT = "Hypertab-Delivery/1"
 class Sender:
     """POSTs signed bodies; one per dispatcher (it keeps a connection pool). ``aclose()``."""
 
-    def __init__(self, policy: DestinationPolicy, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        policy: DestinationPolicy,
+        *,
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
+        """``verify``: the TLS trust to use (default: the system's CA bundle, via httpx)."""
         self.policy = policy
         self._client = httpx.AsyncClient(
+            verify=verify if verify is not None else True,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,
