@@ -42,7 +42,7 @@ from server.delivery.retry import RetryPolicy
 from server.delivery.sender import Sender
 from server.store.schema import tenant_path
 from server.webhooks import payload
-from server.webhooks.registry import INDEX_DDL, signing_secret
+from server.webhooks.registry import INDEX_DDL, index_in_transaction, signing_secret
 
 if TYPE_CHECKING:
     from server.control.plane import ControlPlane
@@ -281,8 +281,10 @@ class WebhookDispatcher:
 
     async def _drain(self, tenant: str) -> None:
         try:
-            if not await self._usable(tenant):
+            if not await self._usable(tenant):  # deleted: its webhooks went with it
                 self._known.discard(tenant)
+                async with self.control.transaction() as conn:
+                    await index_in_transaction(conn, tenant, has_webhooks=False)
                 return
             async with self.stores.use(tenant) as store:
                 while True:
