@@ -36,6 +36,7 @@ from client_sdk.keys import Keys
 from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
+from client_sdk.webhooks import Webhooks
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
@@ -125,6 +126,8 @@ class Client:
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
         """The tenant's custom formula functions (``client_sdk/functions.py``)."""
+        self.webhooks = Webhooks(self)
+        """The tenant's webhooks (needs ``keys:admin``; ``client_sdk/webhooks.py``)."""
 
     # --- connecting -----------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ async def test_a_tenant_admin_manages_its_webhooks_over_the_wire(
             )
             assert isinstance(added, WebhookAdded) and added.secret.startswith("whsec_")
             assert added.secret not in repr(added)
+            every, every_secret = await client.webhooks.add(receiver.url)  # the SDK's way
+            assert every.table is None and every_secret != added.secret
+            await client.webhooks.remove(every.id)
             orders = await client.table("Orders")
             await orders.insert({"Total": 12})
             got = await asyncio.to_thread(receiver.wait_for, 1, 10.0)
@@ -76,6 +79,8 @@ async def test_a_tenant_admin_manages_its_webhooks_over_the_wire(
             assert isinstance(listing, WebhookListing)
             assert [h.id for h in listing.webhooks] == [added.webhook.id]
             assert listing.webhooks[0].delivered_batches == 1
+            assert [h.id for h in await client.webhooks.list()] == [added.webhook.id]
+            assert (await client.webhooks.test(added.webhook.id)).status == 200
             removed = await client.request(
                 lambda rid: WebhookRemove(id=rid, webhook=added.webhook.id)
             )
@@ -85,7 +90,7 @@ async def test_a_tenant_admin_manages_its_webhooks_over_the_wire(
             assert gone.value.code == "unknown_webhook"
             await orders.insert({"Total": 13})
             await asyncio.sleep(0.3)
-            assert len(receiver.received) == 2  # nothing after the removal
+            assert len(receiver.received) == 3  # the change and two tests; none after removal
     finally:
         await server.stop()
         receiver.stop()
