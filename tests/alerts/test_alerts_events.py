@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery_helpers import clean_env, hypertab, open_raw, refused_status
+from delivery_helpers import open_raw, refused_status, run_cli
 
 from server.alerts import outbox
 from server.alerts.dispatcher import open_connection
@@ -96,10 +96,10 @@ async def test_an_abuse_close_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 async def test_a_broken_audit_chain_found_by_verify_alerts(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    made = await asyncio.to_thread(
-        hypertab, "tenant", "create", "acme", "--data-dir", str(data), env=clean_env()
+    code, _, err = await asyncio.to_thread(
+        run_cli, "tenant", "create", "acme", "--data-dir", str(data)
     )
-    assert made.returncode == 0, made.stderr
+    assert code == 0, err
 
     def tamper() -> None:
         db = sqlite3.connect(data / "control.db")
@@ -108,9 +108,9 @@ async def test_a_broken_audit_chain_found_by_verify_alerts(tmp_path: Path) -> No
         db.close()
 
     await asyncio.to_thread(tamper)
-    verify = await asyncio.to_thread(
-        hypertab, "audit", "verify", "--control", "--data-dir", str(data), env=clean_env()
+    code, out, _ = await asyncio.to_thread(
+        run_cli, "audit", "verify", "--control", "--data-dir", str(data)
     )
-    assert verify.returncode == 1 and "BROKEN at entry 1" in verify.stdout
+    assert code == 1 and "BROKEN at entry 1" in out
     (alert,) = [a for a in await alerts_of(data) if a.kind == "audit_chain_broken"]
     assert alert.severity == "critical" and alert.details_obj()["broken_at"] == 1

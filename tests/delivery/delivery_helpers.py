@@ -238,3 +238,17 @@ async def refused_status(url: str, key: str) -> int:
         return int(exc.response.status_code)
     await conn.close()
     raise AssertionError("the handshake was accepted")
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """The ``hypertab`` command in this process (no interpreter start-up): exit code,
+    stdout, stderr. Call it through ``asyncio.to_thread`` (it runs its own event loop)."""
+    import contextlib
+    import io
+
+    from server.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from delivery_helpers import clean_env, hypertab, open_raw, refused_status
+from delivery_helpers import open_raw, refused_status, run_cli
 
 from protocol.errors import CloseCode
 from server.alerts import outbox
@@ -99,13 +99,12 @@ async def test_contain_one_tenant(tmp_path: Path) -> None:
         bystander = await open_raw(url, other_keys[0])
         watchers = [asyncio.create_task(closed_at(s)) for s in sockets]
         started = time.monotonic()
-        done = await asyncio.to_thread(
-            hypertab, "incident", "contain", "--tenant", acme.id, "--json",
-            "--data-dir", str(data), env=clean_env(),
-        )  # fmt: skip
+        code, out, err = await asyncio.to_thread(
+            run_cli, "incident", "contain", "--tenant", acme.id, "--json", "--data-dir", str(data)
+        )
         returned = time.monotonic()
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
+        assert code == 0, err
+        result = json.loads(out)
         closes = await asyncio.gather(*watchers)
         assert {code for _, code in closes} == {CloseCode.CREDENTIAL_REVOKED}
         # Closed before (or right after) the command returned; bench/alerts.py measures it.
@@ -145,12 +144,12 @@ async def test_contain_all_leaves_only_new_keys_and_a_new_master_key(tmp_path: P
     await server.start()
     url = f"ws://127.0.0.1:{server.port}/v1/ws"
     try:
-        done = await asyncio.to_thread(
-            hypertab, "incident", "contain", "--all", "--case", "inc-test-1", "--json",
-            "--data-dir", str(data), env=clean_env(),
+        code, out, err = await asyncio.to_thread(
+            run_cli, "incident", "contain", "--all", "--case", "inc-test-1", "--json",
+            "--data-dir", str(data),
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
+        assert code == 0, err
+        result = json.loads(out)
         assert result["case"] == "inc-test-1" and result["master_key"] is not None
         assert len(load_key_file(data / "master.keys").ids) == 2
         new_keys = {t["tenant"]: t["key"]["secret"] for t in result["tenants"]}

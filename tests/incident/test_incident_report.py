@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery_helpers import clean_env, hypertab, open_raw, refused_status
+from delivery_helpers import open_raw, refused_status, run_cli
 
 from server.app import HypertabServer
 from server.cli.common import UsageError
@@ -35,12 +35,12 @@ async def test_the_report_names_tenants_keys_addresses_and_actions(tmp_path: Pat
         await server.control.revoke_key(stolen.record.id, now=time.time())
         assert await refused_status(url, stolen.secret) == 401  # a revoked key, tried again
         await server.audit.flush()
-        run = await asyncio.to_thread(
-            hypertab, "incident", "report", "--since", "1h", "--tenant", acme.id,
-            "--data-dir", str(data), env=clean_env(),
+        code, out, err = await asyncio.to_thread(
+            run_cli, "incident", "report", "--since", "1h", "--tenant", acme.id,
+            "--data-dir", str(data),
         )  # fmt: skip
-        assert run.returncode == 0, run.stderr
-        report = json.loads(run.stdout)
+        assert code == 0, err
+        report = json.loads(out)
         assert [t["id"] for t in report["tenants"]] == [acme.id]  # --tenant: the other is out
         assert report["tenants"][0]["name"] == "acme"
         assert acme_key.record.id in {k["id"] for k in report["keys"]}
@@ -48,12 +48,13 @@ async def test_the_report_names_tenants_keys_addresses_and_actions(tmp_path: Pat
         assert report["actions"]["auth.failed"] == 1
         assert {"tenant.created", "key.created"} <= set(report["actions"])
         assert stolen.record.id in {k["id"] for k in report["keys"]}
-        assert acme_key.secret not in run.stdout and stolen.secret not in run.stdout
-        everyone = await asyncio.to_thread(
-            hypertab, "incident", "report", "--since", "1h", "--format", "csv",
-            "--data-dir", str(data), env=clean_env(),
+        assert acme_key.secret not in out and stolen.secret not in out
+        code, everyone, _ = await asyncio.to_thread(
+            run_cli, "incident", "report", "--since", "1h", "--format", "csv",
+            "--data-dir", str(data),
         )  # fmt: skip
-        rows = list(csv.DictReader(io.StringIO(everyone.stdout)))
+        assert code == 0
+        rows = list(csv.DictReader(io.StringIO(everyone)))
         assert {r["tenant"] for r in rows} >= {acme.id, other.id}
         assert all(r["action"] for r in rows)
     finally:
