@@ -13,6 +13,7 @@ entry. Nothing secret is in an audit entry, so nothing secret is in the report.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import sqlite3
@@ -30,7 +31,13 @@ from server.lifecycle.provision import open_tenant_db
 from server.store.schema import tenant_path
 
 REPORT_FORMAT = "hypertab-incident-report/1"
-CSV_FIELDS = ("log", "tenant", "id", "ts", "actor", "action", "target", "ip", "keys", "details")
+CSV_FIELDS = (
+    "log", "tenant", "id", "ts", "time", "actor", "action", "target", "ip", "keys", "details",
+)  # fmt: skip
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class ReportEntry:
             "tenant": self.tenant,
             "id": self.id,
             "ts": self.ts,
+            "time": _iso(self.ts),
             "actor": self.actor,
             "action": self.action,
             "target": self.target,
@@ -195,7 +203,12 @@ class Report:
                     a["tenants"].add(e.tenant)
         return {
             "format": REPORT_FORMAT,
-            "window": {"since": self.since, "until": self.until},
+            "window": {
+                "since": self.since,
+                "until": self.until,
+                "since_time": _iso(self.since),
+                "until_time": _iso(self.until),
+            },
             "tenant": self.tenant_filter,
             "totals": {
                 "entries": len(self.entries),
@@ -239,6 +252,7 @@ def to_csv(entries: Iterable[ReportEntry]) -> str:
             e.tenant or "",
             e.id,
             e.ts,
+            _iso(e.ts),
             e.actor,
             e.action,
             e.target,
