@@ -27,11 +27,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import random
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.auth.principal import TenantId
@@ -51,6 +53,12 @@ if TYPE_CHECKING:
     from server.store.tenant import TenantStore
 
 log = logging.getLogger("server.webhooks")
+
+LIVE_RECHECK_S = 5.0
+
+
+def _is_file(path: Path) -> bool:
+    return os.path.isfile(path)  # one stat: cheaper than a thread hop
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +203,7 @@ class WebhookDispatcher:
         self._due: dict[str, float] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._secrets: dict[tuple[str, str], bytes] = {}
+        self._live: dict[str, float] = {}  # tenant -> when its record was last seen live
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -273,11 +282,20 @@ class WebhookDispatcher:
             self._wake.set()
 
     async def _usable(self, tenant: str) -> bool:
-        """Never open (and so create) the database of a tenant that is gone."""
+        """Never open (and so create) the database of a tenant that is gone: its file must
+        exist (a stat, every time) and its record be live (read at most every few seconds:
+        a drain runs after nearly every commit of a busy tenant)."""
+        if not _is_file(tenant_path(self.stores.data_dir, tenant)):
+            return False
+        checked = self._live.get(tenant)
+        if checked is not None and time.monotonic() - checked < LIVE_RECHECK_S:
+            return True
         record = await self.control.get_tenant(TenantId(tenant))
         if record is None or not record.active:
+            self._live.pop(tenant, None)
             return False
-        return await asyncio.to_thread(tenant_path(self.stores.data_dir, tenant).is_file)
+        self._live[tenant] = time.monotonic()
+        return True
 
     async def _drain(self, tenant: str) -> None:
         try:
