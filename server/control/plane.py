@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import jwt as pyjwt
 
 from server.alerts.schema import ensure_schema as ensure_alert_schema
 from server.audit import events as audit_events
@@ -648,10 +649,11 @@ class ControlPlane:
     async def revoke_tenant_keys(
         self, tenant: TenantId, *, now: float, actor: str, reason: str, reissue_by: str | None
     ) -> tuple[list[KeyRecord], IssuedKey | None]:
-        """Revoke every live key of a live tenant and close all its connections (JWT ones
-        too: a ``TENANT`` event), optionally issuing one new admin key (``reissue_by``: its
-        ``created_by``), in one transaction with the audit entries. For incident
-        containment (``server.incident``); returns the keys revoked and the new key."""
+        """Revoke every live key of a live tenant, refuse its JWTs issued until ``now``
+        (``jwt_cutoff``) and close all its connections (a ``TENANT`` event), optionally
+        issuing one new admin key (``reissue_by``: its ``created_by``), in one transaction
+        with the audit entries. For incident containment (``server.incident``); returns the
+        keys revoked and the new key."""
         async with self._revoking() as events:
             record = await self.get_tenant(tenant)
             if record is None or not record.active:
@@ -663,6 +665,11 @@ class ControlPlane:
             )
             for key in live:
                 await self._audit(audit_events.key_revoked(key, actor, now))
+            await self._conn.execute(
+                "INSERT INTO jwt_cutoff (tenant_id, not_before) VALUES (?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET not_before = excluded.not_before",
+                (tenant, now),
+            )
             issued = None
             if reissue_by is not None:
                 issued = await self._insert_key(
@@ -718,7 +725,22 @@ class ControlPlane:
             raise AuthError(AuthFailure.UNKNOWN_TENANT)
         if not tenant.active:
             raise AuthError(AuthFailure.TENANT_DELETED)
+        if token and await self._issued_before_cutoff(verified.tenant, token):
+            raise AuthError(AuthFailure.REVOKED, credential_id=verified.credential_id)
         return verified.principal(tenant.plan)
+
+    async def _issued_before_cutoff(self, tenant: TenantId, token: str) -> bool:
+        """Whether an incident cut off the tenant's JWTs issued before now (one indexed
+        read; the token's ``iat`` is read only when there is a cutoff, after its signature
+        and claims were verified)."""
+        async with self._conn.execute(
+            "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return False
+        issued = pyjwt.decode(token, options={"verify_signature": False}).get("iat")
+        return not isinstance(issued, int | float) or issued <= float(row[0])
 
     async def authenticate(self, token: str | None, *, now: float) -> Principal:
         """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""

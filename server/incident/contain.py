@@ -3,7 +3,8 @@
 Order, most urgent first:
 
 1. Per tenant, one control transaction (:meth:`ControlPlane.revoke_tenant_keys`): every
-   live key revoked, one new admin key issued, a ``TENANT`` revocation logged. The commit
+   live key revoked, the tenant's JWTs issued until now refused (``jwt_cutoff``), one new
+   admin key issued, a ``TENANT`` revocation logged. The commit
    reaches running hubs through the same path as ``hypertab key revoke``: their
    ``control.db`` watcher, woken at once through the notify sockets; they close the
    tenant's sockets (4003), JWT ones included.
@@ -201,8 +202,9 @@ def next_steps(result: Containment, *, jwt_configured: bool) -> list[str]:
     ]
     if jwt_configured:
         steps.append(
-            "JWT access tokens signed with the current HYPERTAB_JWT_SECRET still authenticate "
-            "until that secret is rotated at the issuer and the servers restarted with it."
+            "JWTs issued before this containment are refused for the contained tenants, but "
+            "anyone holding HYPERTAB_JWT_SECRET can still mint new ones: if it may have leaked, "
+            "rotate it at the token issuer and restart every server with the new one."
         )
     if result.master_key is not None:
         steps.append(

@@ -165,3 +165,49 @@ async def test_contain_all_leaves_only_new_keys_and_a_new_master_key(tmp_path: P
         assert actions.count("incident.contained") == 1 and "keyring.rotated" in actions
     finally:
         await server.stop()
+
+
+def jwt_for(tenant: str, secret: str, issued_at: float) -> str:
+    import jwt as pyjwt
+
+    claims = {
+        "sub": "user-1",
+        "aud": "authenticated",
+        "iat": int(issued_at),
+        "exp": issued_at + 300,
+        "role": "authenticated",
+        "app_metadata": {"tenant": tenant},
+    }
+    return pyjwt.encode(claims, secret, algorithm="HS256")
+
+
+async def test_contain_cuts_off_the_tenants_jwts_issued_before_it(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    secret = "incident-jwt-secret-" + "x" * 32
+    monkeypatch.setenv("HYPERTAB_JWT_SECRET", secret)  # for the summary of the CLI
+    data = tmp_path / "data"
+    await asyncio.to_thread(data.mkdir)
+    await asyncio.to_thread(generate_key_file, data / "master.keys")
+    (acme, _), (other, _) = await provision(data, ["acme", "other"])
+    server = HypertabServer(Config(data_dir=data, port=0, jwt_secret=secret))
+    await server.start()
+    url = f"ws://127.0.0.1:{server.port}/v1/ws"
+    try:
+        stolen = jwt_for(acme.id, secret, time.time() - 60)
+        open_with_jwt = await open_raw(url, stolen)
+        bystander = jwt_for(other.id, secret, time.time() - 60)
+        code, out, err = await asyncio.to_thread(
+            run_cli, "incident", "contain", "--tenant", acme.id, "--json", "--data-dir", str(data)
+        )
+        assert code == 0, err
+        _, close_code = await closed_at(open_with_jwt)
+        assert close_code == CloseCode.CREDENTIAL_REVOKED
+        assert await refused_status(url, stolen) == 401  # issued before the incident
+        fresh = await open_raw(url, jwt_for(acme.id, secret, time.time() + 2))  # after it
+        await fresh.close()
+        other_conn = await open_raw(url, bystander)  # another tenant's tokens still work
+        await other_conn.close()
+        assert any("HYPERTAB_JWT_SECRET" in step for step in json.loads(out)["next_steps"])
+    finally:
+        await server.stop()
