@@ -9,10 +9,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from protocol.messages import Change
+from protocol.messages import Change, Query
 from protocol.ops import Row
 from server.engine.catalog import TableState, decode_columns
 from server.engine.cells import from_stored
+from server.store.query import plan_query
 from server.store.writer import change_decoder
 
 REPLAY_MAX = 5_000
@@ -67,21 +68,46 @@ def read_snapshot(conn: sqlite3.Connection, table_id: str) -> TableRead | None:
         conn.execute("COMMIT")
 
 
-def read_page(
-    conn: sqlite3.Connection, table_id: str, after: str | None, limit: int
-) -> TableRead | None:
-    """Up to ``limit`` rows after order key ``after``."""
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """A page of a query: the rows, and the cursor after each of them."""
+
+    table: TableState
+    rows: list[Row]
+    cursors: list[str]
+    more: bool
+
+
+def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> QueryPage | None:
+    """One page of ``request`` on the table (compiled against the table's columns as of
+    this read); None if the table does not exist. Raises ``QueryError``."""
     conn.execute("BEGIN")
     try:
         table = _table(conn, table_id)
         if table is None:
             return None
-        fetched = conn.execute(
-            _select(table) + " WHERE _ord > ? ORDER BY _ord LIMIT ?", (after or "", limit)
-        ).fetchall()
-        return TableRead(table, _rows(table, fetched))
+        plan = plan_query(
+            table,
+            where=request.where,
+            order_by=request.order_by,
+            columns=request.columns,
+            after=request.after,
+            limit=request.limit + 1,  # one more says whether another page follows
+        )
+        fetched = conn.execute(plan.sql, plan.params).fetchall()
     finally:
         conn.execute("COMMIT")
+    more = len(fetched) > request.limit
+    fetched = fetched[: request.limit]
+    columns = plan.columns
+    rows = []
+    for record in fetched:
+        values = {}
+        for column, value in zip(columns, record[2 : 2 + len(columns)], strict=True):
+            if value is not None:
+                values[column.id] = from_stored(column.type, value)
+        rows.append(Row(id=str(record[0]), order=str(record[1]), values=values))
+    return QueryPage(table, rows, [plan.cursor(record) for record in fetched], more)
 
 
 def read_since(
