@@ -203,7 +203,7 @@ class Session:
         except DecodeError as exc:
             self.bad_frames += 1
             text = str(exc)
-            code = "unknown_type" if "at `$.type`" in text else "bad_message"
+            code = _decode_error_code(text)
             self.error(code, text[:300], self.codec.request_id(data))
             if self.bad_frames >= MAX_BAD_FRAMES:
                 self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
@@ -424,6 +424,15 @@ class Session:
             self.error("forbidden", "this credential may not touch that table", rid)
         else:
             self.error("unknown_table", "no such table", rid)
+
+
+def _decode_error_code(text: str) -> str:
+    """The error code for a frame msgspec refused, from where the problem was."""
+    if "at `$.type`" in text:
+        return "unknown_type"
+    if "at `$.where" in text or "at `$.order_by" in text:
+        return "invalid_filter"  # the same code as the checks made after decoding
+    return "bad_message"
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
