@@ -400,7 +400,7 @@ class Session:
                     table=state.id,
                     version=page.table.version,
                     rows=rows[:count],
-                    next=page.cursors[count - 1] if more and count else None,
+                    next=page.cursor_after(count) if more and count else None,
                 )
             )
             if len(frame) <= MAX_FRAME_BYTES or count <= 1:

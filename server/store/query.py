@@ -6,9 +6,10 @@ How it works
 one :class:`~server.engine.catalog.TableState` (read in the same transaction that runs the
 statement, so the columns cannot change in between). No user text reaches the SQL text:
 column references resolve through the catalog to generated ``c_<n>`` names, every value is a
-``?`` parameter, and text matching uses ``instr`` on case-folded text, so there is no LIKE
-pattern to escape. The only other words in the SQL are fixed keywords and the two functions
-:func:`install_functions` registers on the read connection.
+``?`` parameter, and the LIKE patterns of text matching are bound parameters too, with
+``%``, ``_`` and the escape character escaped. The only other words in the SQL are fixed
+keywords, built-in functions and the two functions :func:`install_functions` registers on
+the read connection.
 
 Every condition is two-valued: true or false for each row, never unknown. Comparisons with
 a null cell are false, and ``not`` is compiled as ``(x) IS NOT 1``, so ``not F`` holds exactly
@@ -239,14 +240,33 @@ class _Compiler:
         return f"({test})"
 
     def _match(self, node: Match, column: _Column, text: str) -> str:
+        """Caseless text matching, by Unicode case folding (``str.casefold``).
+
+        SQLite's LIKE folds only ASCII letters, in C; the exact rule needs a Python call
+        per cell (``ht_fold``), several times slower. So a cell that is plain ASCII (as
+        many bytes as characters, which also sends text holding a NUL to the exact path)
+        is matched by LIKE against the case-folded needle, with ``%``, ``_`` and the
+        escape character escaped, and every other cell by ``ht_fold``. For ASCII cells the
+        two agree: their case folding is ASCII lower-casing, which LIKE ignores.
+        """
         if column.kind not in (_Kind.TEXT, _Kind.FORMULA, _Kind.ROW_ID):
             raise _invalid(f"{_op(node)}: a {column.kind.value} column holds no text")
+        cell = column.sql
         needle = text.casefold()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         if isinstance(node, Contains):
-            return f"(instr(ht_fold({column.sql}), {self.bind(needle)}) > 0)"
-        assert isinstance(node, StartsWith)
-        length = self.bind(len(needle))
-        return f"(substr(ht_fold({column.sql}), 1, {length}) = {self.bind(needle)})"
+            pattern = self.bind(f"%{escaped}%")
+            exact = f"instr(ht_fold({cell}), {self.bind(needle)}) > 0"
+        else:
+            assert isinstance(node, StartsWith)
+            pattern = self.bind(f"{escaped}%")
+            length = self.bind(len(needle))
+            exact = f"substr(ht_fold({cell}), 1, {length}) = {self.bind(needle)}"
+        plain = f"length(CAST({cell} AS BLOB)) = length({cell})"
+        return (
+            f"(typeof({cell}) = 'text' AND CASE WHEN {plain}"
+            f" THEN {cell} LIKE {pattern} ESCAPE '\\' ELSE {exact} END)"
+        )
 
 
 # --- sorting and cursors --------------------------------------------------------------------

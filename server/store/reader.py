@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.messages import Change, Query
 from protocol.ops import Row
 from server.engine.catalog import TableState, decode_columns
 from server.engine.cells import from_stored
-from server.store.query import plan_query
+from server.store.query import QueryPlan, plan_query
 from server.store.writer import change_decoder
 
 REPLAY_MAX = 5_000
@@ -70,12 +71,17 @@ def read_snapshot(conn: sqlite3.Connection, table_id: str) -> TableRead | None:
 
 @dataclass(frozen=True, slots=True)
 class QueryPage:
-    """A page of a query: the rows, and the cursor after each of them."""
+    """A page of a query: the table as read, the rows, whether more follow."""
 
     table: TableState
     rows: list[Row]
-    cursors: list[str]
     more: bool
+    plan: QueryPlan
+    records: list[tuple[Any, ...]]
+
+    def cursor_after(self, count: int) -> str:
+        """The cursor continuing after the first ``count`` rows (count >= 1)."""
+        return self.plan.cursor(self.records[count - 1])
 
 
 def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> QueryPage | None:
@@ -107,7 +113,7 @@ def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> Query
             if value is not None:
                 values[column.id] = from_stored(column.type, value)
         rows.append(Row(id=str(record[0]), order=str(record[1]), values=values))
-    return QueryPage(table, rows, [plan.cursor(record) for record in fetched], more)
+    return QueryPage(table, rows, more, plan, fetched)
 
 
 def read_since(

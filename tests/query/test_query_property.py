@@ -58,7 +58,24 @@ COLUMNS = [
 ]
 BY_ID = {c.id: c for c in COLUMNS}
 
-TEXTS = ["", "a", "A", "ab", "Ab", "b", "é", "É", "straße", "STRASSE", "%", "_", "it's", "a%b"]
+TEXTS = [
+    "",
+    "a",
+    "A",
+    "ab",
+    "Ab",
+    "b",
+    "é",
+    "É",
+    "straße",
+    "STRASSE",
+    "%",
+    "_",
+    "it's",
+    "a%b",
+    "a\x00b",
+    "\\",
+]
 NUMBERS = [-3, -1, 0, 0.5, 1, 2, 2.0, 3, 7.25, 10]
 DATETIMES = [
     "2024-01-01",
@@ -128,7 +145,9 @@ def _ins() -> st.SearchStrategy[Filter]:
 
 
 def _matches(op: type[Filter]) -> st.SearchStrategy[Filter]:
-    texts = st.sampled_from(["", "a", "B", "ß", "ss", "É", "%", "_", "'", "lo", "#", "r1"])
+    texts = st.sampled_from(
+        ["", "a", "B", "ß", "ss", "É", "%", "_", "'", "lo", "#", "r1", "\\", "b"]
+    )
     return st.builds(lambda pair, text: op(column=pair[1], value=text), _refs(TEXTUAL), texts)
 
 
@@ -211,7 +230,7 @@ class _Fixture:
             out.extend(page.rows)
             if not page.more:
                 return out
-            after = page.cursors[-1]
+            after = page.cursor_after(len(page.rows))
         raise AssertionError("paging did not end")
 
 
