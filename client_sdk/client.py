@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 TokenProvider = Callable[[], str | Awaitable[str]]
 
+SortSpec = str | tuple[str, bool] | Mapping[str, Any]
+"""One ``order_by`` entry: a column (ascending), ``(column, desc)``, or the wire's
+``{"column": C, "desc": bool}``."""
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -491,7 +495,7 @@ class Client:
         table: str,
         *,
         where: Mapping[str, Any] | None = None,
-        order_by: Sequence[str | tuple[str, bool]] = (),
+        order_by: Sequence[SortSpec] = (),
         columns: Sequence[str] | None = None,
         limit: int = 500,
         after: str | None = None,
@@ -500,9 +504,10 @@ class Client:
 
         ``table``: an id or a name. ``where``: a filter in its wire form, plain dicts such
         as ``{"op": "gt", "column": "Age", "value": 30}`` (docs/protocol.md, "Queries").
-        ``order_by``: columns, each a name/id (ascending) or ``(column, desc)``; the
-        table's row order breaks ties. ``columns``: the cells the rows carry (all when
-        None). ``after``: the previous page's ``next``. Rows carry cells keyed by column id.
+        ``order_by``: columns, each a name/id (ascending), ``(column, desc)`` or the
+        wire's ``{"column": C, "desc": bool}``; the table's row order breaks ties.
+        ``columns``: the cells the rows carry (all when None). ``after``: the previous
+        page's ``next``. Rows carry cells keyed by column id.
         Raises :class:`ServerError` (``invalid_filter`` for a ``where`` that is not a filter,
         before anything is sent; ``unknown_column``, ``invalid_cursor`` … from the server).
         """
@@ -527,7 +532,7 @@ class Client:
         table: str,
         *,
         where: Mapping[str, Any] | None = None,
-        order_by: Sequence[str | tuple[str, bool]] = (),
+        order_by: Sequence[SortSpec] = (),
         columns: Sequence[str] | None = None,
         page_size: int = 500,
     ) -> AsyncIterator[Row]:
@@ -578,12 +583,17 @@ def _filter(where: Mapping[str, Any] | None) -> Filter | None:
     return converted
 
 
-def _order_by(order_by: Sequence[str | tuple[str, bool]]) -> list[OrderBy]:
+def _order_by(order_by: Sequence[SortSpec] | str) -> list[OrderBy]:
     entries = (order_by,) if isinstance(order_by, str) else order_by
     out = []
     for entry in entries:
         if isinstance(entry, str):
             out.append(OrderBy(column=entry))
+        elif isinstance(entry, Mapping):
+            try:
+                out.append(msgspec.convert(entry, OrderBy))
+            except msgspec.ValidationError as exc:
+                raise ServerError("invalid_filter", f"order_by entry: {exc}") from None
         else:
             column, desc = entry
             out.append(OrderBy(column=column, desc=bool(desc)))

@@ -86,6 +86,11 @@ async def test_query_by_name_filters_sorts_and_selects(hub_url: str, tenant: Any
             r.values["Name"] async for r in client.query_all("People", order_by="Name", page_size=1)
         ]
         assert names == ["Ada", "Edsger", "Grace", "alan"]  # code point order: upper case first
+        wire_sort = [{"column": "Member", "desc": True}, ("Age", False)]  # JSON passed through
+        names = [r.values["Name"] async for r in client.query_all("People", order_by=wire_sort)]
+        assert names == ["Ada", "alan", "Grace", "Edsger"]
+        bad_sort = client.query("People", order_by=[{"column": "Age", "descending": True}])
+        assert await _code(bad_sort) == "invalid_filter"
 
 
 async def test_paging_under_concurrent_inserts_neither_skips_nor_repeats(
