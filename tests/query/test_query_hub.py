@@ -3,6 +3,7 @@ refuse to send something)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -100,32 +101,54 @@ async def test_paging_under_concurrent_inserts_neither_skips_nor_repeats(
     rng = random.Random(7)
     async with await Client.connect(hub_url, api_key=key) as writer:
         table = await writer.create_table("Log", [("n", "number"), ("tag", "text")])
-        ids = await _insert(
+        committed = await _insert(
             table, [{"n": rng.randrange(1000), "tag": rng.choice("ab")} for _ in range(400)]
         )
-        existing = set(ids)
-        async with await Client.connect(hub_url, api_key=key) as reader:
-            for order_by in ([], [("n", False)], [("n", True), ("tag", False)]):
-                seen: list[str] = []
-                after = None
-                while True:
-                    page = await reader.query(
-                        table.id,
-                        where={"op": "ne", "column": "tag", "value": "zzz"},
-                        order_by=order_by,
-                        limit=37,
-                        after=after,
-                    )
-                    seen.extend(r.id for r in page.rows)
-                    if page.next is None:
-                        break
-                    after = page.next
-                    # Between two pages, another client inserts rows everywhere: before the
-                    # cursor, after it, and with sort keys equal to rows already read.
-                    values = [{"n": rng.randrange(1000), "tag": "b"} for _ in range(6)]
-                    await _insert(table, values, after=rng.sample(ids, 6))
-                assert len(seen) == len(set(seen)), "a row came twice"
-                assert existing <= set(seen), "a row that existed at the first page was skipped"
+        paging = True
+        background_batches = 0
+
+        async def insert_meanwhile(other: Any) -> None:
+            """Another client inserting small batches all over the table, all along."""
+            nonlocal background_batches
+            while paging:
+                values = [{"n": rng.randrange(1000), "tag": "a"} for _ in range(3)]
+                committed.extend(await _insert(other, values, after=rng.sample(committed, 3)))
+                background_batches += 1
+
+        async with (
+            await Client.connect(hub_url, api_key=key) as reader,
+            await Client.connect(hub_url, api_key=key) as background,
+        ):
+            task = asyncio.create_task(insert_meanwhile(await background.table(table.id)))
+            try:
+                for order_by in ([], [("n", False)], [("n", True), ("tag", False)]):
+                    existing = set(committed)  # every row acknowledged before the first page
+                    seen: list[str] = []
+                    after = None
+                    while True:
+                        page = await reader.query(
+                            table.id,
+                            where={"op": "ne", "column": "tag", "value": "zzz"},
+                            order_by=order_by,
+                            limit=37,
+                            after=after,
+                        )
+                        seen.extend(r.id for r in page.rows)
+                        if page.next is None:
+                            break
+                        after = page.next
+                        # Between two pages, rows land everywhere: before the cursor, after
+                        # it, and with sort keys equal to rows already read.
+                        values = [{"n": rng.randrange(1000), "tag": "b"} for _ in range(6)]
+                        committed.extend(
+                            await _insert(table, values, after=rng.sample(committed, 6))
+                        )
+                    assert len(seen) == len(set(seen)), "a row came twice"
+                    assert existing <= set(seen), "a row that existed at the first page was skipped"
+            finally:
+                paging = False
+                await task
+        assert background_batches > 10  # the background inserts did run meanwhile
 
 
 async def test_cursor_of_another_query_is_refused(hub_url: str, tenant: Any) -> None:

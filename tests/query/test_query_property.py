@@ -218,13 +218,26 @@ class _Fixture:
         return table, snap.rows
 
     async def read_all(
-        self, table: str, where: Filter | None, order: list[OrderBy], size: int
+        self,
+        table: str,
+        where: Filter | None,
+        order: list[OrderBy],
+        columns: list[str] | None,
+        size: int,
     ) -> list[Row]:
         assert self.store is not None
         out: list[Row] = []
         after = None
         for _ in range(100):
-            request = Query(id=1, table=table, where=where, order_by=order, after=after, limit=size)
+            request = Query(
+                id=1,
+                table=table,
+                where=where,
+                order_by=order,
+                columns=columns,
+                after=after,
+                limit=size,
+            )
             page = await self.store.query(table, request)
             assert page is not None
             out.extend(page.rows)
@@ -248,17 +261,28 @@ def fixture(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @given(
     rows=rows_strategy,
     cases=st.lists(
-        st.tuples(st.none() | filters, sorts, st.integers(min_value=1, max_value=7)),
+        st.tuples(
+            st.none() | filters,
+            sorts,
+            st.none() | st.lists(st.sampled_from([*BY_ID, "Name", "Score", "_id"]), max_size=3),
+            st.integers(min_value=1, max_value=7),
+        ),
         min_size=3,
         max_size=8,
     ),
 )
 def test_query_equals_python_filter_over_snapshot(fixture: _Fixture, rows: Any, cases: Any) -> None:
     table, snapshot = fixture.runner.run(fixture.table_with(rows))
-    for where, order, size in cases:
+    for where, order, columns, size in cases:
         expected = ordered(
             [r for r in snapshot if where is None or matches(where, r, COLUMNS)], order, COLUMNS
         )
-        got = fixture.runner.run(fixture.read_all(table, where, order, size))
+        if columns is not None:
+            keep = {c.id for c in COLUMNS if c.id in columns or c.name in columns}
+            expected = [
+                Row(id=r.id, order=r.order, values={k: v for k, v in r.values.items() if k in keep})
+                for r in expected
+            ]
+        got = fixture.runner.run(fixture.read_all(table, where, order, columns, size))
         assert [r.id for r in got] == [r.id for r in expected], (where, order)
         assert got == expected  # the same cells too
