@@ -47,9 +47,14 @@ _SPECS = (
         "A query's filter or sort is over its limits or does not fit the column types.",
     ),
     ErrorSpec(
+        "query_timeout",
+        False,
+        "The query page ran past the server's time limit; narrow the filter.",
+    ),
+    ErrorSpec(
         "invalid_cursor",
         False,
-        "The query cursor is malformed or from another query; start again without after.",
+        "The query cursor is malformed or from another query; start again without `after`.",
     ),
     ErrorSpec("not_subscribed", False, "The request needs a subscription to the table first."),
     ErrorSpec("forbidden", False, "The credential's scopes or table allowlist do not permit this."),

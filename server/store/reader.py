@@ -7,6 +7,7 @@ together (WAL gives the reader a snapshot while the writer goes on).
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from protocol.messages import Change, Query
 from protocol.ops import Row
 from server.engine.catalog import TableState, decode_columns
 from server.engine.cells import from_stored
-from server.store.query import QueryPlan, plan_query
+from server.store.query import QueryError, QueryPlan, plan_query
 from server.store.writer import change_decoder
 
 REPLAY_MAX = 5_000
@@ -84,6 +85,32 @@ class QueryPage:
         return self.plan.cursor(self.records[count - 1])
 
 
+QUERY_SECONDS = 2.0
+"""Longest a query page may run; the statement is interrupted past it (``query_timeout``).
+A page over 100,000 rows takes 20-90 ms (bench/query.py), so this only stops queries whose
+cost is out of proportion: a long scan of long text, on the connection every read of the
+tenant shares (and, for the case-folding function, the interpreter's lock)."""
+
+_PROGRESS_STEPS = 1000
+"""SQLite VM instructions between two checks of the clock."""
+
+
+def _run_bounded(conn: sqlite3.Connection, plan: QueryPlan) -> list[tuple[Any, ...]]:
+    deadline = time.monotonic() + QUERY_SECONDS
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+    try:
+        return conn.execute(plan.sql, plan.params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if time.monotonic() <= deadline:
+            raise
+        raise QueryError(
+            "query_timeout",
+            f"the page took over {QUERY_SECONDS:g} s; narrow the filter (scan fewer rows)",
+        ) from exc
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
 def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> QueryPage | None:
     """One page of ``request`` on the table (compiled against the table's columns as of
     this read); None if the table does not exist. Raises ``QueryError``."""
@@ -100,7 +127,7 @@ def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> Query
             after=request.after,
             limit=request.limit + 1,  # one more says whether another page follows
         )
-        fetched = conn.execute(plan.sql, plan.params).fetchall()
+        fetched = _run_bounded(conn, plan)
     finally:
         conn.execute("COMMIT")
     more = len(fetched) > request.limit

@@ -11,7 +11,9 @@ import pytest
 
 from protocol.messages import Change, Query
 from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow
+from server.store import reader
 from server.store.formulas import FormulaRuntime
+from server.store.query import QueryError
 from server.store.schema import Durability
 from server.store.tenant import TenantStore
 
@@ -114,3 +116,18 @@ async def test_columns_select_cells_and_a_dropped_table_reads_as_none(store: Ten
     assert page is not None and page.more
     assert [row.values for row in page.rows] == [{"n": 10}, {"n": 1}]
     assert await store.query("nope", request) is None
+
+
+async def test_a_page_past_the_time_limit_is_stopped_and_the_store_goes_on(
+    store: TenantStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [NewRow(id=f"x{i}", values={"name": f"é{i}"}) for i in range(1000)]
+    assert (await store.apply("t", "c", "more", [InsertRows(rows=rows)], "tester")).error is None
+    scan = where("contains", "Name", "zzz")  # non-ASCII cells: the case-folding function
+    monkeypatch.setattr(reader, "QUERY_SECONDS", 0.0)
+    with pytest.raises(QueryError) as info:
+        await ids(store, **scan)
+    assert info.value.code == "query_timeout"
+    monkeypatch.undo()
+    assert await ids(store, **scan) == []
+    assert await ids(store, **where("eq", "N", 10)) == ["r1"]
