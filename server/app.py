@@ -11,10 +11,10 @@ once; a periodic recheck against the key store is the safety net.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -58,6 +58,7 @@ from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
+from server.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class HypertabServer:
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
         self.http = HttpRoutes(self)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner("hub")
+        """Owner of every background task the hub starts (failures logged, not lost)."""
         self.port = config.port
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -157,7 +159,9 @@ class HypertabServer:
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
         watcher = self.control.watcher
         if watcher is not None:  # other processes (the CLI) wake us after revoking
-            self._notify = NotifyListener(cfg.data_dir, lambda: self._spawn(watcher.poll_once()))
+            self._notify = NotifyListener(
+                cfg.data_dir, lambda: self._spawn(watcher.poll_once(), "control-db poll")
+            )
             await self._notify.start()
         await self.audit.start(self.control)
         self._server = await serve(
@@ -177,12 +181,10 @@ class HypertabServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        self._spawn(self._housekeeping())
+        self._spawn(self._housekeeping(), "housekeeping")
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self.tasks.spawn(coro, name)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, commit queued batches, close sockets (1001)."""
@@ -194,8 +196,7 @@ class HypertabServer:
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
             await server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
+        await self.tasks.cancel_all()
         if self._notify is not None:
             await self._notify.stop()
         if self._revocations is not None:
@@ -287,9 +288,10 @@ class HypertabServer:
             conns = self.registry.of_credential(event.credential_id)
         elif event.kind is RevocationKind.TENANT and event.tenant:
             conns = self.registry.of_tenant(event.tenant)
-            self._spawn(self.stores.close_tenant(event.tenant))  # deleted: release its files
+            # deleted: release its files
+            self._spawn(self.stores.close_tenant(event.tenant), "close deleted tenant")
         else:
-            self._spawn(self.recheck())
+            self._spawn(self.recheck(), "recheck")
             return
         closed = self.registry.close(conns, CloseCode.CREDENTIAL_REVOKED, "credential revoked")
         self.metrics.revocation_closes += closed
@@ -312,10 +314,15 @@ class HypertabServer:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(self.config.recheck_seconds)
-            with contextlib.suppress(Exception):
+            # Each round stands alone: a failure is logged and the next round retries.
+            try:
                 await self.recheck()
-            with contextlib.suppress(Exception):
+            except Exception as exc:
+                log.warning("periodic credential recheck failed (%s)", type(exc).__name__)
+            try:
                 await self.stores.close_idle()
+            except Exception as exc:
+                log.warning("closing idle stores failed (%s)", type(exc).__name__)
 
 
 def _forget_handshake(conn: ServerConnection) -> None:
