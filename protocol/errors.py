@@ -54,6 +54,11 @@ _SPECS = (
         False,
         "The stored ciphertext did not authenticate (tampered or moved); no value returned.",
     ),
+    ErrorSpec(
+        "secret_key_missing",
+        False,
+        "The secret names a data key version that does not exist; it cannot be read. Set it again.",
+    ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
     ErrorSpec(
