@@ -54,6 +54,7 @@ from server.control.notify import poke_all
 from server.control.schema import ensure_schema
 from server.control.tenants import TenantRecord, clean_name
 from server.control.watch import ControlDbWatcher
+from server.private import private_database, private_directory
 
 __all__ = [
     "LAST_USED_INTERVAL",
@@ -73,6 +74,14 @@ LAST_USED_INTERVAL = 60.0
 MAX_TABLES_PER_KEY = 1000
 MAX_TABLE_ID_LENGTH = 128
 CONTROL_DB_NAME = "control.db"
+
+
+def _prepare_files(data_dir: Path, path: Path) -> None:
+    # control.db holds every tenant's keys (hashed) and the control audit log: owner only,
+    # like the tenant databases, its -wal and -shm included.
+    private_directory(data_dir)
+    private_database(path)
+
 
 _KEY_COLUMNS = (
     "k.id, k.tenant_id, k.name, k.environment, k.scopes, k.tables, k.created_by,"
@@ -172,8 +181,8 @@ class ControlPlane:
         """
         apikeys.check_pepper(pepper)
         apikeys.check_environment(environment)
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         path = data_dir / CONTROL_DB_NAME
+        await asyncio.to_thread(_prepare_files, data_dir, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
