@@ -34,10 +34,20 @@ def tighten(path: Path) -> None:
 
 def private_database(path: Path) -> None:
     """Before SQLite opens ``path``: create it empty with mode 0600 if missing, else make it
-    and its side files (-wal, -shm, -journal) 0600."""
-    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, PRIVATE_FILE)
-    os.close(fd)
+    and its side files (-wal, -shm, -journal) 0600.
+
+    An existing file is never opened here, only chmod-ed: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, including those of SQLite connections
+    already open on it (the classic way to corrupt a database). O_EXCL keeps this to files
+    that did not exist, which no connection can have open.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     for file in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
         tighten(file)
 
