@@ -119,13 +119,7 @@ class HypertabServer:
     async def start(self) -> None:
         """Open the control plane and start listening."""
         cfg = self.config
-        jwt = None
-        if cfg.jwt_secret:
-            jwt = JwtVerifier(
-                JwtConfig(
-                    secret=cfg.jwt_secret.encode(), issuer=cfg.jwt_issuer, leeway=cfg.jwt_leeway
-                )
-            )
+        jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -334,6 +328,30 @@ def _forget_handshake(conn: ServerConnection) -> None:
     if conn.response is not None:
         conn.response.headers = Headers()
         conn.response.body = b""
+
+
+def jwt_verifier(cfg: Config) -> JwtVerifier | None:
+    """The JWT verifier ``cfg`` asks for (secret and/or JWKS file), or ``None`` for none.
+
+    Algorithms default to HS256 when a secret is set, plus RS256 and ES256 when a JWKS file
+    is; :class:`~server.auth.errors.AuthConfigError` when the settings do not fit together.
+    """
+    if not cfg.jwt_secret and cfg.jwt_jwks is None:
+        return None
+    algorithms = cfg.jwt_algorithms or (
+        *(("HS256",) if cfg.jwt_secret else ()),
+        *(("RS256", "ES256") if cfg.jwt_jwks is not None else ()),
+    )
+    return JwtVerifier(
+        JwtConfig(
+            secret=cfg.jwt_secret.encode() if cfg.jwt_secret else None,
+            algorithms=tuple(algorithms),
+            audience=cfg.jwt_audience,
+            issuer=cfg.jwt_issuer or None,
+            leeway=cfg.jwt_leeway,
+            jwks_path=cfg.jwt_jwks,
+        )
+    )
 
 
 def codec_for_subprotocol(subprotocol: str | None) -> Codec:
