@@ -66,6 +66,18 @@ _SPECS = (
         False,
         "The batch has more ops than the plan allows per window; split it.",
     ),
+    ErrorSpec(
+        "store_conflict",
+        False,
+        "The tenant database refused the write: a constraint failed against what the file "
+        "holds (e.g. another process wrote it). Nothing was applied; a retry fails the same way.",
+    ),
+    ErrorSpec(
+        "store_failed",
+        False,
+        "The tenant database cannot be written (disk full, read-only, I/O error, corruption). "
+        "Nothing was applied; retrying cannot help until an operator fixes the storage.",
+    ),
     ErrorSpec("unavailable", True, "The server cannot serve this right now (shutting down)."),
     ErrorSpec("internal", True, "An unexpected server failure; nothing was applied."),
 )
