@@ -50,6 +50,7 @@ from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub.admission import Admission, AdmissionSettings
 from server.hub.fanout import Hub
+from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
 from server.hub.metrics import HubMetrics, bind_server
@@ -278,6 +279,9 @@ class HypertabServer:
     # --- revocation -----------------------------------------------------------------------
 
     def _on_revocation(self, event: RevocationEvent) -> None:
+        if event.kind is RevocationKind.GRANTS and event.credential_id:
+            self._spawn(self._narrow(event.credential_id), "narrow key grants")
+            return
         if event.kind is RevocationKind.CREDENTIAL and event.credential_id:
             conns = self.registry.of_credential(event.credential_id)
         elif event.kind is RevocationKind.TENANT and event.tenant:
@@ -290,10 +294,20 @@ class HypertabServer:
         closed = self.registry.close(conns, CloseCode.CREDENTIAL_REVOKED, "credential revoked")
         self.metrics.revocation_closes += closed
 
+    async def _narrow(self, credential_id: str) -> None:
+        """A key's grants were narrowed (``GRANTS`` event): re-read them, narrow its sockets."""
+        assert self.control is not None
+        grants = await self.control.grants_of([credential_id])
+        if credential_id in grants:
+            narrow_all(self.registry.of_credential(credential_id), *grants[credential_id])
+
     async def recheck(self) -> int:
-        """Close every connection whose credential is no longer live; returns how many."""
+        """Close every connection whose credential is no longer live, and narrow those whose
+        key's grants shrank (events may have been lost); returns how many were closed."""
         assert self.control is not None
         live = {s.credential_id for s in self.registry.all()}
+        for credential, (scopes, tables) in (await self.control.grants_of(live)).items():
+            narrow_all(self.registry.of_credential(credential), scopes, tables)
         dead = await self.control.dead_credentials(live, now=time.time())
         closed = 0
         for credential in dead:
