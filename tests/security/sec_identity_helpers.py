@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -140,8 +139,3 @@ def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
 def mode(path: Path) -> int:
     """The permission bits of ``path``."""
     return path.stat().st_mode & 0o777
-
-
-def details(obj: Any) -> str:
-    """A short repr for assertion messages."""
-    return repr(obj)[:300]
