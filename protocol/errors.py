@@ -41,6 +41,21 @@ _SPECS = (
     ErrorSpec("read_only", False, "The column is computed (formula) and cannot be written."),
     ErrorSpec("formula_error", False, "The formula is invalid or would create a cycle."),
     ErrorSpec("unknown_function", False, "No custom function with that name in this tenant."),
+    ErrorSpec(
+        "invalid_filter",
+        False,
+        "A query's filter or sort is over its limits or does not fit the column types.",
+    ),
+    ErrorSpec(
+        "query_timeout",
+        False,
+        "The query page ran past the server's time limit; narrow the filter.",
+    ),
+    ErrorSpec(
+        "invalid_cursor",
+        False,
+        "The query cursor is malformed or from another query; start again without `after`.",
+    ),
     ErrorSpec("not_subscribed", False, "The request needs a subscription to the table first."),
     ErrorSpec("forbidden", False, "The credential's scopes or table allowlist do not permit this."),
     ErrorSpec("plan_required", False, "The tenant's plan does not include this feature."),
@@ -54,6 +69,11 @@ _SPECS = (
         False,
         "The stored ciphertext did not authenticate (tampered or moved); no value returned.",
     ),
+    ErrorSpec(
+        "secret_key_missing",
+        False,
+        "The secret names a data key version that does not exist; it cannot be read. Set it again.",
+    ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
     ErrorSpec(
         "webhook_refused",
@@ -66,6 +86,18 @@ _SPECS = (
         "over_plan_limit",
         False,
         "The batch has more ops than the plan allows per window; split it.",
+    ),
+    ErrorSpec(
+        "store_conflict",
+        False,
+        "The tenant database refused the write: a constraint failed against what the file "
+        "holds (e.g. another process wrote it). Nothing was applied; a retry fails the same way.",
+    ),
+    ErrorSpec(
+        "store_failed",
+        False,
+        "The tenant database cannot be written (disk full, read-only, I/O error, corruption). "
+        "Nothing was applied; retrying cannot help until an operator fixes the storage.",
     ),
     ErrorSpec("unavailable", True, "The server cannot serve this right now (shutting down)."),
     ErrorSpec("internal", True, "An unexpected server failure; nothing was applied."),

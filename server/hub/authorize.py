@@ -1,14 +1,14 @@
 """Per-message authorization: which scope each message needs (pure).
 
 Checked for every message before it reaches a store; the table allowlist is checked where
-the table is known (after a subscribe by name resolves it).
+the table is known (after a subscribe or query by name resolves it).
 """
 
 from __future__ import annotations
 
 from protocol.audit import AuditExport, ToolCall
 from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
-from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate
+from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate
 from protocol.messages import (
     Apply,
     ClientMessage,
@@ -39,7 +39,7 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.TABLES_READ,)
     if isinstance(message, AuditExport):
         return (Scope.AUDIT_READ,)
-    if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate)):
+    if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate)):
         return (Scope.KEYS_ADMIN,)
     if isinstance(message, (WebhookAdd, WebhookList, WebhookRemove, WebhookTest)):
         return (Scope.KEYS_ADMIN,)  # a webhook sends all the tenant's data out
@@ -69,6 +69,8 @@ def refusal(principal: Principal, message: ClientMessage) -> str | None:
         if not principal.can(scope):
             return f"this credential lacks the {scope.value} scope"
     table = getattr(message, "table", None)
+    if isinstance(message, Query):
+        return None  # ``table`` may be a name: checked once resolved (Session.query)
     if isinstance(table, str) and not principal.may_touch(table):
         return "this credential may not touch that table"
     return None

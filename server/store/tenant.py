@@ -19,12 +19,14 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from protocol.messages import Change
+from protocol.messages import Change, Query
 from protocol.ops import Op
 from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
+from server.store.failures import log_failure
+from server.store.query import install_functions
 from server.store.schema import Durability, checkpoint, configure
 from server.store.writer import BatchOutcome, BatchRequest, FormulaRecompute, commit_group
 
@@ -122,6 +124,7 @@ class TenantStore:
             tables, next_sql = await _run_in(writer, reader.load_catalog)
             readers = await aiosqlite.connect(path, isolation_level=None)
             await _run_in(readers, configure, durability, False)
+            await _run_in(readers, install_functions)
         except BaseException:
             await writer.close()
             raise
@@ -176,14 +179,18 @@ class TenantStore:
                 self._check_formula,
                 self._recompute,
             )
-        except Exception:
-            log.exception("group commit failed for tenant store")
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_result(
-                        BatchOutcome(error=BatchError("internal", "the store failed to commit"))
-                    )
+        except sqlite3.Error as exc:
+            # The whole group failed (BEGIN or COMMIT refused: disk full, read-only file...).
+            error = log_failure(self.tenant, "group commit", exc, len(jobs))
+            self._fail(jobs, error)
             return
+        except Exception:
+            log.exception("group commit failed for tenant store")  # a bug of ours
+            self._fail(jobs, BatchError("internal", "the store failed to commit"))
+            return
+        for outcome in result.outcomes:
+            if outcome.failure is not None:
+                log_failure(self.tenant, "batch", outcome.failure, 1)
         self._tables.update(result.tables)
         self._next_sql = result.next_sql
         self.commits += 1
@@ -201,6 +208,12 @@ class TenantStore:
         for job, outcome in zip(jobs, result.outcomes, strict=True):
             if not job.future.done():
                 job.future.set_result(outcome)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], error: BatchError) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(BatchOutcome(error=error))
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -248,9 +261,9 @@ class TenantStore:
         """The table's rows at its current version."""
         return await _run_in(self._reader, reader.read_snapshot, table_id)
 
-    async def page(self, table_id: str, after: str | None, limit: int) -> reader.TableRead | None:
-        """A page of rows after an order key."""
-        return await _run_in(self._reader, reader.read_page, table_id, after, limit)
+    async def query(self, table_id: str, request: Query) -> reader.QueryPage | None:
+        """A page of a query (filter, sort, selection, cursor); raises ``QueryError``."""
+        return await _run_in(self._reader, reader.read_query, table_id, request)
 
     async def since(self, table_id: str, version: int) -> tuple[TableState, list[Change]] | None:
         """Changes after ``version`` from the op log, or None if a snapshot is needed."""
