@@ -127,7 +127,7 @@ def contain_command(args: argparse.Namespace) -> int:
     """``incident contain --tenant T | --all``."""
     if args.case is not None and not CASE_RE.match(args.case):
         raise UsageError("--case is 1 to 64 letters, digits, '.', '_' or '-'")
-    jwt = bool(os.environ.get("HYPERTAB_JWT_SECRET"))
+    jwt = bool(os.environ.get("HYPERTAB_JWT_SECRET") or os.environ.get("HYPERTAB_JWT_JWKS"))
 
     async def run() -> Containment:
         async with lifecycle_of(data_dir(args)) as (plane, lifecycle):

@@ -167,8 +167,8 @@ async def contain(
             result.notes.append("no master key file: nothing to rotate")
         if jwt_configured:
             result.notes.append(
-                "HYPERTAB_JWT_SECRET is not managed by Hypertab: rotate it at the token "
-                "issuer and restart every server with the new one"
+                "the JWT signing key (HYPERTAB_JWT_SECRET / HYPERTAB_JWT_JWKS) is the token "
+                "issuer's, not managed by Hypertab: rotate it there if it may have leaked"
             )
     for item in result.tenants:
         if item.new_key is None:
@@ -203,8 +203,9 @@ def next_steps(result: Containment, *, jwt_configured: bool) -> list[str]:
     if jwt_configured:
         steps.append(
             "JWTs issued before this containment are refused for the contained tenants, but "
-            "anyone holding HYPERTAB_JWT_SECRET can still mint new ones: if it may have leaked, "
-            "rotate it at the token issuer and restart every server with the new one."
+            "anyone holding the JWT signing key (HYPERTAB_JWT_SECRET, or a private key of the "
+            "issuer's HYPERTAB_JWT_JWKS) can still mint new ones: if it may have leaked, rotate "
+            "it at the token issuer and restart every server with the new one."
         )
     if result.master_key is not None:
         steps.append(
