@@ -23,6 +23,7 @@ from server.audit.chain import AuditEntry
 from server.auth.ids import is_key_id
 from server.auth.principal import KeyId
 from server.control.plane import ControlPlane
+from server.tasks import TaskOwner
 
 log = logging.getLogger("server.alerts")
 
@@ -42,7 +43,7 @@ class AlertsHub:
         self.clock = clock
         self.control: ControlPlane | None = None
         self.dispatcher: AlertDispatcher | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner("alerts")
 
     @property
     def failed(self) -> int:
@@ -57,15 +58,16 @@ class AlertsHub:
 
     async def stop(self) -> None:
         """Finish writing pending alert entries, stop the dispatcher."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2.0)
+        for _ in range(100):  # up to 2 s for alert entries being written
+            if not len(self.tasks):
+                break
+            await asyncio.sleep(0.02)
+        await self.tasks.cancel_all()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(coro, "alert entry")
 
     async def _record(self, entry: AuditEntry) -> None:
         if self.control is None:

@@ -43,6 +43,7 @@ from server.delivery.errors import DeliveryError
 from server.delivery.retry import RetryPolicy
 from server.delivery.sender import Sender
 from server.store.schema import tenant_path
+from server.tasks import TaskOwner
 from server.webhooks import payload
 from server.webhooks.registry import INDEX_DDL, index_in_transaction, signing_secret
 
@@ -202,6 +203,7 @@ class WebhookDispatcher:
         self._dirty: set[str] = set()
         self._due: dict[str, float] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self.tasks = TaskOwner("webhooks")
         self._secrets: dict[tuple[str, str], bytes] = {}
         self._live: dict[str, float] = {}  # tenant -> when its record was last seen live
         self._wake = asyncio.Event()
@@ -218,13 +220,12 @@ class WebhookDispatcher:
 
     async def stop(self) -> None:
         """Stop the loop and the workers (undelivered rows stay in the outboxes)."""
-        tasks = [t for t in (self._task, *self._workers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._task = None
+                await self._task
+            self._task = None
+        await self.tasks.cancel_all()
         self._workers.clear()
         await self.sender.aclose()
 
@@ -272,7 +273,7 @@ class WebhookDispatcher:
             for tenant in list(self._dirty):
                 if tenant not in self._workers:
                     self._dirty.discard(tenant)
-                    task = asyncio.create_task(self._drain(tenant), name="webhook-worker")
+                    task = self.tasks.spawn(self._drain(tenant), "drain")
                     self._workers[tenant] = task
                     task.add_done_callback(functools.partial(self._worker_done, tenant))
 
