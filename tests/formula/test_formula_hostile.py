@@ -11,8 +11,8 @@ import pytest
 from server.formula import (
     LIMIT,
     NAME,
+    NUM,
     REF,
-    VALUE,
     CellValue,
     ErrorValue,
     EvalContext,
@@ -33,17 +33,27 @@ def ev(text: str, registry: FunctionRegistry | None = None) -> CellValue:
 
 
 def test_power_towers_are_refused_before_computing() -> None:
-    assert ev("9^(9^9)") == LIMIT
-    assert ev("9^9^9^9") == LIMIT  # ((9^9)^9)^9 ~ 1e696
-    assert ev("POWER(10, 10^6)") == LIMIT
-    assert ev("(-9)^(9^9)") == LIMIT
+    # Beyond a double: #NUM!, as a spreadsheet's overflow, decided from logarithms before
+    # any digit is computed.
+    assert ev("9^(9^9)") == NUM
+    assert ev("9^9^9^9") == NUM  # ((9^9)^9)^9 ~ 1e696
+    assert ev("POWER(10, 10^6)") == NUM
+    assert ev("(-9)^(9^9)") == NUM
     assert isinstance(ev("9^9^9"), float)  # (9^9)^9 ~ 1.97e77, as in Excel
+    assert ev("10^308") == 1e308  # a valid double is computed
 
 
-def test_products_and_sums_beyond_max_number_are_limit() -> None:
-    assert ev("1e200 * 1e200") == LIMIT
-    assert ev("1e300 + 1e300") == LIMIT
-    assert ev("EXP(10^6)") == LIMIT
+def test_a_lower_configured_number_bound_is_limit() -> None:
+    small = Limits(max_number=1e100)
+    assert compile_formula("10^101", limits=small).evaluate({}) == LIMIT
+    assert compile_formula("1e60 * 1e60", limits=small).evaluate({}) == LIMIT
+    assert compile_formula("10^99", limits=small).evaluate({}) == 1e99
+
+
+def test_products_and_sums_beyond_a_double_are_num() -> None:
+    assert ev("1e200 * 1e200") == NUM
+    assert ev("1e308 + 1e308") == NUM
+    assert ev("EXP(10^6)") == NUM
     assert ev("ROUND(1, 10^9)") == 1 or ev("ROUND(1, 10^9)") == ErrorValue("#VALUE!")
 
 
@@ -146,7 +156,7 @@ def test_python_names_reach_nothing(text: str) -> None:
         ("{__globals__} + 1", REF),
         ('"{0.__class__}"', "{0.__class__}"),
         ('"{0.__class__.__mro__}" & {a}', "{0.__class__.__mro__}1"),
-        ('TEXT(1, "{0.__class__}")', VALUE),  # has date letters: 1 is not a date
+        ('TEXT(1, "{0.__class__}")', "{0.__cla00__}"),  # date letters: serial 1, "ss" = 00
         ('TEXT(1, "{0}%r{}")', "{100}%r{}"),
         ('TEXT(2, "0{!r}")', "2{!r}"),
         ('SUBSTITUTE("{a}", "{", "{0.__init__")', "{0.__init__a}"),

@@ -198,7 +198,7 @@ async def test_hostile_formulas_end_as_error_values(hub_url: str, tenant: Any) -
         row = await t.insert({"N": 0})
         assert t.rows[row] == {
             "N": 0,
-            "pow": "#LIMIT!",
+            "pow": "#NUM!",
             "rept": "#LIMIT!",
             "imp": "#NAME?",
             "ev": "#NAME?",

@@ -55,11 +55,30 @@ def test_check_hook_names_the_failing_op() -> None:
 
 
 def test_rewrite_only_references_to_the_renamed_column() -> None:
-    names = {"Qty": "q", "qty2": "q2"}
+    before = {"Qty": "q", "qty2": "q2"}
+    after = {"Count": "q", "qty2": "q2"}
     text = '{Qty} + {qty2} & "{Qty}" + SUM({ QTY })'
     assert (
-        rewrite_references(text, names, "q", "Count", DEFAULT_LIMITS)
+        rewrite_references(text, before, after, DEFAULT_LIMITS, "q")
         == '{Count} + {qty2} & "{Qty}" + SUM({Count})'
+    )
+
+
+def test_rewrite_to_a_spaced_name_keeps_the_spaces() -> None:
+    before = {"Qty": "q", "Price": "p"}
+    after = {" Qty ": "q", "Price": "p"}
+    assert rewrite_references("{Qty} * {Price}", before, after, DEFAULT_LIMITS, "q") == (
+        "{ Qty } * {Price}"
+    )
+
+
+def test_rewrite_fixes_references_a_new_name_would_capture() -> None:
+    # {qty} meant Qty (its only case-insensitive match); renaming x to "qty" would capture
+    # it, so it is spelled out exactly; the renamed column's own reference follows it.
+    before = {"Qty": "q", "x": "x"}
+    after = {"Qty": "q", "qty": "x"}
+    assert rewrite_references("{qty} + {x}", before, after, DEFAULT_LIMITS, "x") == (
+        "{Qty} + {qty}"
     )
 
 
