@@ -58,8 +58,8 @@ def _parse_iso(s: str) -> Moment | None:
 
 def from_serial(n: Number) -> datetime:
     """The moment of a spreadsheet serial number (1900 system), else ``#NUM!``."""
-    if not 1 <= n < _MAX_SERIAL + 1 or 60 <= n < 61:  # 60 is Excel's nonexistent 1900-02-29
-        raise Signal(NUM)
+    if not 0 <= n < _MAX_SERIAL + 1 or 60 <= n < 61:  # 60 is Excel's nonexistent 1900-02-29
+        raise Signal(NUM)  # (0 to 1 is a time of day, on Excel's "1900-01-00")
     days = int(n)
     base = _EPOCH if days >= 61 else _EPOCH + timedelta(days=1)
     seconds = round((n - days) * 86400)
