@@ -326,7 +326,7 @@ def _networkdays(ctx: EvalContext, start: object, end: object, holidays: object 
     sign = 1
     if a > b:
         a, b, sign = b, a, -1
-    count = _weekdays_before(b + timedelta(days=1)) - _weekdays_before(a)
+    count = _weekdays_before(b) + (b.weekday() < 5) - _weekdays_before(a)
     count -= sum(1 for h in _holidays(ctx, holidays) if a <= h <= b and h.weekday() < 5)
     return sign * count
 
