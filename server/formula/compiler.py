@@ -406,7 +406,10 @@ def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
     def comparison(row: Any, ctx: EvalContext) -> object:
         a = left(row, ctx)
         b = right(row, ctx)
-        if type(a) in _NUMERIC and type(b) in _NUMERIC:
+        ta, tb = type(a), type(b)
+        if ta is int and tb is int:
+            return test(a, b)  # exact: no rounding can make two integers equal
+        if ta in _NUMERIC and tb in _NUMERIC:
             return test(numbers_compare(a, b), 0)
         return test(compare(a, b), 0)
 

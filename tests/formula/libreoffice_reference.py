@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_formula_conformance import (  # noqa: E402
+from test_formula_conformance import (
     CASES_FILE,
     COLUMNS,
     Case,
@@ -35,7 +35,7 @@ from test_formula_conformance import (  # noqa: E402
     same_value,
 )
 
-from server.formula import BUILTINS, ast, parse_formula  # noqa: E402
+from server.formula import BUILTINS, ast, parse_formula
 
 LETTERS = "ABCDEFG"
 COLUMN_LETTER = {name: LETTERS[i] for i, name in enumerate(COLUMNS)}

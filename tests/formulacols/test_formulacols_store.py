@@ -13,8 +13,8 @@ from protocol.ops import (
     CreateTable,
     InsertRows,
     MoveRow,
-    RenameColumn,
     NewRow,
+    RenameColumn,
     SetFormula,
     UpdateCells,
 )
@@ -162,7 +162,9 @@ async def test_rename_to_a_spaced_name_keeps_formulas_recomputing(tmp_path: Path
             ColumnDef(id="q", name="Qty", type=ColumnType.NUMBER),
             ColumnDef(id="p", name="Price", type=ColumnType.NUMBER),
             ColumnDef(id="t", name="Total", type=ColumnType.FORMULA, formula="{Qty} * {Price}"),
-            ColumnDef(id="s", name="Sum", type=ColumnType.FORMULA, formula="SUMIF({qty}, 2, {Total})"),
+            ColumnDef(
+                id="s", name="Sum", type=ColumnType.FORMULA, formula="SUMIF({qty}, 2, {Total})"
+            ),
         ]
         out = await store.apply("t", "c", "1", [CreateTable(name="T", columns=cols)], "x")
         assert out.error is None

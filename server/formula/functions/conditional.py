@@ -14,6 +14,7 @@ of a huge table end as ``#LIMIT!`` instead of running for hours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from server.formula.context import ColumnView, EvalContext
@@ -69,6 +70,18 @@ def _positions(ctx: EvalContext, pairs: Sequence[tuple[ColumnView, Criterion]]) 
     return out
 
 
+@lru_cache(maxsize=4096, typed=True)  # typed: TRUE and 1 are different criteria
+def _cached_criterion(value: object) -> Criterion:
+    return parse_criterion(value)
+
+
+def _criterion(value: object) -> Criterion:
+    """The parsed criterion; short ones (the usual ones) are parsed once per process."""
+    if type(value) is ErrorValue or (type(value) is str and len(value) > 256):  # type: ignore[arg-type]
+        return parse_criterion(value)
+    return _cached_criterion(value)
+
+
 def _answer(
     ctx: EvalContext, kind: str, target: ColumnView | None, args: Sequence[object]
 ) -> Number:
@@ -76,7 +89,7 @@ def _answer(
     given as alternating column views and criteria in ``args``."""
     pairs: list[tuple[ColumnView, Criterion]] = []
     for i in range(0, len(args), 2):
-        pairs.append((args[i], parse_criterion(args[i + 1])))  # type: ignore[arg-type]
+        pairs.append((args[i], _criterion(args[i + 1])))  # type: ignore[arg-type]
     memo_key = (
         kind,
         id(target),

@@ -97,10 +97,24 @@ class Pattern:
         return start if self.open_start else at
 
 
-@lru_cache(maxsize=512)
+_CACHED_PATTERN_LENGTH: Final = 256  # longer patterns are parsed each time, not kept
+
+
 def compile_pattern(pattern: str) -> Pattern:
     """Parse (already folded) ``pattern``: ``?`` any character, ``*`` any run (also empty),
-    ``~?`` ``~*`` ``~~`` the character itself; a ``~`` before anything else is literal."""
+    ``~?`` ``~*`` ``~~`` the character itself; a ``~`` before anything else is literal.
+    Short patterns (the usual ones) are parsed once per process."""
+    if len(pattern) <= _CACHED_PATTERN_LENGTH:
+        return _cached_pattern(pattern)
+    return _parse_pattern(pattern)
+
+
+@lru_cache(maxsize=1024)
+def _cached_pattern(pattern: str) -> Pattern:
+    return _parse_pattern(pattern)
+
+
+def _parse_pattern(pattern: str) -> Pattern:
     segments: list[Segment] = []
     current: list[str | None] = []
     i, n = 0, len(pattern)
