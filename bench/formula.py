@@ -34,16 +34,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _code_root() -> Path:
-    """The checkout whose engine is measured: this one, or ``--code DIR`` (read before the
-    engine is imported, so a before/after comparison runs the same bench on both)."""
-    if "--code" in sys.argv:
-        return Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
-    return Path(__file__).resolve().parent.parent
-
-
-sys.path.insert(0, str(_code_root()))
+# The checkout whose engine is measured: this one, or ``--code DIR`` (read before the engine
+# is imported, so a before/after comparison runs this same bench on both).
+sys.path.insert(
+    0,
+    str(
+        Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+        if "--code" in sys.argv[:-1]
+        else Path(__file__).resolve().parent.parent
+    ),
+)
 
 from protocol.messages import Change
 from protocol.ops import (

@@ -212,7 +212,16 @@ def compile_formula(
     """
     expr = parse_formula(text, limits)
     scope = _Scope(limits=limits, columns=columns)
-    fn, height = _compile(expr, scope)
+    if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):
+        # Spreadsheets set the result of a formula's *final* addition or subtraction to 0
+        # when it is only rounding noise (0.1 + 0.2 - 0.3 shows 0); so do we.
+        scope.nodes += 1
+        left, lh = _compile(expr.left, scope)
+        right, rh = _compile(expr.right, scope)
+        fn: Closure = _binary(expr.op, left, right, limits, snap=True)
+        height = 1 + max(lh, rh)
+    else:
+        fn, height = _compile(expr, scope)
     return Formula(text, expr, fn, scope, height)
 
 
@@ -321,6 +330,37 @@ def _negate(operand: Closure) -> Closure:
     return negate
 
 
+# A final sum this much smaller than its larger operand is rounding noise (about 8 ulps).
+_NOISE: Final = 2.0**-49
+
+
+def _snapped(
+    apply: Callable[[Any, Any], Any], left: Closure, right: Closure, op: str, top: float
+) -> Closure:
+    """``+``/``-`` as a formula's last operation: a float result within rounding noise of
+    zero becomes 0, as spreadsheets do (``0.1 + 0.2 - 0.3`` is 0, not 5.55E-17)."""
+
+    def final_add_or_subtract(row: Any, ctx: EvalContext) -> object:
+        a = left(row, ctx)
+        if type(a) not in _NUMERIC:
+            a = number_or_moment(a)
+            if type(a) is Moment:
+                return moment_arithmetic(op, a, number_or_moment(right(row, ctx)))
+        b = right(row, ctx)
+        if type(b) not in _NUMERIC:
+            b = number_or_moment(b)
+            if type(b) is Moment:
+                return moment_arithmetic(op, a, b)
+        r = apply(a, b)
+        if type(r) is float and r != 0 and abs(r) <= _NOISE * max(abs(a), abs(b)):
+            return 0
+        if -top <= r <= top:
+            return r
+        return check_number(r, top)
+
+    return final_add_or_subtract
+
+
 def _percent(operand: Closure) -> Closure:
     def percent(row: Any, ctx: EvalContext) -> object:
         v = operand(row, ctx)
@@ -329,10 +369,14 @@ def _percent(operand: Closure) -> Closure:
     return percent
 
 
-def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
+def _binary(
+    op: str, left: Closure, right: Closure, limits: Limits, *, snap: bool = False
+) -> Closure:
     top = limits.max_number
     if op in ("+", "-"):
         apply = _ARITHMETIC[op]
+        if snap:
+            return _snapped(apply, left, right, op, top)
 
         def add_or_subtract(row: Any, ctx: EvalContext) -> object:
             a = left(row, ctx)

@@ -79,8 +79,9 @@ CASES: list[tuple[str, CellValue]] = [
     ("MAX({Qty}, 11)", 11),
     ("COUNT({Qty})", 3),
     ('COUNT(1, "a", 1/0)', 1),
+    ('COUNT(TRUE, "1", "a", 2)', 3),
     ("COUNTA({Qty})", 5),
-    ('COUNTA(1, "", 1/0)', 2),
+    ('COUNTA(1, "", 1/0)', 3),
     ("SUM({Nope})", REF),
     # text
     ('CONCAT("a", 1, TRUE)', "a1TRUE"),

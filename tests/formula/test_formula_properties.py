@@ -55,7 +55,7 @@ SEEDS = [
     'SUMIFS({a}, {Name}, "a*?~*", {b}, ">=" & {b}) + COUNTIF({Name}, {Name}) + 50%',
     'SEARCH("*a?b*", {Name}) + MATCH({Name} & "*", {Name}, 0) + VLOOKUP({a}, {b}, {a})',
     "XLOOKUP({a}, {b}, {Name}, #N/A, -1, -1) & RANK({a}, {a}) & MEDIAN({a}, {b})",
-    'WORKDAY({When}, {a}, {When}) & NETWORKDAYS({When}, {When} + {b})',
+    "WORKDAY({When}, {a}, {When}) & NETWORKDAYS({When}, {When} + {b})",
     'DATEDIF({When}, "2030-01-01", "MD") & DATEDIF({When}, {When} + {a}, "YD")',
     "SUMPRODUCT({a}, {b}) / STDEV({a}) + MODE({b}) + LARGE({a}, 2) + CHOOSE({b}, 1, 2)",
     "IFERROR(ERROR.TYPE(#DIV/0!), 0) + CEILING({a}, -{b}) + MROUND({a}, {b}) + DATEVALUE({When})",

@@ -29,6 +29,7 @@ from server.formula.values import (
     VALUE,
     ErrorValue,
     Number,
+    parse_number,
     to_int,
     to_number,
     too_big,
@@ -92,10 +93,13 @@ def _max(ctx: EvalContext, *args: object) -> Number:
 def _count(ctx: EvalContext, *args: object) -> int:
     n = 0
     for a in args:
-        if type(a) is ColumnStats:
-            n += a.count
-        elif type(a) is int or type(a) is float:
-            n += 1
+        t = type(a)
+        if t is ColumnStats:
+            n += a.count  # type: ignore[attr-defined]
+        elif t is int or t is float or t is bool:
+            n += 1  # a boolean given directly counts, as in a spreadsheet
+        elif t is str and parse_number(a) is not None:  # type: ignore[arg-type]
+            n += 1  # so does text that spells a number ("1"); in a column neither does
     return n
 
 
@@ -104,7 +108,7 @@ def _counta(ctx: EvalContext, *args: object) -> int:
     for a in args:
         if type(a) is ColumnStats:
             n += a.counta
-        elif a is not None and a != "":  # an error value counts: it is not blank
+        elif a is not None:  # an error value or empty text given directly counts
             n += 1
     return n
 

@@ -77,7 +77,7 @@ def _cached_criterion(value: object) -> Criterion:
 
 def _criterion(value: object) -> Criterion:
     """The parsed criterion; short ones (the usual ones) are parsed once per process."""
-    if type(value) is ErrorValue or (type(value) is str and len(value) > 256):  # type: ignore[arg-type]
+    if type(value) is ErrorValue or (type(value) is str and len(value) > 256):
         return parse_criterion(value)
     return _cached_criterion(value)
 
