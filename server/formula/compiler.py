@@ -354,9 +354,13 @@ def _snapped(
         r = apply(a, b)
         # The cheap range test first: noise only matters for results near zero (operands up
         # to ~5e11 noise stays below 1e-3; beyond, the double is kept).
-        if -1e-3 < r < 1e-3 and type(r) is float and r != 0:
-            if abs(r) <= _NOISE * max(abs(a), abs(b)):
-                return 0
+        if (
+            -1e-3 < r < 1e-3
+            and type(r) is float
+            and r != 0
+            and abs(r) <= _NOISE * max(abs(a), abs(b))
+        ):
+            return 0
         if -top <= r <= top:
             return r
         return check_number(r, top)
