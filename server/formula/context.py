@@ -9,6 +9,10 @@ snapshot and passes it to every :meth:`Formula.evaluate` of that pass. It holds
 * ``functions``: the tenant's custom functions;
 * ``now``: the time ``NOW()`` and ``TODAY()`` return (the engine never reads a clock).
 
+Conditional aggregates and wildcard or approximate lookups keep their groupings, sorted
+copies and answers in ``memo`` for the context's lifetime, and charge every extra scan to
+``scanned`` (bounded by ``Limits.max_scan_cells``).
+
 It also carries the per-evaluation budget counters, reset by every ``evaluate`` call. So a
 context is a snapshot and a scratchpad: do not keep it across data changes, and do not share
 it between threads.

@@ -6,9 +6,11 @@ are ISO-8601 text (``"2024-03-31"``, ``"2024-03-31T12:00:00"``): that is how cel
 them, ISO text sorts and compares in date order, and it needs no extra type on the wire.
 
 Coercions follow spreadsheets: in arithmetic, blank is 0, TRUE is 1, numeric text is its
-number and other text is ``#VALUE!``; in text, numbers print with up to 15 significant
-digits (``0.1+0.2`` shows ``0.3``) and booleans as ``TRUE``/``FALSE``; comparisons order
-numbers < text < booleans, text case-insensitively, blank as the other side's zero.
+number (``"$1,000"``, ``"12%"``, ``"(5)"`` included: :func:`parse_number`) and other text is
+``#VALUE!``; in text, numbers print with up to 15 significant digits (``0.1+0.2`` shows
+``0.3``) and booleans as ``TRUE``/``FALSE``; comparisons order numbers < text < booleans,
+text case-insensitively, blank as the other side's zero, and numbers equal at 15
+significant digits are equal (``0.1+0.2 = 0.3``). A number beyond a double is ``#NUM!``.
 
 Coercion helpers raise :class:`~server.formula.errors.Signal` carrying the error value;
 the evaluator turns that into the cell's value.
