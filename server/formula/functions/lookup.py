@@ -183,6 +183,8 @@ def _xlookup(
     match_mode: object = 0,
     search_mode: object = 1,
 ) -> CellValue:
+    if type(needle) is ErrorValue:
+        raise Signal(needle)
     mode = to_int(match_mode, -1, 2)
     direction = to_int(search_mode, -2, 2)
     if direction not in (1, -1):
@@ -242,6 +244,7 @@ FUNCTIONS: tuple[Builtin, ...] = (
         "The value in a result column at the first row whose key column equals the value; "
         "match mode 0 exact, -1/1 next smaller/larger, 2 wildcards; search mode -1 from the end.",
         column_params=(1, 2),
+        kind="sees_errors",  # an error fallback matters only when nothing is found
     ),
     builtin(
         "VLOOKUP",
