@@ -3,7 +3,8 @@
 How it works
 ------------
 The dispatcher has its own connection to ``control.db``. Every ``poll`` it reads ``PRAGMA
-data_version`` (another connection committed: maybe a new alert) and compares the clock
+data_version`` (:class:`~server.delivery.dbwatch.CommitWatch`: another connection
+committed, maybe a new alert) and compares the clock
 with the earliest retry due; only then does it run a round: lease the due rows
 (:func:`~.outbox.claim_due`), write each to the log sink once, POST it to the webhook sink,
 and record the outcome. When the webhook sink fails, the rest of the round is given back
@@ -31,6 +32,7 @@ from server.alerts import outbox
 from server.alerts.config import AlertConfig
 from server.alerts.rules import Alert
 from server.delivery import signing
+from server.delivery.dbwatch import CommitWatch
 from server.delivery.errors import DeliveryError
 from server.delivery.sender import Sender
 
@@ -77,7 +79,7 @@ class AlertDispatcher:
         self._conn: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._data_version: int | None = None
+        self._watch: CommitWatch | None = None
         self._next_due: float | None = 0.0  # run a round at start: rows left by a crash
 
     async def start(self) -> None:
@@ -99,16 +101,15 @@ class AlertDispatcher:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         await self.sender.aclose()
 
     async def _changed(self) -> bool:
-        assert self._conn is not None
-        async with self._conn.execute("PRAGMA data_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row is not None else 0
-        changed = version != self._data_version
-        self._data_version = version
-        return changed
+        if self._watch is None:
+            self._watch = CommitWatch(self.path)
+        return self._watch.changed()
 
     async def _run(self) -> None:
         failures = 0

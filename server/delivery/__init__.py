@@ -13,7 +13,7 @@ its bound, marks them failed (visible in the CLI and the metrics).
 
 - :mod:`.signing`: the ``Hypertab-Signature`` header (HMAC-SHA256 over timestamp and body),
   pure; :func:`~.signing.verify` is what a receiver does, in a few lines.
-- :mod:`.retry`: exponential backoff with full jitter, bounded per destination; pure.
+- :mod:`.retry`: exponential backoff with jitter, bounded per destination; pure.
 - :mod:`.destination`: which URLs and which resolved addresses may be reached (HTTPS only,
   except loopback; private ranges refused unless allowed), checked when a destination is
   configured *and* at every send, against DNS rebinding.

@@ -1,15 +1,15 @@
-"""When to try a delivery again: exponential backoff with full jitter, bounded.
+"""When to try a delivery again: exponential backoff with jitter, bounded.
 
 Attempt ``n`` (1-based) that failed is retried after a delay drawn uniformly from
 ``[delay/2, delay]`` with ``delay = min(max_delay, base * 2**(n-1))``: "half jitter", so
 many destinations that failed together do not retry together, and a retry never comes
-sooner than half the nominal delay. After ``max_attempts`` failed attempts, or once the
-first attempt is older than ``max_age``, the delivery is given up (marked failed). Pure:
+sooner than half the nominal delay. After ``max_attempts`` failed attempts, or (alerts)
+once the event is older than ``max_age``, the delivery is given up (marked failed). Pure:
 the caller passes the random draw in ``[0, 1)``.
 
-Defaults: 0.5 s doubling to 5 min, 12 attempts or 24 h (about 30 min of outage ridden
-out by attempt count, the age bound for slow-failing receivers). Tests and benchmarks use
-short schedules through :meth:`RetryPolicy.from_env`.
+Defaults: 0.5 s doubling to 5 min, 20 attempts: an outage of 27 to 54 minutes is ridden
+out (the sum of the delays), and ``max_age`` 24 h bounds slow-failing receivers. Tests and
+benchmarks use short schedules through :meth:`RetryPolicy.from_env`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class RetryPolicy:
 
     base: float = 0.5
     max_delay: float = 300.0
-    max_attempts: int = 12
+    max_attempts: int = 20
     max_age: float = 86_400.0
     timeout: float = 10.0
     """One attempt's bound: connect + TLS + response."""

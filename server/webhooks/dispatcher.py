@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from server.auth.principal import TenantId
 from server.delivery import signing
+from server.delivery.dbwatch import CommitWatch
 from server.delivery.destination import DestinationPolicy
 from server.delivery.errors import DeliveryError
 from server.delivery.retry import RetryPolicy
@@ -252,16 +253,19 @@ class WebhookDispatcher:
         self._known = known
 
     async def _run(self) -> None:
-        data_version = None
+        watch = CommitWatch(self.control.path)
+        try:
+            await self._loop(watch)
+        finally:
+            watch.close()
+
+    async def _loop(self, watch: CommitWatch) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
             self._wake.clear()
             try:
-                # control.db changed (another process committed: maybe ``webhook add``)?
-                rows = await self.control.fetchall("PRAGMA data_version")
-                if rows[0][0] != data_version:
-                    data_version = rows[0][0]
+                if watch.changed():  # another connection committed: maybe ``webhook add``
                     await self._refresh()
             except Exception as exc:
                 log.warning("webhook dispatcher: index read failed (%s)", type(exc).__name__)
