@@ -3,9 +3,10 @@
 Client -> server (all need ``keys:admin``; they act on the caller's own tenant):
 ``webhook_add`` (``url``, ``table``? id: default every table), ``webhook_list``,
 ``webhook_remove`` (``webhook``), ``webhook_test`` (``webhook``: one signed test request
-now). Server -> client: ``webhook_added`` (the webhook and its signing secret, shown this
-once), ``webhook_listing``, ``webhook_tested`` (the receiver's status or the error);
-remove is answered by ``ok``. The secret appears on the wire only in ``webhook_added``,
+now; a 2xx enables a webhook that was disabled after a failure). Server -> client:
+``webhook_added`` (the webhook and its signing secret, shown this once),
+``webhook_listing``, ``webhook_tested`` (the receiver's status or the error); remove is
+answered by ``ok``. The secret appears on the wire only in ``webhook_added``,
 whose ``repr`` hides it.
 """
 
@@ -71,6 +72,8 @@ class WebhookInfo(Struct, omit_defaults=True):
     failed_batches: int = 0
     last_error: str | None = None
     last_failed: str | None = None
+    disabled_at: float | None = None
+    """Set when a batch failed for good; a passing ``webhook_test`` enables it again."""
 
 
 class WebhookAdded(Struct, tag="webhook_added"):

@@ -31,3 +31,4 @@ class Action(enum.StrEnum):
     INCIDENT_CONTAINED = "incident.contained"
     WEBHOOK_ADDED = "webhook.added"
     WEBHOOK_REMOVED = "webhook.removed"
+    WEBHOOK_ENABLED = "webhook.enabled"

@@ -47,6 +47,7 @@ from server.webhooks.registry import (
     WebhookError,
     add_webhook,
     check_destination,
+    enable_webhook,
     index_tenant,
     list_webhooks,
     remove_webhook,
@@ -84,7 +85,11 @@ def register(commands: Commands) -> None:
     add_json_flag(remove)
     remove.set_defaults(handler=remove_command)
 
-    test = sub.add_parser("test", parents=[parent], help="send one signed test request now")
+    test = sub.add_parser(
+        "test",
+        parents=[parent],
+        help="send one signed test request now (a 2xx enables a webhook disabled by failures)",
+    )
     test.add_argument("--tenant", required=True, metavar="T", help="tenant id or name")
     test.add_argument("webhook_id", metavar="ID")
     add_json_flag(test)
@@ -106,6 +111,7 @@ def webhook_json(hook: Webhook) -> dict[str, Any]:
         "last_error": hook.last_error,
         "last_failed": hook.last_failed,
         "last_delivered_at": iso(hook.last_delivered_at),
+        "disabled_at": iso(hook.disabled_at),
     }
 
 
@@ -180,11 +186,12 @@ def list_command(args: argparse.Namespace) -> int:
         print("no webhooks")
     else:
         rows = [
-            [h.id, h.table or "*", h.url, str(h.pending), str(h.delivered), str(h.failed),
-             (h.last_error or "")[:50]]
+            [h.id, h.table or "*", h.url, "disabled" if h.disabled_at else "active",
+             str(h.pending), str(h.delivered), str(h.failed), (h.last_error or "")[:50]]
             for h in hooks
         ]  # fmt: skip
-        print(table(rows, ["ID", "TABLE", "URL", "PENDING", "SENT", "FAILED", "LAST ERROR"]))
+        header = ["ID", "TABLE", "URL", "STATE", "PENDING", "SENT", "FAILED", "LAST ERROR"]
+        print(table(rows, header))
     return EXIT_OK
 
 
@@ -218,11 +225,14 @@ def test_command(args: argparse.Namespace) -> int:
             if hook is None:
                 raise CliError(f"no webhook {args.webhook_id!r}")
             secret = await signing_secret(conn, tenant, keys, hook.id)
-        sender = Sender(policy, timeout=retry.timeout)
-        try:
-            return await send_test(sender, hook, tenant, secret, now())
-        finally:
-            await sender.aclose()
+            sender = Sender(policy, timeout=retry.timeout)
+            try:
+                result = await send_test(sender, hook, tenant, secret, now())
+            finally:
+                await sender.aclose()
+            if result[2] is None and hook.disabled_at is not None:  # the receiver is back
+                await enable_webhook(conn, hook.id, now=now(), actor=actor())
+            return result
 
     event_id, status, error = asyncio.run(run())
     if args.json:

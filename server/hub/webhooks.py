@@ -37,6 +37,7 @@ from server.webhooks.registry import (
     WebhookError,
     add_webhook,
     check_destination,
+    enable_webhook,
     index_in_transaction,
     list_webhooks,
     remove_webhook,
@@ -65,6 +66,7 @@ def info(hook: Webhook) -> WebhookInfo:
         failed_batches=hook.failed,
         last_error=hook.last_error,
         last_failed=hook.last_failed,
+        disabled_at=hook.disabled_at,
     )
 
 
@@ -185,6 +187,11 @@ class WebhookHandlers:
                 event, status, error = await send_test(sender, hook, tenant, secret, time.time())
             finally:
                 await sender.aclose()
+            if error is None and hook.disabled_at is not None:  # the receiver is back
+                async with session.stores.use(tenant) as store, store.exclusive() as conn:
+                    await enable_webhook(
+                        conn, hook.id, now=time.time(), actor=_actor(session), ip=_ip(session)
+                    )
             session.send(WebhookTested(id=message.id, event=event, status=status, error=error))
 
         await self._guarded(session, message.id, work)

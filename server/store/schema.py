@@ -6,7 +6,8 @@
 ``_ht_tombstones`` deleted row ids, so a deleted row stays deleted
 ``_ht_meta``    tenant-wide counters (the SQL name counter)
 ``_ht_functions`` the tenant's custom formula functions (upper-case name, definition text)
-``_ht_webhooks`` the tenant's webhooks (table id or NULL for every table, URL, delivery state)
+``_ht_webhooks`` the tenant's webhooks (table id or NULL for every table, URL, delivery state;
+                ``disabled_at``: stopped after a batch failed for good, until a test passes)
 ``_ht_webhook_outbox`` one row per committed change per matching webhook, written by the
                 group commit in the change's own transaction (``server/webhooks``)
 User tables are ``t_<n>`` with columns ``_id``, ``_ord`` and ``c_<n>``; no declared column
@@ -68,7 +69,8 @@ CREATE TABLE IF NOT EXISTS _ht_webhooks (
     delivered INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
     last_failed TEXT,
-    last_delivered_at REAL
+    last_delivered_at REAL,
+    disabled_at REAL
 );
 CREATE TABLE IF NOT EXISTS _ht_webhook_outbox (
     seq INTEGER PRIMARY KEY,

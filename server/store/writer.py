@@ -249,7 +249,10 @@ def commit_group(
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Read under the write lock: no webhook can be added or removed during the group.
-        hooked = conn.execute("SELECT 1 FROM _ht_webhooks LIMIT 1").fetchone() is not None
+        hooked = (
+            conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()
+            is not None
+        )
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
@@ -289,7 +292,8 @@ def commit_group(
                     # one row per webhook of this table or of every table.
                     conn.execute(
                         "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
-                        "SELECT id, ?, ?, ? FROM _ht_webhooks WHERE tbl IS NULL OR tbl = ?",
+                        "SELECT id, ?, ?, ? FROM _ht_webhooks"
+                        " WHERE (tbl IS NULL OR tbl = ?) AND disabled_at IS NULL",
                         (state.id, state.version, encoded, state.id),
                     )
                 if state.version % 1000 == 0:

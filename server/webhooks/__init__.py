@@ -13,9 +13,10 @@ rows of one webhook and one table (up to :data:`~.payload.MAX_BATCH` changes), a
 them as one signed batch carrying the version range: versions of a table are gap-free, so a
 receiver that sees ``from_version`` jump knows exactly what to fetch with ``since``/query.
 Only after a 2xx are the rows deleted; a failure keeps the same range for the next attempt
-(same ``Hypertab-Id``), by the retry schedule of :mod:`server.delivery.retry`; past its
-bound the batch is dropped, counted as failed on the webhook (``hypertab webhook list``),
-and delivery moves on (the receiver sees the gap).
+(same ``Hypertab-Id``), by the retry schedule of :mod:`server.delivery.retry`. Past its
+bound the webhook is disabled and its pending changes dropped (``hypertab webhook list``
+reports it), so a dead receiver cannot grow the database; a passing ``webhook test``
+enables it again, and the receiver sees the gap.
 
 :mod:`.registry` adds, lists and removes webhooks (``hypertab webhook …``) and keeps
 ``control.db``'s ``_ht_webhook_tenants`` index so a restarted hub knows where to look.

@@ -14,7 +14,8 @@ dirty; one worker task per dirty tenant then leases the tenant's store and repea
    retry, even after a crash, sends exactly these rows again, under the same id;
 2. POST it (no lock held) signed with the webhook's secret;
 3. in the writer's thread again: on a 2xx delete the rows; on a failure keep them, note the
-   attempt and when to try again; past the retry bound drop them and count a failed batch.
+   attempt and when to try again; past the retry bound disable the webhook, drop its
+   pending changes and count a failed batch (a passing ``webhook test`` enables it again).
 
 Per webhook, one batch is in flight at a time, so a table's versions arrive in order. A hub
 restarted after a crash starts with every indexed tenant dirty: rows committed before the
@@ -82,7 +83,8 @@ def next_batch(conn: sqlite3.Connection, now: float) -> tuple[Batch | None, floa
     """The next due batch of any webhook, and when the earliest waiting one is due."""
     due: float | None = None
     hooks = conn.execute(
-        "SELECT id, url, attempts, next_at, pending_upto FROM _ht_webhooks ORDER BY id"
+        "SELECT id, url, attempts, next_at, pending_upto FROM _ht_webhooks"
+        " WHERE disabled_at IS NULL ORDER BY id"
     ).fetchall()
     for hook, url, attempts, next_at, pending_upto in hooks:
         if next_at > now:
@@ -157,19 +159,25 @@ def mark_retry(
         )
 
 
-def mark_failed(conn: sqlite3.Connection, batch: Batch, error: str) -> None:
-    """Past the retry bound: drop the batch, count it; the receiver sees the version gap."""
-    note = f"{batch.table} v{batch.first_version}-v{batch.last_version}: {error}"[:300]
+def mark_failed(conn: sqlite3.Connection, batch: Batch, error: str, now: float) -> None:
+    """Past the retry bound: the webhook is disabled and its pending changes dropped (a dead
+    receiver must not grow the tenant's database without bound); the receiver sees the
+    version gap once a passing ``webhook test`` enables it again."""
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "DELETE FROM _ht_webhook_outbox WHERE hook = ? AND tbl = ? AND seq <= ?",
-            (batch.hook, batch.table, batch.upto),
-        )
+        pending = conn.execute(
+            "SELECT COUNT(*) FROM _ht_webhook_outbox WHERE hook = ?", (batch.hook,)
+        ).fetchone()[0]
+        note = (
+            f"disabled at {batch.table} v{batch.first_version}-v{batch.last_version}, "
+            f"{pending} pending change(s) dropped: {error}"
+        )[:300]
+        conn.execute("DELETE FROM _ht_webhook_outbox WHERE hook = ?", (batch.hook,))
         conn.execute(
             "UPDATE _ht_webhooks SET attempts = 0, next_at = 0, pending_upto = NULL,"
-            " last_error = ?, failed = failed + 1, last_failed = ? WHERE id = ?",
-            (error[:300], note, batch.hook),
+            " last_error = ?, failed = failed + 1, last_failed = ?, disabled_at = ?"
+            " WHERE id = ?",
+            (error[:300], note, now, batch.hook),
         )
 
 
@@ -347,7 +355,7 @@ class WebhookDispatcher:
             error = str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__
             attempts = batch.attempts + 1
             if attempts >= self.retry.max_attempts:  # the bound for a batch: its attempts
-                await store.run_exclusive(mark_failed, batch, error)
+                await store.run_exclusive(mark_failed, batch, error, self.clock())
                 self.failed += 1
                 log.error("webhook batch given up after %d attempts", attempts)
             else:

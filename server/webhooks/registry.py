@@ -40,7 +40,7 @@ INDEX_DDL = "CREATE TABLE IF NOT EXISTS _ht_webhook_tenants (tenant_id TEXT PRIM
 
 _COLUMNS = (
     "id, tbl, url, created_at, created_by, attempts, next_at, last_error, delivered, failed,"
-    " last_failed, last_delivered_at"
+    " last_failed, last_delivered_at, disabled_at"
 )
 
 
@@ -64,6 +64,8 @@ class Webhook:
     failed: int = 0
     last_failed: str | None = None
     last_delivered_at: float | None = None
+    disabled_at: float | None = None
+    """Set when a batch failed for good: no changes are queued until a test passes."""
     pending: int = 0
     """Changes waiting in the outbox."""
 
@@ -120,6 +122,7 @@ def _webhook(row: Any, pending: int) -> Webhook:
         failed=int(row[9]),
         last_failed=None if row[10] is None else str(row[10]),
         last_delivered_at=None if row[11] is None else float(row[11]),
+        disabled_at=None if row[12] is None else float(row[12]),
         pending=pending,
     )
 
@@ -193,6 +196,24 @@ async def remove_webhook(
         entry = AuditEntry(now, actor, Action.WEBHOOK_REMOVED, target=hook_id, ip=ip)
         await audit_log.append(conn, entry, commit=False)
     await store.scrub_files()
+
+
+async def enable_webhook(
+    conn: aiosqlite.Connection, hook_id: str, *, now: float, actor: str, ip: str | None = None
+) -> bool:
+    """Enable a webhook disabled after a failure (its receiver passed a test); audited.
+    Changes committed from now on are delivered; the receiver sees the gap before them."""
+    async with _transaction(conn):
+        cur = await conn.execute(
+            "UPDATE _ht_webhooks SET disabled_at = NULL, last_error = NULL"
+            " WHERE id = ? AND disabled_at IS NOT NULL",
+            (hook_id,),
+        )
+        if cur.rowcount == 0:
+            return False
+        entry = AuditEntry(now, actor, Action.WEBHOOK_ENABLED, target=hook_id, ip=ip)
+        await audit_log.append(conn, entry, commit=False)
+    return True
 
 
 async def signing_secret(

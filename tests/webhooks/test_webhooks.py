@@ -154,10 +154,22 @@ async def test_a_rejecting_receiver_is_retried_then_reported_failed(
             (hook,) = await asyncio.to_thread(hooks, data, tenant)
             assert hook["failed_batches"] == 1 and hook["pending"] == 0
             assert "500" in hook["last_error"] and "v2-v2" in hook["last_failed"]
+            assert hook["disabled_at"] is not None  # a dead receiver queues nothing more
+            await table.insert({"A": "not queued"})
+            (hook,) = await asyncio.to_thread(hooks, data, tenant)
+            assert hook["pending"] == 0
             receiver.status = 200
+            code, out, err = await asyncio.to_thread(
+                run_cli, "webhook", "test", "--tenant", tenant, hook["id"], "--json",
+                "--data-dir", str(data),
+            )  # fmt: skip
+            assert code == 0 and json.loads(out)["status"] == 200, err
+            (hook,) = await asyncio.to_thread(hooks, data, tenant)
+            assert hook["disabled_at"] is None  # the test passed: enabled again
             await table.insert({"A": "kept"})
-            got = await asyncio.to_thread(receiver.wait_for, 1, 10.0)
-            assert got[0].json["from_version"] == 3  # the receiver sees the gap at 2
+            got = await asyncio.to_thread(receiver.wait_for, 2, 10.0)
+            assert got[0].json["type"] == "test"
+            assert got[1].json["from_version"] == 4  # the receiver sees the gap at 2-3
     finally:
         await server.stop()
 
