@@ -31,6 +31,7 @@ import aiosqlite
 from server.alerts import outbox
 from server.alerts.config import AlertConfig
 from server.alerts.rules import Alert
+from server.audit.log import DEFAULT_RETENTION_DAYS
 from server.delivery import signing
 from server.delivery.dbwatch import CommitWatch
 from server.delivery.errors import DeliveryError
@@ -39,6 +40,8 @@ from server.delivery.sender import Sender
 log = logging.getLogger("server.alerts")
 
 LEASE_EXTRA_S = 5.0
+PURGE_EVERY_S = 3600.0
+"""How often settled alerts past the audit retention are dropped."""
 
 
 async def open_connection(path: Path) -> aiosqlite.Connection:
@@ -68,6 +71,7 @@ class AlertDispatcher:
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.path = control_path
         self.config = config
@@ -81,6 +85,8 @@ class AlertDispatcher:
         self._wake = asyncio.Event()
         self._watch: CommitWatch | None = None
         self._next_due: float | None = 0.0  # run a round at start: rows left by a crash
+        self._purged_at = float("-inf")
+        self.retention_days = retention_days
 
     async def start(self) -> None:
         """Open the connection and start the loop."""
@@ -122,6 +128,12 @@ class AlertDispatcher:
                 due = self._next_due is not None and self._next_due <= self.clock()
                 if woken or due or await self._changed():
                     await self.run_round()
+                if time.monotonic() - self._purged_at > PURGE_EVERY_S:
+                    self._purged_at = time.monotonic()
+                    assert self._conn is not None
+                    await outbox.purge(
+                        self._conn, before=self.clock() - self.retention_days * 86_400.0
+                    )
                 failures = 0
             except asyncio.CancelledError:
                 raise

@@ -20,6 +20,7 @@ from server.alerts.burst import BurstDetector
 from server.alerts.config import AlertConfig
 from server.alerts.dispatcher import AlertDispatcher
 from server.audit.chain import AuditEntry
+from server.audit.hub import retention_days_from_env
 from server.auth.ids import is_key_id
 from server.auth.principal import KeyId
 from server.control.plane import ControlPlane
@@ -53,7 +54,9 @@ class AlertsHub:
     async def start(self, control: ControlPlane) -> None:
         """Start delivering ``control.db``'s alert outbox."""
         self.control = control
-        self.dispatcher = AlertDispatcher(control.path, self.config, clock=self.clock)
+        self.dispatcher = AlertDispatcher(
+            control.path, self.config, clock=self.clock, retention_days=retention_days_from_env()
+        )
         await self.dispatcher.start()
 
     async def stop(self) -> None:

@@ -186,3 +186,19 @@ async def next_due(conn: aiosqlite.Connection) -> float | None:
     ) as cur:
         row = await cur.fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+async def purge(conn: aiosqlite.Connection, *, before: float) -> int:
+    """Drop delivered and failed alerts of events older than ``before`` (the audit
+    retention: the entries they point to are purged then too). Pending ones stay."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = await conn.execute(
+            "DELETE FROM _ht_alert_outbox WHERE state != 'pending' AND ts < ?", (before,)
+        )
+        count = cur.rowcount
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()
+    return count

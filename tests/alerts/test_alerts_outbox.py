@@ -102,6 +102,14 @@ async def test_a_receiver_that_keeps_failing_is_marked_failed_and_listed(tmp_pat
         assert all("not reached" in (a.last_error or "") for a in failed)
         assert await outbox.retry_failed(conn, now=clock[0]) == 2
         assert (await outbox.counts(conn))["pending"] == 2
+        assert await outbox.purge(conn, before=clock[0] + 1) == 0  # pending ones stay
+        log_only = AlertDispatcher(
+            tmp_path / "control.db", AlertConfig.from_env({}), clock=lambda: clock[0]
+        )
+        assert await log_only.run_round(conn) == 2  # the log sink takes them
+        await log_only.stop()
+        assert await outbox.purge(conn, before=clock[0] - 86_400 * 2) == 0  # recent: kept
+        assert await outbox.purge(conn, before=clock[0]) == 2  # past the retention: dropped
     finally:
         await conn.close()
         await dispatcher.stop()
