@@ -33,6 +33,7 @@ from client_sdk.errors import (
 )
 from client_sdk.functions import Functions
 from client_sdk.keys import Keys
+from client_sdk.names import column_id_for
 from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
@@ -439,12 +440,35 @@ class Client:
         """Create a table and return it subscribed.
 
         ``columns``: ``ColumnDef``s or ``(name, type)`` tuples (the id is made from the
-        name) or ``(id, name, type)``.
+        name, always valid: see ``client_sdk/names.py``) or ``(id, name, type)``.
+        ``table_exists`` if a table already has that name: see :meth:`get_or_create_table`.
         """
-        defs = [_column(c) for c in columns]
+        defs = _columns(columns)
         tid = table_id or new_id()
         await self.apply(tid, [CreateTable(name=name, columns=defs)])
         return await self.table(tid)
+
+    async def get_or_create_table(
+        self,
+        name: str,
+        columns: Sequence[ColumnDef | tuple[str, str] | tuple[str, str, str]] = (),
+    ) -> Table:
+        """The table called ``name``, subscribed; created with ``columns`` if there is none.
+
+        An existing table is returned as it is (its columns are not changed). Safe to run
+        again and again, and against a concurrent creator of the same name.
+        """
+        for _ in range(2):
+            tables = await self.list_tables()
+            info = next((t for t in tables if t.name == name), None)
+            if info is not None:
+                return await self.table(info.id)
+            try:
+                return await self.create_table(name, columns)
+            except ServerError as exc:
+                if exc.code != "table_exists":
+                    raise
+        return await self.table(name)
 
     async def table(self, name_or_id: str) -> Table:
         """Subscribe to a table (by id, else by name) and return its live replica."""
@@ -502,15 +526,28 @@ class Client:
         await self.request(lambda rid: Ping(id=rid))
 
 
-def _column(spec: ColumnDef | tuple[str, str] | tuple[str, str, str]) -> ColumnDef:
-    if isinstance(spec, ColumnDef):
-        return spec
-    if len(spec) == 2:
-        name, kind = spec
-        cid = "".join(ch if ch.isalnum() else "_" for ch in name)[:64] or new_id()
-        return ColumnDef(id=cid, name=name, type=ColumnType(kind))
-    cid, name, kind = spec
-    return ColumnDef(id=cid, name=name, type=ColumnType(kind))
+def _columns(
+    specs: Sequence[ColumnDef | tuple[str, str] | tuple[str, str, str]],
+) -> list[ColumnDef]:
+    """Column definitions from specs; ids made from names never collide with each other."""
+    taken = {s.id if isinstance(s, ColumnDef) else s[0] for s in specs if not _is_pair(s)}
+    defs: list[ColumnDef] = []
+    for spec in specs:
+        if isinstance(spec, ColumnDef):
+            defs.append(spec)
+        elif len(spec) == 2:
+            name, kind = spec
+            cid = column_id_for(name, taken)
+            taken.add(cid)
+            defs.append(ColumnDef(id=cid, name=name, type=ColumnType(kind)))
+        else:
+            cid, name, kind = spec
+            defs.append(ColumnDef(id=cid, name=name, type=ColumnType(kind)))
+    return defs
+
+
+def _is_pair(spec: ColumnDef | tuple[str, ...]) -> bool:
+    return not isinstance(spec, ColumnDef) and len(spec) == 2
 
 
 def _server_error(message: Error) -> ServerError:
