@@ -37,6 +37,7 @@ from client_sdk.names import column_id_for
 from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
+from client_sdk.toolcalls import ToolCalls
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
@@ -45,6 +46,7 @@ from protocol.limits import MAX_SERVER_FRAME_BYTES
 from protocol.messages import (
     Ack,
     Apply,
+    Change,
     Changes,
     Error,
     ListTables,
@@ -126,6 +128,10 @@ class Client:
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
         """The tenant's custom formula functions (``client_sdk/functions.py``)."""
+        self.tool_calls = ToolCalls(self)
+        """Audit records of an agent's tool calls (``client_sdk/toolcalls.py``)."""
+        self._probes: dict[str, list[Change]] = {}  # table id -> changes_since() collector
+        self._probe_snapshot: dict[int, bool] = {}  # subscribe request id -> snapshot seen
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -294,6 +300,8 @@ class Client:
                 if table is not None:
                     for change in changes:
                         table._change(change)
+                elif tid in self._probes:
+                    self._probes[tid].extend(changes)
             case Ack(id=rid, version=version):
                 batch = self._batches.pop(rid, None)
                 if batch is not None:
@@ -309,6 +317,8 @@ class Client:
                 self._unacked.pop(batch.op, None)
                 if not batch.future.done():
                     batch.future.set_exception(_server_error(message))
+            case Snapshot(id=rid) if rid in self._probe_snapshot:
+                self._probe_snapshot[rid] = True  # the op log does not reach back far enough
             case Snapshot(id=rid):
                 table = self._subscribing.get(rid)
                 if table is not None:
@@ -515,6 +525,36 @@ class Client:
         )
         assert isinstance(result, QueryResult)
         return result
+
+    async def changes_since(self, table: str, since: int) -> list[Change] | None:
+        """The committed changes of ``table`` (an id) after version ``since``, in order,
+        without following the table; ``None`` when the server's op log no longer reaches
+        back to ``since`` (read the table afresh instead).
+
+        For tables this client does not follow (a followed table has them already, in
+        :meth:`Table.changes`): ``ValueError`` otherwise.
+        """
+        if table in self._tables or table in self._probes:
+            raise ValueError("changes_since is for tables this client does not follow")
+        await self._wait_ready()
+        collected: list[Change] = []
+        self._probes[table] = collected
+        rid = next(self._ids)
+        self._probe_snapshot[rid] = False
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            await self._send(Subscribe(id=rid, table=table, since=since))
+            subscribed = await future
+            assert isinstance(subscribed, Subscribed)
+            await self.request(lambda r: Unsubscribe(id=r, table=table))
+        finally:
+            self._probes.pop(table, None)
+            snapshot = self._probe_snapshot.pop(rid, False)
+            self._pending.pop(rid, None)
+        if snapshot:
+            return None
+        return [c for c in collected if since < c.version <= subscribed.version]
 
     async def send_presence(self, table: str, state: dict[str, Any]) -> None:
         """Send presence for a subscribed table (see :meth:`Table.set_presence`)."""
