@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -33,12 +34,16 @@ async def mcp_session(
         env["HYPERTAB_API_KEY"] = key
     if key_file is not None:
         env["HYPERTAB_API_KEY_FILE"] = str(key_file)
-    params = StdioServerParameters(command=str(HYPERTAB), args=["mcp", "--key-poll", "0.05"], env=env)
-    with open(errlog or "/dev/null", "w") as err:  # noqa: ASYNC230 (a log file for the child)
-        async with stdio_client(params, errlog=err) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+    params = StdioServerParameters(
+        command=str(HYPERTAB), args=["mcp", "--key-poll", "0.05"], env=env
+    )
+    with open(errlog or os.devnull, "w") as err:  # noqa: ASYNC230 (the child's stderr)
+        async with (
+            stdio_client(params, errlog=err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
 
 
 async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:

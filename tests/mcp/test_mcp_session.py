@@ -63,13 +63,17 @@ async def test_an_agent_lists_queries_inserts_and_updates_live_and_audited(
             )
             assert event.by == f"key:{agent.info.id}"
 
-            updated = await call(session, "update_rows", table="People", ids=[ada], values={"Age": 37})
+            updated = await call(
+                session, "update_rows", table="People", ids=[ada], values={"Age": 37}
+            )
             assert updated["updated"] == 1
             event = await asyncio.wait_for(anext(feed), 5)
             assert (event.kind, event.row, event.changed) == ("updated", ada, ("Age",))
             assert people.record(ada)["Age"] == 37  # type: ignore[index]
 
-            wrong = await call(session, "update_rows", table="People", ids=[ada], values={"Nope": 1})
+            wrong = await call(
+                session, "update_rows", table="People", ids=[ada], values={"Nope": 1}
+            )
             assert wrong["error"]["code"] == "unknown_column"
             bad = await call(session, "insert_rows", table="People", rows=[])
             assert bad["error"]["code"] == "bad_arguments"
@@ -78,7 +82,9 @@ async def test_an_agent_lists_queries_inserts_and_updates_live_and_audited(
             )
             assert typed["error"]["code"] == "type_mismatch"  # the hub's own code, passed on
 
-            changes = await call(session, "read_changes", table="People", since=described["version"])
+            changes = await call(
+                session, "read_changes", table="People", since=described["version"]
+            )
             assert [c["ops"][0]["op"] for c in changes["changes"]] == ["insert", "update"]
             assert changes["changes"][0]["ops"][0]["rows"][0]["Name"] == "Alan"
         await feed.aclose()
