@@ -5,8 +5,13 @@ per call with its outcome."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 from typing import Any
 
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from mcp_helpers import audit, call, calls, mcp_session
 
 from client_sdk import Client
@@ -104,3 +109,43 @@ async def test_an_agent_lists_queries_inserts_and_updates_live_and_audited(
     assert {e["actor"] for e in entries} == {f"{record.id}/key:{agent.info.id}"}
     assert all(len(e["details"]["args_sha256"]) == 64 for e in entries)
     assert all(e["details"]["credential_id"] == agent.info.id for e in entries)
+
+
+async def test_the_streamable_http_transport_serves_the_same_tools(
+    hub: Any, hub_url: str, tenant: Any
+) -> None:
+    _, key = tenant
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PATH": os.environ.get("PATH", ""), "HYPERTAB_API_KEY": key, "HYPERTAB_URL": hub_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client_sdk.mcp",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        env=env,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams,
+            ClientSession(streams[0], streams[1]) as session,
+        ):
+            await session.initialize()
+            assert {t.name for t in (await session.list_tools()).tools} == EXPECTED_TOOLS
+            made = await call(session, "create_table", name="Http", columns=[{"name": "A"}])
+            assert made["name"] == "Http"
+    finally:
+        proc.terminate()
+        await proc.wait()
