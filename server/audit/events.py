@@ -128,6 +128,7 @@ def key_created(record: KeyRecord, actor: str) -> AuditEntry:
             "scopes": sorted(s.value for s in record.scopes),
             "tables": sorted(record.tables) if record.tables is not None else None,
             "expires_at": record.expires_at,
+            **({"rate": record.rate} if record.rate is not None else {}),
         },
     )
 
