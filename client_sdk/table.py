@@ -297,7 +297,8 @@ class Table:
 class Feed(AsyncIterator[T]):
     """An async iterator of a table's events, listening from its creation on (not from the
     first ``__anext__``), so nothing committed in between is missed. Ends when the table
-    is unsubscribed or the client closes; ``aclose`` stops listening early."""
+    is unsubscribed or the client closes; ``aclose`` stops listening early, and so does
+    dropping the feed (a loop left with ``break`` queues nothing forever)."""
 
     def __init__(self, listeners: list[asyncio.Queue[T | None]]) -> None:
         self._queue: asyncio.Queue[T | None] = asyncio.Queue()
@@ -319,9 +320,15 @@ class Feed(AsyncIterator[T]):
 
     async def aclose(self) -> None:
         """Stop listening (idempotent)."""
+        self._stop()
+
+    def _stop(self) -> None:
         if not self._done:
             self._done = True
             self._listeners.remove(self._queue)
+
+    def __del__(self) -> None:
+        self._stop()
 
 
 def _split_large(ops: list[Op]) -> list[Op]:

@@ -6,7 +6,8 @@ One SDK :class:`~client_sdk.client.Client` connects to the hub with the agent's 
 the environment or a 0600 key file, ``keysource.py``) and a :class:`~client_sdk.mcp.tools.
 Gateway` runs the tools on it. The ``mcp`` low-level ``Server`` lists the tools (input
 schemas from ``schemas.py``), dispatches ``tools/call`` to the gateway, and serves each
-visible table's schema as a resource ``hypertab://tables/<id>``. Tool failures are tool
+visible table's schema as a resource ``hypertab://tables/<id>`` (a read is audited like a
+tool call, as ``read_resource``). Tool failures are tool
 results with ``is_error`` and ``{"error": {"code", "message"}}``, so a model can read and
 correct them.
 
@@ -40,7 +41,7 @@ from mcp.server import Server, ServerRequestContext
 from client_sdk.client import Client
 from client_sdk.errors import AuthenticationError, HypertabError
 from client_sdk.mcp.keysource import KeySource, KeySourceError
-from client_sdk.mcp.tools import TOOLS, Gateway, ToolError, table_json
+from client_sdk.mcp.tools import TOOLS, Gateway, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,13 @@ def build_server(gateway: Gateway) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        info = None
-        if uri.startswith(RESOURCE_PREFIX):
-            info = await gateway.resolve(uri.removeprefix(RESOURCE_PREFIX))
-        if info is None:
-            raise ValueError(f"no table resource {uri!r}")
-        text = json.dumps(table_json(info), ensure_ascii=False)
+        if not uri.startswith(RESOURCE_PREFIX):
+            raise ValueError(f"no resource {uri!r}")
+        try:
+            schema = await gateway.read_schema(uri.removeprefix(RESOURCE_PREFIX))
+        except ToolError as exc:
+            raise ValueError(f"{exc.code}: {exc.message}") from None
+        text = json.dumps(schema, ensure_ascii=False)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )

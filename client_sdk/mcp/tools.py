@@ -445,6 +445,22 @@ TOOLS: dict[str, ToolSpec] = {
 """Every tool, by name."""
 
 
+async def _table_schema(gw: Gateway, args: DescribeTableArgs, info: TableInfo | None) -> Any:
+    assert info is not None
+    return table_json(info)
+
+
+SCHEMA_RESOURCE = ToolSpec(
+    "read_resource",
+    "A table's schema resource (hypertab://tables/<id>), audited like a tool call.",
+    DescribeTableArgs,
+    READ,
+    _table_schema,
+    read_only=True,
+)
+"""Resource reads run (and are recorded) as this pseudo-tool; it is not listed as a tool."""
+
+
 class Gateway:
     """Runs tool calls for one agent over one SDK client, auditing each in the hub."""
 
@@ -470,6 +486,13 @@ class Gateway:
             raise ToolError("bad_arguments", str(exc)) from None
         try:
             return await self._run(spec, args, raw)
+        except ConnectionLost as exc:
+            raise ToolError("connection_lost", f"not connected to the hub ({exc})") from None
+
+    async def read_schema(self, ref: str) -> Any:
+        """The schema resource of a table (by id or name), audited as ``read_resource``."""
+        try:
+            return await self._run(SCHEMA_RESOURCE, DescribeTableArgs(table=ref), {"table": ref})
         except ConnectionLost as exc:
             raise ToolError("connection_lost", f"not connected to the hub ({exc})") from None
 

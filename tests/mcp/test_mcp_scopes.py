@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+from mcp.shared.exceptions import MCPError
 from mcp_helpers import audit, call, calls, mcp_session
 
 from client_sdk import Client
@@ -65,6 +68,10 @@ async def test_a_table_limited_key_cannot_see_other_tables(
             assert [t["name"] for t in listed["tables"]] == ["Mine"]
             resources = await session.list_resources()
             assert [r.name for r in resources.resources] == ["Mine"]
+            schema = await session.read_resource(str(resources.resources[0].uri))
+            assert json.loads(schema.contents[0].text)["name"] == "Mine"  # type: ignore[union-attr]
+            with pytest.raises(MCPError):
+                await session.read_resource(f"hypertab://tables/{other.id}")
             for ref in ("Secret", other.id):
                 for tool, args in [
                     ("describe_table", {}),
@@ -77,8 +84,12 @@ async def test_a_table_limited_key_cannot_see_other_tables(
             assert (await call(session, "describe_table", table="Mine"))["name"] == "Mine"
         assert len(other.rows) == 1
     outcomes = calls(hub, record.id)
-    assert outcomes[0] == ("list_tables", "ok", None)
-    assert outcomes[1:-1] == [
+    assert outcomes[:3] == [
+        ("list_tables", "ok", None),
+        ("read_resource", "ok", None),
+        ("read_resource", "refused", None),
+    ]
+    assert outcomes[3:-1] == [
         (t, "refused", None)
         for t in ["describe_table", "query_rows", "read_changes", "insert_rows"] * 2
     ]

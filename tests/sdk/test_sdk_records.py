@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from client_sdk.records import Record, apply_with_events
 from client_sdk.replica import Replica
 from protocol.messages import Change, TableInfo
@@ -61,3 +63,16 @@ def test_a_record_follows_a_rename() -> None:
     assert dict(record) == {"Full name": "Ada"}
     assert "Name" not in record
     assert record.to_dict() == {"_id": "r", "Full name": "Ada"}
+
+
+def test_a_dropped_feed_stops_listening() -> None:
+    import gc
+
+    from client_sdk.table import Feed
+
+    listeners: list[Any] = []
+    feed: Feed[int] = Feed(listeners)
+    assert len(listeners) == 1
+    del feed
+    gc.collect()
+    assert listeners == []
