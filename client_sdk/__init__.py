@@ -9,6 +9,7 @@ async with await Client.connect("ws://127.0.0.1:8765/v1/ws", api_key=KEY) as cli
 Scripts and notebooks without asyncio: :class:`SyncClient` (same surface, blocking).
 """
 
+from client_sdk.bulk import TooManyRows
 from client_sdk.client import Client
 from client_sdk.errors import (
     AuthenticationError,
@@ -34,5 +35,6 @@ __all__ = [
     "SyncClient",
     "SyncTable",
     "Table",
+    "TooManyRows",
     "column_id_for",
 ]

@@ -190,6 +190,16 @@ class SyncTable:
         """Set cells of several rows (row id -> values)."""
         return self._portal.run(self.table.update_many(updates))
 
+    def update_where(
+        self, where: Mapping[str, Any], values: Mapping[str, Any], *, max_rows: int | None = None
+    ) -> int:
+        """Set cells of every row matching a server-side filter; how many."""
+        return self._portal.run(self.table.update_where(where, values, max_rows=max_rows))
+
+    def delete_where(self, where: Mapping[str, Any], *, max_rows: int | None = None) -> int:
+        """Delete every row matching a server-side filter; how many."""
+        return self._portal.run(self.table.delete_where(where, max_rows=max_rows))
+
     def delete(self, *row_ids: str) -> int:
         """Delete rows; returns the version."""
         return self._portal.run(self.table.delete(*row_ids))

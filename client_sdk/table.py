@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from client_sdk.bulk import matching_ids
 from client_sdk.names import column_id_for
 from client_sdk.records import Record, RowEvent, apply_with_events
 from client_sdk.replica import Replica
@@ -192,6 +193,23 @@ class Table:
         for batch in chunked_batches(ops):
             version = await self.apply(batch)
         return version
+
+    async def update_where(
+        self, where: Mapping[str, Any], values: Mapping[str, Any], *, max_rows: int | None = None
+    ) -> int:
+        """Set cells of every row matching a server-side filter (``{"op": "eq", ...}``, see
+        docs/sdk.md); how many. ``TooManyRows`` (nothing changed) past ``max_rows``."""
+        ids = await matching_ids(self._client, self.id, dict(where), cap=max_rows)
+        await self.update_many(dict.fromkeys(ids, values))
+        return len(ids)
+
+    async def delete_where(self, where: Mapping[str, Any], *, max_rows: int | None = None) -> int:
+        """Delete every row matching a server-side filter; how many (``TooManyRows`` past
+        ``max_rows``, nothing deleted)."""
+        ids = await matching_ids(self._client, self.id, dict(where), cap=max_rows)
+        if ids:
+            await self.delete(*ids)
+        return len(ids)
 
     async def delete(self, *row_ids: str) -> int:
         """Delete rows; returns the version."""

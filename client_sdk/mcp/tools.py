@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from client_sdk.bulk import TooManyRows, matching_ids
 from client_sdk.client import Client
 from client_sdk.errors import ConnectionLost, HypertabError, ServerError
 from client_sdk.mcp import schemas
@@ -220,20 +221,12 @@ async def _insert_rows(gw: Gateway, args: InsertRowsArgs, info: TableInfo | None
 
 async def _matching(gw: Gateway, info: TableInfo, where: dict[str, Any], cap: int) -> list[str]:
     """Ids of the rows matching ``where``; ``too_many_rows`` past ``cap``."""
-    ids: list[str] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"where": where, "columns": ["_id"]}
-        page = await gw.client.query(info.id, limit=min(cap + 1, 500), after=after, **params)
-        ids.extend(r.id for r in page.rows)
-        if len(ids) > cap:
-            raise ToolError(
-                "too_many_rows",
-                f"the filter matches more than max_rows={cap} rows; nothing was changed",
-            )
-        if page.next is None:
-            return ids
-        after = page.next
+    try:
+        return await matching_ids(gw.client, info.id, where, cap=cap)
+    except TooManyRows:
+        raise ToolError(
+            "too_many_rows", f"the filter matches more than max_rows={cap} rows; nothing changed"
+        ) from None
 
 
 def _targets(args: UpdateRowsArgs | DeleteRowsArgs) -> None:
