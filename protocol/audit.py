@@ -69,7 +69,7 @@ class ToolCall(Struct, tag="tool_call", omit_defaults=True):
     args_digest: Sha256Hex | None = None
     args: Any = None
     call: CallId | None = None
-    scopes: Annotated[list[str], Meta(max_length=16)] = []
+    scopes: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(max_length=16)] = []
     tables: Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=128)]], Meta(max_length=16)
     ] = []
