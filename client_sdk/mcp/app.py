@@ -158,7 +158,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key-file", metavar="PATH", help="file holding the API key (mode 0600); re-read on change"
     )
-    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default: spawned by the agent host) or Streamable HTTP at /mcp",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP transport address")
     parser.add_argument("--port", type=int, default=8766, help="HTTP transport port")
     parser.add_argument(

@@ -75,6 +75,9 @@ class OrderBy(_Args):
     desc: bool = False
 
 
+_AFTER = "The `next` cursor of the previous page; repeat the same where, order_by and columns."
+
+
 class QueryRowsArgs(_Args):
     """A page of rows: filter, sort, columns, paging."""
 
