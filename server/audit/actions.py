@@ -13,6 +13,7 @@ class Action(enum.StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     KEY_ROTATED = "key.rotated"
+    KEY_UPDATED = "key.updated"
     AUTH_FAILED = "auth.failed"
     TOOL_CALL = "tool.call"
     TOOL_RESULT = "tool.result"
