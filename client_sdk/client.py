@@ -42,7 +42,7 @@ from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
 from protocol.identity import Keys as KeysMessage
-from protocol.limits import MAX_SERVER_FRAME_BYTES
+from protocol.limits import MAX_OPS_PER_BATCH, MAX_SERVER_FRAME_BYTES
 from protocol.messages import (
     Ack,
     Apply,
@@ -215,6 +215,14 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def batch_ops(self) -> int:
+        """Most ops the bulk helpers put in one batch: the wire's limit, or the rate this
+        credential may spend per minute when that is smaller (a larger batch could never
+        be admitted: ``over_plan_limit``)."""
+        rate = self.welcome.limits.ops_per_minute if self.welcome is not None else 0
+        return min(MAX_OPS_PER_BATCH, rate) if rate > 0 else MAX_OPS_PER_BATCH
 
     @property
     def closed(self) -> bool:

@@ -63,14 +63,17 @@ def new_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def chunked_batches(ops: Iterable[Op], *, max_bytes: int = BATCH_BYTES) -> list[list[Op]]:
-    """Group ops into batches under ``max_bytes`` (encoded) and ``MAX_OPS_PER_BATCH``."""
+def chunked_batches(
+    ops: Iterable[Op], *, max_bytes: int = BATCH_BYTES, max_ops: int = MAX_OPS_PER_BATCH
+) -> list[list[Op]]:
+    """Group ops into batches under ``max_bytes`` (encoded) and ``max_ops`` ops each."""
+    max_ops = max(1, min(max_ops, MAX_OPS_PER_BATCH))
     batches: list[list[Op]] = []
     current: list[Op] = []
     size = 0
     for op in ops:
         cost = len(_size.encode(op))
-        if current and (size + cost > max_bytes or len(current) >= MAX_OPS_PER_BATCH):
+        if current and (size + cost > max_bytes or len(current) >= max_ops):
             batches.append(current)
             current, size = [], 0
         current.append(op)
@@ -175,7 +178,7 @@ class Table:
             InsertRows(rows=made[i : i + MAX_ROWS_PER_OP])
             for i in range(0, len(made), MAX_ROWS_PER_OP)
         ]
-        for batch in chunked_batches(_split_large(ops)):
+        for batch in chunked_batches(_split_large(ops), max_ops=self._client.batch_ops):
             await self.apply(batch)
         return [row.id for row in made if row.id is not None]
 
@@ -190,7 +193,7 @@ class Table:
             UpdateCells(row=rid, values=self._values(values)) for rid, values in updates.items()
         ]
         version = self.version
-        for batch in chunked_batches(ops):
+        for batch in chunked_batches(ops, max_ops=self._client.batch_ops):
             version = await self.apply(batch)
         return version
 
@@ -218,7 +221,7 @@ class Table:
             for i in range(0, len(row_ids), MAX_ROWS_PER_OP)
         ]
         version = self.version
-        for batch in chunked_batches(ops):
+        for batch in chunked_batches(ops, max_ops=self._client.batch_ops):
             version = await self.apply(batch)
         return version
 

@@ -207,7 +207,7 @@ def _cells(info: TableInfo, values: dict[str, Any]) -> dict[str, Any]:
 
 async def _apply(gw: Gateway, info: TableInfo, ops: list[Op]) -> int:
     version = info.version
-    for batch in chunked_batches(ops):
+    for batch in chunked_batches(ops, max_ops=gw.client.batch_ops):
         version = await gw.client.apply(info.id, batch)
     return version
 
