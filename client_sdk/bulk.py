@@ -32,10 +32,11 @@ async def matching_ids(
     (before any edit) when there are more than ``cap``."""
     ids: list[str] = []
     after: str | None = None
-    params: dict[str, Any] = {"where": where, "columns": ["_id"]}
     while True:
         limit = PAGE if cap is None else min(PAGE, cap + 1 - len(ids))
-        page = await client.query(table, limit=max(limit, 1), after=after, **params)
+        page = await client.query(
+            table, where=where, columns=["_id"], limit=max(limit, 1), after=after
+        )
         ids.extend(row.id for row in page.rows)
         if cap is not None and len(ids) > cap:
             raise TooManyRows(cap)

@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 from client_sdk.client import Client, TokenProvider
 from client_sdk.records import Record, RowEvent
 from client_sdk.table import Feed, Table
 from protocol.codec import MSGPACK
-from protocol.messages import Change, TableInfo
+from protocol.messages import Change, QueryResult, TableInfo
 from protocol.ops import ColumnDef, ColumnType, Row
 
 T = TypeVar("T")
@@ -355,6 +363,42 @@ class SyncClient:
     def list_tables(self) -> list[TableInfo]:
         """The tenant's tables (those this credential may see)."""
         return self._portal.run(self.client.list_tables())
+
+    def query(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[str | tuple[str, bool]] = (),
+        columns: Sequence[str] | None = None,
+        limit: int = 500,
+        after: str | None = None,
+    ) -> QueryResult:
+        """One page of a server-side query (see :meth:`Client.query`)."""
+        return self._portal.run(
+            self.client.query(
+                table, where=where, order_by=order_by, columns=columns, limit=limit, after=after
+            )
+        )
+
+    def query_all(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[str | tuple[str, bool]] = (),
+        columns: Sequence[str] | None = None,
+        page_size: int = 500,
+    ) -> Iterator[Row]:
+        """Every row a query matches, fetched a page at a time as you iterate."""
+        rows = self.client.query_all(
+            table, where=where, order_by=order_by, columns=columns, page_size=page_size
+        )
+        while True:
+            try:
+                yield self._portal.run(_next(rows))
+            except StopAsyncIteration:
+                return
 
     def ping(self) -> None:
         """Round trip to the server."""

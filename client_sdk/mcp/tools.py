@@ -162,7 +162,7 @@ async def _describe_table(gw: Gateway, args: DescribeTableArgs, info: TableInfo 
     count = 0
     after: str | None = None
     while True:
-        page = await gw.client.query(info.id, after=after, limit=MAX_QUERY_LIMIT)
+        page = await gw.client.query(info.id, columns=["_id"], after=after, limit=MAX_QUERY_LIMIT)
         count += len(page.rows)
         if page.next is None:
             break
@@ -172,14 +172,14 @@ async def _describe_table(gw: Gateway, args: DescribeTableArgs, info: TableInfo 
 
 async def _query_rows(gw: Gateway, args: QueryRowsArgs, info: TableInfo | None) -> Any:
     assert info is not None
-    params: dict[str, Any] = {"limit": args.limit, "after": args.after}
-    if args.where is not None:
-        params["where"] = args.where
-    if args.order_by:
-        params["order_by"] = [msgspec.to_builtins(o) for o in args.order_by]
-    if args.columns is not None:
-        params["columns"] = args.columns
-    page = await gw.client.query(info.id, **params)
+    page = await gw.client.query(
+        info.id,
+        where=args.where,
+        order_by=[(o.column, o.desc) for o in args.order_by],
+        columns=args.columns,
+        limit=args.limit,
+        after=args.after,
+    )
     names = _names(info)
     result: dict[str, Any] = {
         "table": info.id,
