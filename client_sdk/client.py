@@ -130,6 +130,7 @@ class Client:
         self.refresher = TokenRefresher(self._credential, self.request)
         """Refreshes a ``token_provider`` token in band before it expires."""
         self._credential_changed = asyncio.Event()
+        self._last_key: str | None = None
         self.secrets = Secrets(self)
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
@@ -180,6 +181,7 @@ class Client:
 
     async def _open(self) -> None:
         credential = await self._credential()
+        self._last_key = self.api_key  # the key this attempt uses (None with a provider)
         try:
             conn = await connect(
                 self.url,
@@ -208,6 +210,7 @@ class Client:
     async def close(self) -> None:
         """Close the connection; pending requests fail with ConnectionLost. Idempotent."""
         self._closed = True
+        self._credential_changed.set()  # wakes a reconnect loop waiting for a new key
         await self.refresher.aclose()
         if self._conn is not None:
             await self._conn.close()
@@ -256,10 +259,17 @@ class Client:
             if self._closed or not self.reconnect or advice is Reconnect.NO:
                 self._fail_all(ConnectionLost("connection closed", code))
                 return
+            stale: str | None = None  # an API key the server will not take again
             if advice is Reconnect.NEW_CREDENTIAL and self.token_provider is None:
-                # A revoked key does not come back: wait for set_api_key() with a new one.
                 self._failure = ConnectionLost("credential revoked or expired", code)
+                stale = self._last_key  # set_api_key() may already have replaced it
             while not self._closed:
+                if stale is not None and self.api_key == stale:
+                    # A revoked key does not come back: retrying it would only add failed
+                    # handshakes (and audit entries). Wait for set_api_key() with a new one.
+                    await self._credential_changed.wait()
+                    self._credential_changed.clear()
+                    continue
                 delay = min(self.max_backoff, 0.05 * 2**attempt) * (0.5 + random.random())
                 if advice is Reconnect.BACKOFF:
                     delay = max(delay, 1.0)
@@ -270,6 +280,9 @@ class Client:
                 except (OSError, HypertabError, ConnectionClosed, TimeoutError) as exc:
                     if isinstance(exc, AuthenticationError) and self._failure is None:
                         self._failure = ConnectionLost("credential refused", code)
+                    refused = isinstance(exc, AuthenticationError) and exc.status == 401
+                    if refused and self.token_provider is None:
+                        stale = self._last_key  # refused outright: not worth retrying
                     continue
                 attempt = 0
                 self._failure = None
