@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sqlite3
 import statistics
@@ -33,10 +32,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Coroutine
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -95,6 +96,7 @@ async def run_store(
     store = await TenantStore.open(
         TENANT, directory / "store.db", durability=durability, on_commit=on_commit
     )
+    stack = ExitStack()
     try:
         columns = [
             ColumnDef(id="name", name="name", type=ColumnType.TEXT),
@@ -109,6 +111,8 @@ async def run_store(
 
         next_op = 0
         latencies: list[float] = []
+        acked_at: list[float] = []
+        bar = stack.enter_context(report.progress(total, f"commit {durability.value}", "op"))
 
         async def producer(index: int) -> None:
             nonlocal next_op
@@ -119,7 +123,10 @@ async def run_store(
                 next_op += 1
                 sent = time.perf_counter()
                 outcome = await store.apply(TABLE, client, f"o{i}", [op_for(i, rng)], "bench")
-                latencies.append(time.perf_counter() - sent)
+                now = time.perf_counter()
+                latencies.append(now - sent)
+                acked_at.append(now)
+                bar.update()
                 if outcome.error is not None:
                     raise RuntimeError(f"op {i} refused: {outcome.error}")
 
@@ -127,8 +134,11 @@ async def run_store(
         await asyncio.gather(*(producer(p) for p in range(producers)))
         elapsed = time.perf_counter() - started
     finally:
+        stack.close()
         await store.close()
     assert sum(groups) == total, (sum(groups), total)
+    acked_rate = report.rate_over_time(acked_at, started)
+    ack_ms = [t * 1000 for t in latencies]
     latencies.sort()
     return {
         "ops_s": round(total / elapsed),
@@ -138,6 +148,8 @@ async def run_store(
         "ack_ms_p50": round(latencies[len(latencies) // 2] * 1000, 2),
         "ack_ms_p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
         "groups": groups,
+        "ack_ms": ack_ms,
+        "acked_rate": acked_rate,
     }
 
 
@@ -221,7 +233,7 @@ def baseline_in_thread(path: Path, durability: Durability, groups: list[int]) ->
 # --- main -----------------------------------------------------------------------------------
 
 
-async def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+async def bench(args: argparse.Namespace, root: Path, series: dict[str, Any]) -> dict[str, Any]:
     levels = [Durability(args.durability)] if args.durability else list(Durability)
     report: dict[str, Any] = {
         "bench": "commit",
@@ -235,6 +247,7 @@ async def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         work.mkdir()
         store = await run_store(work, level, args.ops, args.producers)
         groups = store.pop("groups")
+        series[level.value] = (store.pop("ack_ms"), store.pop("acked_rate"))
         base = baseline_in_thread(work / "baseline.db", level, groups)
         report[level.value] = {
             "synchronous": "FULL" if level is Durability.POWER else "NORMAL",
@@ -265,8 +278,37 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hypertab-bench-", dir=args.dir) as tmp:
         root = Path(tmp).resolve()
-        report = run(bench(args, root))
-    print(json.dumps(report), flush=True)
+        series: dict[str, Any] = {}
+        figures = run(bench(args, root, series))
+    report.emit(figures, plots(figures, series))
+
+
+def plots(figures: dict[str, Any], series: dict[str, Any]) -> dict[str, report.Plot]:
+    """Ack latency CDFs, acked ops/s over time, and the store against raw SQLite."""
+    ops = f"{figures['ops']:,} ops, {figures['producers']} producers"
+    return {
+        "ack-latency": lambda: report.cdf_plot(
+            f"commit: op ack latency per durability level ({ops})",
+            {f"store, {level}": ack_ms for level, (ack_ms, _) in series.items()},
+            log_x=True,
+        ),
+        "throughput": lambda: report.series_plot(
+            "commit: acked ops/s over time (0.25 s bins)",
+            {f"store, {level}": rate for level, (_, rate) in series.items()},
+            "acked ops/s",
+        ),
+        "vs-sqlite": lambda: report.bar_plot(
+            "commit: durable ops/s, store against plain sqlite3 (same groups)",
+            {
+                f"{level} ({figures[level]['synchronous']})": {
+                    "TenantStore": figures[level]["store"]["ops_s"],
+                    "raw sqlite3 baseline": figures[level]["sqlite_baseline"]["ops_s"],
+                }
+                for level in series
+            },
+            "ops/s",
+        ),
+    }
 
 
 if __name__ == "__main__":

@@ -38,4 +38,6 @@ async def main(port_file: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} PORT_FILE  (a helper of bench/fanout.py, not a bench)")
     uvloop.run(main(Path(sys.argv[1])))
