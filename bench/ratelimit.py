@@ -18,7 +18,6 @@ the binary exists, else the Redis figures are ``null``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -30,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import report
 from redis.exceptions import RedisError
 from websockets.asyncio.client import connect
 
@@ -159,7 +159,9 @@ async def _pipeline(url: str, key: str, table: str, n: int) -> float:
         return time.perf_counter() - start
 
 
-async def bench_hub(n: int, rounds: int) -> dict[str, object]:
+async def bench_hub(
+    n: int, rounds: int, per_round: dict[str, list[float]] | None = None
+) -> dict[str, object]:
     from server.app import HypertabServer
     from server.auth.principal import Plan as P
     from server.config import Config
@@ -187,13 +189,18 @@ async def bench_hub(n: int, rounds: int) -> dict[str, object]:
             )
             off: list[float] = []
             on: list[float] = []
-            for _ in range(rounds):
-                for enabled, out in ((False, off), (True, on)):
-                    server.admission.enabled = enabled
-                    out.append(await _pipeline(url, issued.secret, "t", n))
+            with report.progress(rounds * 2, "hub rounds (admission off/on)", "round") as bar:
+                for _ in range(rounds):
+                    for enabled, out in ((False, off), (True, on)):
+                        server.admission.enabled = enabled
+                        out.append(await _pipeline(url, issued.secret, "t", n))
+                        bar.update()
             assert server.metrics.rate_limited.total() == 0
         finally:
             await server.stop()
+    if per_round is not None:
+        per_round["admission off"] = [n / t for t in off]
+        per_round["admission on"] = [n / t for t in on]
     best_off, best_on = min(off), min(on)
     return {
         "hub_batches": n,
@@ -222,11 +229,36 @@ def main() -> None:
                 )
             except (OSError, RedisError) as exc:
                 figures["redis_error"] = str(exc)
+    per_round: dict[str, list[float]] = {}
     if "--no-hub" not in sys.argv:
         import uvloop
 
-        figures.update(uvloop.run(bench_hub(HUB_BATCHES, HUB_ROUNDS)))
-    print(json.dumps(figures))
+        figures.update(uvloop.run(bench_hub(HUB_BATCHES, HUB_ROUNDS, per_round)))
+    report.emit(figures, plots(figures, per_round))
+
+
+def plots(figures: dict[str, object], per_round: dict[str, list[float]]) -> dict[str, report.Plot]:
+    """Checks/s per backend; the hub's ops/s per round with admission off and on."""
+    backends = {
+        "memory": figures["memory_checks_per_s"],
+        "Redis, sequential": figures["redis_checks_per_s_sequential"],
+        "Redis, 64 concurrent": figures["redis_checks_per_s_concurrent64"],
+    }
+    out: dict[str, report.Plot] = {
+        "checks": lambda: report.bar_plot(
+            "ratelimit: checks/s per backend (2 charges per check)",
+            {k: {"checks/s": float(v)} for k, v in backends.items() if isinstance(v, int)},
+            "checks/s",
+        )
+    }
+    if per_round:
+        out["hub-rounds"] = lambda: report.series_plot(
+            f"ratelimit: hub ops/s per round, {HUB_BATCHES:,} pipelined single-op batches",
+            {k: (list(range(1, len(v) + 1)), v) for k, v in per_round.items()},
+            "acked ops/s",
+            xlabel="round (alternating off, on)",
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.ticker import StrMethodFormatter
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from tqdm import tqdm
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -112,7 +112,7 @@ def cdf_plot(
             values,
             ys,
             where="post",
-            label=f"{label} (n={n:,}, p50 {p50:.3g} {unit}, p99 {p99:.3g} {unit})",
+            label=f"{label} (n={n:,}, p50 {_short(p50)} {unit}, p99 {_short(p99)} {unit})",
         )
     ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(0.99, color="grey", linewidth=0.6, linestyle=":")
@@ -136,7 +136,10 @@ def series_plot(
         if steps:
             ax.step(xs, ys, where="post", label=label)
         else:
-            ax.plot(xs, ys, label=label, linewidth=1.2)
+            few = len(xs) <= 30  # a handful of rounds: mark each one
+            ax.plot(xs, ys, label=label, linewidth=1.2, marker="o" if few else None)
+        if all(isinstance(x, int) for x in xs):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     if len(series) > 1:
