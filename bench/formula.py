@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import report
 
 # The checkout whose engine is measured: this one, or ``--code DIR`` (read before the engine
 # is imported, so a before/after comparison runs this same bench on both).
@@ -212,7 +213,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.store:
-        print(json.dumps(asyncio.run(store_figures(args.rows, args.edits))))
+        store = asyncio.run(store_figures(args.rows, args.edits))
+        report.emit(store, {"hooks": lambda: store_plot(store)})
         return
     rng = random.Random(42)
     ids = {"a": "c_a", "b": "c_b", "name": "c_name"}
@@ -252,16 +254,43 @@ def main() -> None:
         "rows": args.rows,
         "clock": "cpu" if args.cpu_time else "wall",
     }
-    for name, formula in formulas.items():
+    with report.progress(len(formulas), "formulas", "formula") as bar:
+        for name, formula in formulas.items():
 
-        def run(formula: Formula = formula) -> object:
-            # A fresh context per pass, as the table layer would make per recompute.
-            ctx = EvalContext(columns=columns, functions=functions)
-            return formula.evaluate_rows(table, ctx)
+            def run(formula: Formula = formula) -> object:
+                # A fresh context per pass, as the table layer would make per recompute.
+                ctx = EvalContext(columns=columns, functions=functions)
+                return formula.evaluate_rows(table, ctx)
 
-        figures[f"{name}_evals_per_s"] = round(best_rate(run, args.rows, args.repeat, clock))
+            figures[f"{name}_evals_per_s"] = round(best_rate(run, args.rows, args.repeat, clock))
+            bar.update()
     figures["compile_us_per_formula"] = round(compile_us, 1)
-    print(json.dumps(figures))
+    report.emit(figures, {"evals": lambda: evals_plot(figures)})
+
+
+def evals_plot(figures: dict[str, object]) -> report.Figure:
+    """Cell evaluations per second, one bar per formula."""
+    rates = {
+        key.removesuffix("_evals_per_s"): {"evaluations/s": float(value)}
+        for key, value in figures.items()
+        if key.endswith("_evals_per_s") and isinstance(value, int)
+    }
+    return report.bar_plot(
+        f"formula: cell evaluations/s over {figures['rows']:,} rows ({figures['clock']} clock)",
+        rates,
+        "evaluations/s",
+    )
+
+
+def store_plot(figures: dict[str, object]) -> report.Figure:
+    """The hot path with and without the formula hooks."""
+    plain, hooks = figures["edit_ops_per_s_plain"], figures["edit_ops_per_s_hooks"]
+    assert isinstance(plain, int) and isinstance(hooks, int)
+    return report.bar_plot(
+        f"formula --store: acked edits/s, {figures['edits']:,} single-op batches, best of 3",
+        {"table without formulas": {"no hooks": plain, "formula hooks installed": hooks}},
+        "acked ops/s",
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec
+import report
 
 from client_sdk import Client
 from protocol.messages import Query
@@ -89,16 +90,18 @@ async def fill(client: Client, rows: int, rng: random.Random) -> tuple[str, list
     table = await client.create_table("Big", COLUMNS)
     ids: list[str] = []
     letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-    for start in range(0, rows, 1000):
-        batch = []
-        for i in range(start, min(rows, start + 1000)):
-            name = "".join(rng.choice(letters) for _ in range(12))
-            at = f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T12:00:00"
-            batch.append(
-                NewRow(id=f"r{i}", values={"name": name, "n": rng.randrange(1000), "at": at})
-            )
-            ids.append(f"r{i}")
-        await table.apply([InsertRows(rows=batch)])
+    with report.progress(rows, "fill", "row") as bar:
+        for start in range(0, rows, 1000):
+            batch = []
+            for i in range(start, min(rows, start + 1000)):
+                name = "".join(rng.choice(letters) for _ in range(12))
+                at = f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T12:00:00"
+                batch.append(
+                    NewRow(id=f"r{i}", values={"name": name, "n": rng.randrange(1000), "at": at})
+                )
+                ids.append(f"r{i}")
+            await table.apply([InsertRows(rows=batch)])
+            bar.update(len(batch))
     return table.id, ids
 
 
@@ -166,18 +169,29 @@ async def main() -> None:
                 await measure("selective_indexed", cases["selective"], None)
         finally:
             await server.stop()
-    print(
-        json.dumps(
-            {
-                "bench": "query",
-                "rows": args.rows,
-                "limit": args.limit,
-                "fill_rows_per_s": round(args.rows / fill_s),
-                "first_page_ms_sdk": sdk,
-                "first_page_ms_store": store_ms,
-                "rows_returned": matched,
-            }
-        )
+    figures = {
+        "bench": "query",
+        "rows": args.rows,
+        "limit": args.limit,
+        "fill_rows_per_s": round(args.rows / fill_s),
+        "first_page_ms_sdk": sdk,
+        "first_page_ms_store": store_ms,
+        "rows_returned": matched,
+    }
+    report.emit(
+        figures,
+        {
+            "first-page": lambda: report.bar_plot(
+                f"query: time to the first page ({args.limit} rows) over {args.rows:,} rows,"
+                f" median of {args.repeat}",
+                {
+                    name: {"through the SDK (wire)": sdk[name], "store alone": store_ms[name]}
+                    for name in sdk
+                },
+                "milliseconds (log scale)",
+                log_y=True,
+            )
+        },
     )
 
 
