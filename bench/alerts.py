@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import report
 from websockets.asyncio.client import ClientConnection, connect
 
 from client_sdk import Client
@@ -53,6 +54,10 @@ from server.store.schema import Durability
 from server.store.tenant import TenantStore
 
 SECRET = "bench-alert-secret-0123456789"
+# What the plots are drawn from (milliseconds; (seconds, per second) series), filled as the
+# parts run.
+SAMPLES: dict[str, list[float]] = {}
+SERIES: dict[str, tuple[list[float], list[float]]] = {}
 
 
 async def wait_until(check: Callable[[], bool], within: float) -> None:
@@ -109,15 +114,18 @@ async def bench_alerts(data: Path, receiver: Receiver, count: int) -> dict[str, 
     plane = await ControlPlane.open(data, pepper=load_pepper(data), watch=False)
     committed: dict[str, float] = {}
     try:
-        for i in range(count):
-            entry = events.admin_read("bench", f"tenant{i}", time.time(), {"n": i})
-            chained = await events.record_control_event(plane, entry)
-            committed[f"al_{chained.hash[:32]}"] = time.time()
-            await asyncio.sleep(0.025)
+        with report.progress(count, "alerts", "alert") as bar:
+            for i in range(count):
+                entry = events.admin_read("bench", f"tenant{i}", time.time(), {"n": i})
+                chained = await events.record_control_event(plane, entry)
+                committed[f"al_{chained.hash[:32]}"] = time.time()
+                bar.update()
+                await asyncio.sleep(0.025)
         await wait_until(lambda: len(receiver.got) >= count, 10.0)
     finally:
         await plane.close()
     latencies = [at - committed[b["id"]] for at, b in receiver.got if b.get("id") in committed]
+    SAMPLES["alert latency (commit → signed POST)"] = [s * 1e3 for s in latencies]
     return summary(latencies) | {"received": len(receiver.got)}
 
 
@@ -140,14 +148,17 @@ async def bench_webhook(
             acked[await table.insert({"N": n})] = time.time()
 
         total = int(rate * seconds)
+        wall_start = time.time()
         start = time.perf_counter()
         tasks = []
-        for n in range(total):
-            due = start + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
+        with report.progress(total, "webhook edits", "edit") as bar:
+            for n in range(total):
+                due = start + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(n)))
+                bar.update()
         await asyncio.gather(*tasks)
         sent_s = time.perf_counter() - start
 
@@ -167,6 +178,11 @@ async def bench_webhook(
     }
     lags = [arrival[r] - t for r, t in acked.items() if r in arrival]
     sizes = [len(b["changes"]) for _, b in batches]
+    SAMPLES["webhook lag (ack → POST arrived)"] = [s * 1e3 for s in lags]
+    SERIES["acked edits"] = report.rate_over_time(list(acked.values()), wall_start)
+    SERIES["changes delivered to the webhook"] = report.rate_over_time(
+        [at for at, b in batches for _ in b["changes"]], wall_start
+    )
     span = max(at for at, _ in batches) - min(at for at, _ in batches) if batches else 0.0
     return {
         "edits": total,
@@ -261,6 +277,9 @@ async def bench_contain(url: str, data: Path, sockets: int, rounds: int) -> dict
             total.append(time.perf_counter() - start)
             await asyncio.wait_for(asyncio.gather(*watchers), 10)
             closes.extend(seen)
+            SAMPLES.setdefault(f"incident contain → socket closed ({sockets} sockets)", []).extend(
+                s * 1e3 for s in seen
+            )
         finally:
             await lifecycle.close()
             await plane.close()
@@ -328,4 +347,19 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)
+    figures = asyncio.run(main(parser.parse_args()))
+    report.emit(
+        figures,
+        {
+            "latency": lambda: report.cdf_plot(
+                "alerts: delivery and containment latency", SAMPLES, log_x=True
+            ),
+            "webhook": lambda: report.series_plot(
+                "alerts: webhook throughput at the offered edit rate (0.25 s bins)",
+                SERIES,
+                "edits/s, changes/s",
+            ),
+        }
+        if SAMPLES
+        else {},
+    )

@@ -10,14 +10,13 @@ The audit share: every call makes two audit round trips (``tool_call`` before th
 run through the same ``Gateway`` code in this process twice, with the audit and with it
 replaced by a no-op; ``audit_share`` is ``1 - unaudited / audited`` (medians).
 
-    .venv/bin/python bench/mcp.py [--calls 300]
+    .venv/bin/python bench/mcp_calls.py [--calls 300]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -26,18 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-# This file is bench/mcp.py: run as a script, its folder comes first on sys.path and would
-# shadow the ``mcp`` package. Drop it (nothing else is imported from bench/).
+import report
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from client_sdk import Client
+from client_sdk.mcp.tools import Gateway
+from server.app import HypertabServer
+from server.config import Config
+
+# Not named bench/mcp.py: run as scripts, benches have bench/ first on sys.path, where a
+# file of that name would shadow the ``mcp`` package for every bench that imports it.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from mcp.client.session import ClientSession  # noqa: E402
-from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
-
-from client_sdk import Client  # noqa: E402
-from client_sdk.mcp.tools import Gateway  # noqa: E402
-from server.app import HypertabServer  # noqa: E402
-from server.config import Config  # noqa: E402
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -53,12 +52,14 @@ async def _timed_calls(
 ) -> tuple[float, list[float]]:
     latencies: list[float] = []
     start = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        result = await session.call_tool(tool, args)
-        latencies.append(time.perf_counter() - t0)
-        if result.is_error:
-            raise SystemExit(f"{tool} failed: {result.content}")
+    with report.progress(n, f"stdio {tool}", "call") as bar:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            result = await session.call_tool(tool, args)
+            latencies.append(time.perf_counter() - t0)
+            bar.update()
+            if result.is_error:
+                raise SystemExit(f"{tool} failed: {result.content}")
     return n / (time.perf_counter() - start), latencies
 
 
@@ -74,10 +75,12 @@ class _NoAudit:
 
 async def _gateway_calls(gateway: Gateway, tool: str, args: dict[str, Any], n: int) -> list[float]:
     latencies: list[float] = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await gateway.call(tool, args)
-        latencies.append(time.perf_counter() - t0)
+    with report.progress(n, f"in-process {tool}", "call") as bar:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await gateway.call(tool, args)
+            latencies.append(time.perf_counter() - t0)
+            bar.update()
     return latencies
 
 
@@ -136,20 +139,39 @@ async def main() -> None:
         tool: round(1 - statistics.median(bare[tool]) / statistics.median(audited[tool]), 3)
         for tool in audited
     }
-    print(
-        json.dumps(
-            {
-                "bench": "mcp",
-                "calls": n,
-                "query_rows_per_s": round(q_rate, 1),
-                "query_rows": _ms(q_lat),
-                "insert_rows_per_s": round(i_rate, 1),
-                "insert_rows": _ms(i_lat),
-                "in_process_audited_ms": {t: _ms(v)["p50_ms"] for t, v in audited.items()},
-                "in_process_unaudited_ms": {t: _ms(v)["p50_ms"] for t, v in bare.items()},
-                "audit_share": share,
-            }
-        )
+    figures = {
+        "bench": "mcp",
+        "calls": n,
+        "query_rows_per_s": round(q_rate, 1),
+        "query_rows": _ms(q_lat),
+        "insert_rows_per_s": round(i_rate, 1),
+        "insert_rows": _ms(i_lat),
+        "in_process_audited_ms": {t: _ms(v)["p50_ms"] for t, v in audited.items()},
+        "in_process_unaudited_ms": {t: _ms(v)["p50_ms"] for t, v in bare.items()},
+        "audit_share": share,
+    }
+
+    def ms(samples: list[float]) -> list[float]:
+        return [s * 1e3 for s in samples]
+
+    report.emit(
+        figures,
+        {
+            "stdio": lambda: report.cdf_plot(
+                f"mcp: tool call latency through stdio (hypertab mcp), {n} sequential calls",
+                {"query_rows (10-row page)": ms(q_lat), "insert_rows (one row)": ms(i_lat)},
+                log_x=True,
+            ),
+            "audit": lambda: report.cdf_plot(
+                "mcp: the same calls in process, with and without the audit round trips",
+                {
+                    f"{tool}, {label}": ms(samples[tool])
+                    for tool in audited
+                    for label, samples in (("audited", audited), ("no audit", bare))
+                },
+                log_x=True,
+            ),
+        },
     )
 
 
