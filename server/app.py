@@ -15,10 +15,12 @@ import contextlib
 import http
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
@@ -56,6 +58,7 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.logs import bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 
@@ -65,9 +68,26 @@ WS_PATH = "/v1/ws"
 
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake."""
+    """A server connection that carries the principal verified at the handshake, and
+    reports the client's control frames (WebSocket pings and pongs) as they arrive."""
 
     principal: Principal | None = None
+    on_control_frame: Callable[[], None] | None = None
+    """Called for every ping or pong frame from the client (the burst limit counts them:
+    websockets answers pings by itself, so they would otherwise cost nothing)."""
+
+    def process_event(self, event: Any) -> None:
+        """websockets' hook for every frame received (after the handshake)."""
+        super().process_event(event)
+        if (
+            self.on_control_frame is not None
+            and isinstance(event, Frame)
+            and event.opcode in _COUNTED_CONTROL
+        ):
+            self.on_control_frame()
+
+
+_COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
 
 
 class HypertabServer:
@@ -173,7 +193,7 @@ class HypertabServer:
             max_queue=64,
             write_limit=1 << 16,
             create_connection=HubConnection,
-            logger=websocket_logger(),
+            logger=bound_frame_logging(websocket_logger()),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -263,6 +283,7 @@ class HypertabServer:
             admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        conn.on_control_frame = lambda: self.admission.control_frame(session)
         _forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
             await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")

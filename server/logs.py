@@ -1,4 +1,5 @@
-"""Structured JSON logs that never carry a credential, key material or a message body.
+"""Structured JSON logs that never carry a credential, key material or a message body, and
+whose volume a peer cannot drive.
 
 How it works
 ------------
@@ -16,6 +17,12 @@ How it works
 2. The final line (the formatter): :func:`redact_credentials` runs once more on the whole
    output, catching whatever an object's ``str()`` let through.
 
+Volume is bounded at every level: before redaction, a :class:`LogRateLimit` lets at most 50
+records a second of each kind (logger and message template) through and counts the rest
+(``suppressed`` on the next line of that kind). The WebSocket server's logger additionally
+gets :func:`bound_frame_logging`: per-frame debug records say only the frame's kind and size,
+and are rate limited before any handler runs.
+
 :func:`redact_credentials` replaces, by shape: API keys (``ht_live_…``, ``ht_test_…``), JWTs
 (``eyJ…`` with three dot-separated base64url segments), ``Bearer``/``Basic`` header values,
 ``name=value`` pairs with a sensitive name, PEM private keys, and
@@ -32,8 +39,9 @@ import json
 import logging
 import re
 import sys
+import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import msgspec
@@ -239,8 +247,92 @@ def configure_logging(
             existing.close()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(LogRateLimit())  # first: a dropped record is never redacted or formatted
     handler.addFilter(RedactingFilter())
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
     return handler
+
+
+class LogRateLimit(logging.Filter):
+    """Bounds how many records of one kind are emitted per second, at every level.
+
+    A kind is a logger plus its message template (``record.msg`` before formatting), so a
+    peer that can make the server log something per frame (a ping flood at DEBUG, a failing
+    request at ERROR) gets at most ``per_second`` such lines a second, not one per frame:
+    formatting, redacting and writing a line costs far more than receiving a frame, and a
+    blocked stderr would stall the event loop. Dropped records are counted; the next record
+    of that kind that passes carries ``suppressed`` (how many were dropped before it).
+    State is bounded: at most ``max_kinds`` kinds are tracked (then the table restarts).
+    """
+
+    def __init__(
+        self,
+        per_second: int = 50,
+        *,
+        max_kinds: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.per_second = per_second
+        self.max_kinds = max_kinds
+        self.clock = clock
+        self.dropped = 0
+        """Records dropped so far (all kinds)."""
+        self._kinds: dict[tuple[str, object], list[float]] = {}  # [window start, count, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless its kind is over budget in the current second."""
+        msg = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+        key = (record.name, msg)
+        now = self.clock()
+        state = self._kinds.get(key)
+        if state is None:
+            if len(self._kinds) >= self.max_kinds:
+                self._kinds.clear()
+            state = self._kinds[key] = [now, 0.0, 0.0]
+        elif now - state[0] >= 1.0:
+            state[0], state[1] = now, 0.0
+        if state[1] >= self.per_second:
+            state[2] += 1
+            self.dropped += 1
+            return False
+        state[1] += 1
+        if state[2]:
+            record.suppressed = int(state[2])
+            state[2] = 0.0
+        return True
+
+
+class FrameLogFilter(logging.Filter):
+    """Rewrites websockets' per-frame debug records to the frame's kind and size only.
+
+    websockets logs every frame at DEBUG as ``< TEXT '{"type": ...' [22 bytes]`` (the start
+    of the payload: a message body) or a hex dump for binary frames. The rewritten record
+    says ``< frame TEXT [22 bytes]``: direction, opcode and length, never the payload.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a frame record in place; never drops a record."""
+        args = record.args
+        if (
+            record.msg in ("< %s", "> %s")
+            and isinstance(args, tuple)
+            and len(args) == 1
+            and hasattr(args[0], "opcode")
+            and hasattr(args[0], "data")
+        ):
+            frame = args[0]
+            record.msg = f"{record.msg[0]} frame %s [%d bytes]"
+            record.args = (getattr(frame.opcode, "name", "?"), len(frame.data))
+        return True
+
+
+def bound_frame_logging(logger: logging.Logger) -> logging.Logger:
+    """Install :class:`FrameLogFilter` and a :class:`LogRateLimit` on the WebSocket server's
+    logger (before any handler sees a record, so dropped records cost almost nothing)."""
+    if not any(isinstance(f, FrameLogFilter) for f in logger.filters):
+        logger.addFilter(FrameLogFilter())
+        logger.addFilter(LogRateLimit())
+    return logger

@@ -51,6 +51,7 @@ class HubMetrics:
         self.handshakes_throttled = 0
         self.auth_failures: Counter[str] = Counter()  # by reason category
         self.revocation_closes = 0
+        self.slow_consumer_closes = 0
         self.commit_batches = Histogram(
             "hypertab_commit_batches",
             "Batches committed per table per group commit.",
@@ -150,6 +151,11 @@ class _Collector(Collector):
             "hypertab_revocation_closes",
             "Connections closed because their credential was revoked.",
             m.revocation_closes,
+        )
+        yield _counter(
+            "hypertab_slow_consumer_closes",
+            "Connections closed (4008, then aborted) for falling behind the send buffer bound.",
+            m.slow_consumer_closes,
         )
         for name, (doc, read) in m._gauges.items():
             gauge = GaugeMetricFamily(f"hypertab_{name}", doc)

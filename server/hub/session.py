@@ -19,7 +19,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from protocol.codec import Codec
+from protocol.codec import Codec, classify
 from protocol.errors import CloseCode, DecodeError
 from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH, SNAPSHOT_CHUNK_ROWS
 from protocol.messages import (
@@ -118,7 +118,7 @@ class Session:
         self.limits = limits
         self.admit = admit
         self.id = secrets.token_urlsafe(9)
-        self.outbox = Outbox(conn, binary=codec.binary)
+        self.outbox = Outbox(conn, binary=codec.binary, on_slow=self._slow_consumer)
         self.subscriptions: dict[str, Subscriber] = {}
         self.presence_tables: set[str] = set()
         self.bad_frames = 0
@@ -138,6 +138,14 @@ class Session:
     def close_now(self, code: int, reason: str) -> None:
         """Close with ``code`` in the background (revocation, expiry, abuse)."""
         self.outbox.close(code, reason)
+
+    def _slow_consumer(self, unsent: int) -> None:
+        log.warning(
+            "slow consumer closed",
+            extra={"session": self.id, "tenant": self.tenant, "unsent_bytes": unsent},
+        )
+        if self.services.metrics is not None:
+            self.services.metrics.slow_consumer_closes += 1
 
     # --- writing --------------------------------------------------------------------------
 
@@ -175,7 +183,9 @@ class Session:
         )
         try:
             while True:
-                data = await self.conn.recv(decode=False)
+                # Text frames come as str: websockets checks their UTF-8 and fails the
+                # connection with 1007 (RFC 6455 section 8.1) when it is invalid.
+                data = await self.conn.recv()
                 await self.handle_frame(data)
         except ConnectionClosed:
             pass
@@ -196,16 +206,17 @@ class Session:
         self.presence_tables.clear()
 
     async def handle_frame(self, data: bytes | str) -> None:
-        """Decode one frame and handle the message in it."""
+        """Decode one frame (``str`` for a text frame) and handle the message in it."""
+        if isinstance(data, str) == self.codec.binary:  # JSON in text, msgpack in binary
+            kind = "binary" if self.codec.binary else "text"
+            self.bad_frame(f"{self.codec.encoding} takes {kind} frames", "bad_message", None)
+            return
         try:
             message = self.codec.decode_client(data)
         except DecodeError as exc:
-            self.bad_frames += 1
             text = str(exc)
-            code = "unknown_type" if "at `$.type`" in text else "bad_message"
-            self.error(code, text[:300], self.codec.request_id(data))
-            if self.bad_frames >= MAX_BAD_FRAMES:
-                self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
+            code, op_index = classify(text)
+            self.bad_frame(text[:300], code, self.codec.request_id(data), op_index)
             return
         request = getattr(message, "id", None)
         why = refusal(self.principal, message)
@@ -227,6 +238,15 @@ class Session:
         except Exception:
             log.exception("request failed", extra={"type": type(message).__name__})
             self.error("internal", "unexpected server error; nothing was applied", request)
+
+    def bad_frame(
+        self, reason: str, code: str, request: int | None, op_index: int | None = None
+    ) -> None:
+        """Answer a frame that is not a valid message; too many close the connection."""
+        self.bad_frames += 1
+        self.error(code, reason, request, op_index=op_index)
+        if self.bad_frames >= MAX_BAD_FRAMES:
+            self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
 
     async def dispatch(self, message: ClientMessage) -> None:
         """Run one message: a feature's registered handler, else the core ones."""
