@@ -21,7 +21,12 @@ from websockets.exceptions import ConnectionClosed
 
 from protocol.codec import Codec, classify
 from protocol.errors import CloseCode, DecodeError
-from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH, SNAPSHOT_CHUNK_ROWS
+from protocol.limits import (
+    MAX_FRAME_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_OPS_PER_BATCH,
+    SNAPSHOT_CHUNK_ROWS,
+)
 from protocol.messages import (
     Ack,
     Apply,
@@ -274,6 +279,9 @@ class Session:
                 if table not in self.subscriptions:
                     self.error("not_subscribed", "subscribe to the table before presence")
                     return
+                if _deeper_than(state, MAX_JSON_DEPTH):  # it is relayed to every subscriber
+                    self.error("bad_message", f"presence state nested deeper than {MAX_JSON_DEPTH}")
+                    return
                 self.presence_tables.add(table)
                 event = PresenceEvent(
                     table=table, session=self.id, subject=self.principal.subject, state=state
@@ -422,6 +430,15 @@ class Session:
                 break
             rows, more = rows[: len(rows) // 2], True
         await self._send_frames([frame])
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and maps in ``value`` nest more than ``limit`` levels."""
+    if isinstance(value, dict):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value)
+    return False
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:

@@ -16,7 +16,8 @@ from frames_helpers import RawSocket, frame
 
 from protocol.codec import JSON, MSGPACK
 from protocol.errors import CloseCode
-from protocol.messages import Error, Ping, Pong
+from protocol.messages import Apply, Error, Ping, Pong, Presence, Subscribe, Subscribed
+from protocol.ops import CreateTable
 from server.hub.session import MAX_BAD_FRAMES
 
 DEPTHS = (1_000, 100_000)
@@ -75,3 +76,32 @@ async def test_deeply_nested_frames_count_toward_the_bad_frame_limit(
     for _ in range(MAX_BAD_FRAMES):
         await raw.send(frame(op, make(5_000)))
     assert await raw.close_code() == CloseCode.BAD_CLIENT
+
+
+async def test_presence_state_nesting_is_bounded(hub: Any, tenant: Any) -> None:
+    """Presence is relayed to every subscriber as it came: its nesting is bounded too."""
+    _, key = tenant
+    raw = await RawSocket.open(hub.port, key, (JSON,))
+    await raw.recv()
+    create = CreateTable(name="T", columns=[])
+    await raw.send_message(Apply(id=1, table="t", client="c", op="o", ops=[create]))
+    await raw.recv()
+    await raw.send_message(Subscribe(id=2, table="t"))
+    while not isinstance(await raw.recv(), Subscribed):
+        pass
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    await raw.send_message(Presence(table="t", state={"cursor": deep}))
+    error = await raw.recv()
+    assert isinstance(error, Error) and error.code == "bad_message"
+    shallow: Any = 1
+    for _ in range(20):
+        shallow = [shallow]
+    await raw.send_message(Presence(table="t", state={"cursor": shallow}))
+    await raw.send_message(Ping(id=3))
+    answer = await raw.recv()
+    while not isinstance(answer, Pong):
+        assert not isinstance(answer, Error)
+        answer = await raw.recv()
+    raw.abort()
