@@ -58,7 +58,7 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
-from server.logs import bound_frame_logging
+from server.logs import FrameLogGate, bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 
@@ -75,6 +75,11 @@ class HubConnection(ServerConnection):
     on_control_frame: Callable[[], None] | None = None
     """Called for every ping or pong frame from the client (the burst limit counts them:
     websockets answers pings by itself, so they would otherwise cost nothing)."""
+
+    def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, server, **kwargs)
+        # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
+        self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
 
     def process_event(self, event: Any) -> None:
         """websockets' hook for every frame received (after the handshake)."""

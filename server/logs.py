@@ -285,7 +285,16 @@ class LogRateLimit(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record unless its kind is over budget in the current second."""
         msg = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
-        key = (record.name, msg)
+        suppressed = self.admit((record.name, msg))
+        if suppressed is None:
+            return False
+        if suppressed:
+            record.suppressed = suppressed
+        return True
+
+    def admit(self, key: tuple[str, object]) -> int | None:
+        """Charge one record of kind ``key``: None if it is over budget (dropped), else how
+        many of that kind were dropped since the last one admitted."""
         now = self.clock()
         state = self._kinds.get(key)
         if state is None:
@@ -297,12 +306,11 @@ class LogRateLimit(logging.Filter):
         if state[1] >= self.per_second:
             state[2] += 1
             self.dropped += 1
-            return False
+            return None
         state[1] += 1
-        if state[2]:
-            record.suppressed = int(state[2])
-            state[2] = 0.0
-        return True
+        dropped = int(state[2])
+        state[2] = 0.0
+        return dropped
 
 
 class FrameLogFilter(logging.Filter):
@@ -329,9 +337,45 @@ class FrameLogFilter(logging.Filter):
         return True
 
 
+FRAME_LOG_BUDGET = LogRateLimit()
+"""The process-wide budget of per-frame debug records (50 a second per direction)."""
+
+_FRAME_TEMPLATES = frozenset({"< %s", "> %s"})
+
+
+class FrameLogGate(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """One connection's logger, charging per-frame debug records to :data:`FRAME_LOG_BUDGET`
+    *before* a record is made: a dropped frame record costs a dict lookup, not a
+    ``LogRecord``, filters and a caller lookup (about 30 us each, so a flood of pings would
+    otherwise stall the event loop at DEBUG even with every record dropped)."""
+
+    def __init__(self, inner: logging.Logger | logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+        if isinstance(inner, logging.LoggerAdapter):
+            super().__init__(inner.logger, inner.extra)
+        else:
+            super().__init__(inner, {})
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log at DEBUG; a frame record says only direction, opcode and size."""
+        if msg in _FRAME_TEMPLATES and len(args) == 1 and self.logger.isEnabledFor(logging.DEBUG):
+            suppressed = FRAME_LOG_BUDGET.admit((self.logger.name, msg))
+            if suppressed is None:
+                return
+            frame: Any = args[0]
+            extra: dict[str, object] = dict(self.extra or {})
+            if suppressed:
+                extra["suppressed"] = suppressed
+            opcode = getattr(getattr(frame, "opcode", None), "name", "?")
+            size = len(getattr(frame, "data", b""))
+            self.logger.debug(f"{str(msg)[0]} frame %s [%d bytes]", opcode, size, extra=extra)
+            return
+        super().debug(msg, *args, **kwargs)
+
+
 def bound_frame_logging(logger: logging.Logger) -> logging.Logger:
     """Install :class:`FrameLogFilter` and a :class:`LogRateLimit` on the WebSocket server's
-    logger (before any handler sees a record, so dropped records cost almost nothing)."""
+    logger (before any handler sees a record). Connections wrap it in a
+    :class:`FrameLogGate`, which bounds frame records before they are even made."""
     if not any(isinstance(f, FrameLogFilter) for f in logger.filters):
         logger.addFilter(FrameLogFilter())
         logger.addFilter(LogRateLimit())

@@ -248,7 +248,7 @@ class Admission:
         the frame parser: in memory the window is the one messages use; with Redis it is an
         in-process window of the same size (the connection lives in this process). Refusals
         count toward the 4029 abuse close; nothing is sent back for them."""
-        if not self.enabled:
+        if not self.enabled or session.outbox.closing:  # closing: nothing left to protect
             return
         charges = self._charges_of(session, 0)
         limiter = self.limiter if isinstance(self.limiter, MemoryRateLimiter) else self._fallback
