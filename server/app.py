@@ -73,8 +73,9 @@ class HubConnection(ServerConnection):
 
     principal: Principal | None = None
     on_control_frame: Callable[[], None] | None = None
-    """Called for every ping or pong frame from the client (the burst limit counts them:
-    websockets answers pings by itself, so they would otherwise cost nothing)."""
+    """Called for every ping, and every pong that answers no ping of ours, from the client
+    (the burst limit counts them: websockets answers pings by itself, so they would
+    otherwise cost nothing)."""
 
     def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
         super().__init__(protocol, server, **kwargs)
@@ -83,12 +84,15 @@ class HubConnection(ServerConnection):
 
     def process_event(self, event: Any) -> None:
         """websockets' hook for every frame received (after the handshake)."""
-        super().process_event(event)
-        if (
+        counted = (
             self.on_control_frame is not None
             and isinstance(event, Frame)
             and event.opcode in _COUNTED_CONTROL
-        ):
+            # A pong answering the server's own keepalive ping costs the client nothing.
+            and not (event.opcode is Opcode.PONG and bytes(event.data) in self.pending_pings)
+        )
+        super().process_event(event)
+        if counted and self.on_control_frame is not None:
             self.on_control_frame()
 
 
