@@ -41,6 +41,7 @@ import re
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
@@ -255,6 +256,14 @@ def configure_logging(
     return handler
 
 
+_LIMITS: weakref.WeakSet[LogRateLimit] = weakref.WeakSet()
+
+
+def records_dropped() -> int:
+    """Log records dropped so far by every :class:`LogRateLimit` in this process."""
+    return sum(limit.dropped for limit in list(_LIMITS))
+
+
 class LogRateLimit(logging.Filter):
     """Bounds how many records of one kind are emitted per second, at every level.
 
@@ -275,6 +284,7 @@ class LogRateLimit(logging.Filter):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
+        _LIMITS.add(self)
         self.per_second = per_second
         self.max_kinds = max_kinds
         self.clock = clock

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from protocol.messages import Change
+from server.logs import records_dropped
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format's content type."""
@@ -156,6 +157,11 @@ class _Collector(Collector):
             "hypertab_slow_consumer_closes",
             "Connections closed (4008, then aborted) for falling behind the send buffer bound.",
             m.slow_consumer_closes,
+        )
+        yield _counter(
+            "hypertab_log_records_dropped",
+            "Log records dropped by the per-kind log rate limit (this process).",
+            records_dropped(),
         )
         for name, (doc, read) in m._gauges.items():
             gauge = GaugeMetricFamily(f"hypertab_{name}", doc)

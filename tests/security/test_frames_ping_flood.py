@@ -91,6 +91,9 @@ async def test_frame_logging_is_bounded_and_carries_no_payload(
     # Dropped before a record was even made (counted; reported as `suppressed` on the next
     # frame line that passes).
     assert FRAME_LOG_BUDGET.dropped - dropped >= 2 * flood - len(frame_lines)
+    metrics = hub.metrics.render().decode()
+    (line,) = [x for x in metrics.splitlines() if x.startswith("hypertab_log_records_dropped")]
+    assert float(line.split()[-1]) >= 2 * flood - len(frame_lines)
     assert "PINGMARK" not in debug_log.getvalue()
     assert "BODYMARK" not in debug_log.getvalue()
 
