@@ -58,7 +58,7 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
-from server.logs import FrameLogGate, bound_frame_logging
+from server.logbudget import FrameLogGate, bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.tasks import TaskOwner

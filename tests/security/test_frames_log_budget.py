@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from server.logs import LogRateLimit
+from server.logbudget import LogRateLimit
 
 
 class Clock:

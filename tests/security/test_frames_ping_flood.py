@@ -18,7 +18,8 @@ from frames_helpers import OP_PING, OP_PONG, OP_TEXT, RawSocket, frame
 from protocol.codec import JSON
 from protocol.messages import Ping, Pong
 from server.hub.admission import AdmissionSettings
-from server.logs import FRAME_LOG_BUDGET, configure_logging
+from server.logbudget import FRAME_LOG_BUDGET
+from server.logs import configure_logging
 from server.ratelimit import CLOSE_CODE as RATE_ABUSE
 from server.ratelimit import LimitPolicy, PlanLimits
 
