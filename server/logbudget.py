@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
-_LIMITS: weakref.WeakSet[LogRateLimit] = weakref.WeakSet()
+_dropped_total = 0
 
 
 def records_dropped() -> int:
-    """Log records dropped so far by every :class:`LogRateLimit` in this process."""
-    return sum(limit.dropped for limit in list(_LIMITS))
+    """Log records dropped so far by every :class:`LogRateLimit` in this process (only
+    grows, even when a limit is replaced: it is a Prometheus counter)."""
+    return _dropped_total
 
 
 class LogRateLimit(logging.Filter):
@@ -51,7 +51,6 @@ class LogRateLimit(logging.Filter):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        _LIMITS.add(self)
         self.per_second = per_second
         self.max_kinds = max_kinds
         self.clock = clock
@@ -81,8 +80,10 @@ class LogRateLimit(logging.Filter):
         elif now - state[0] >= 1.0:
             state[0], state[1] = now, 0.0
         if state[1] >= self.per_second:
+            global _dropped_total
             state[2] += 1
             self.dropped += 1
+            _dropped_total += 1
             return None
         state[1] += 1
         dropped = int(state[2])
