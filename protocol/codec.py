@@ -45,13 +45,16 @@ def classify(reason: str) -> tuple[str, int | None]:
     """The wire error code for a decode failure's ``reason``, and the failing op's index.
 
     msgspec names where decoding failed (``- at `$.ops[2].values[...]```): a bad ``type``
-    tag is ``unknown_type``; inside ``ops[i]`` a cell value (number out of range, NaN, text
+    tag is ``unknown_type``; inside a query's ``where`` or ``order_by`` it is
+    ``invalid_filter``; inside ``ops[i]`` a cell value (number out of range, NaN, text
     too long) is ``type_mismatch`` and anything else (unknown op type, bad id, unknown column
     type, unknown field) is ``invalid_op``, both with ``op_index`` i; the rest is
     ``bad_message``.
     """
     if reason.endswith("at `$.type`"):
         return "unknown_type", None
+    if "at `$.where" in reason or "at `$.order_by" in reason:
+        return "invalid_filter", None  # a query's filter: the code its later checks use
     match = _OP_PATH.search(reason)
     if match is None:
         return "bad_message", None
@@ -89,7 +92,7 @@ class _Side(Generic[T]):
             return self._msgpack.decode(data.encode() if isinstance(data, str) else data)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
             raise DecodeError(str(exc)) from None
-        except RecursionError:
+        except RecursionError:  # msgspec's own depth guard: a frame nested ~1000 deep
             raise DecodeError("the frame is nested too deeply to decode") from None
 
 

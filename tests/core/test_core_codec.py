@@ -112,6 +112,7 @@ def test_json_text_decodes_as_it_is() -> None:
         ({**apply_with(1), "ops": []}, ("bad_message", None)),
         ({**apply_with(1), "table": "bad id"}, ("bad_message", None)),
         ({"type": "subscribe", "id": "one", "table": "t"}, ("bad_message", None)),
+        ({"type": "query", "id": 1, "table": "t", "where": 5}, ("invalid_filter", None)),
     ],
 )
 def test_decode_failures_are_classified(frame: dict[str, object], expected: object) -> None:
