@@ -67,6 +67,12 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
 
+RECV_QUEUE_FRAMES = 8
+"""Frames websockets reads ahead of a busy session before it stops reading the socket. Each
+may be 1 MiB, so this bounds what one connection can pin while its session waits (a paced
+answer to a client that stopped reading): 8 MiB, not 64. Pipelined small messages are not
+slowed: a read of the socket is parsed whole, whatever this is."""
+
 
 class HubConnection(ServerConnection):
     """A server connection that carries the principal verified at the handshake, and
@@ -197,7 +203,7 @@ class HypertabServer:
             server_header=None,
             compression=None,
             max_size=MAX_FRAME_BYTES,
-            max_queue=64,
+            max_queue=RECV_QUEUE_FRAMES,
             write_limit=1 << 16,
             create_connection=HubConnection,
             logger=bound_frame_logging(websocket_logger()),
@@ -287,6 +293,7 @@ class HypertabServer:
             admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        session.outbox.paced_timeout = self.config.paced_send_timeout_s
         conn.on_control_frame = lambda: self.admission.control_frame(session)
         _forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap

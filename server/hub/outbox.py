@@ -11,6 +11,11 @@ gets there, and a plain close would hold the buffer for websockets' close timeou
 then end in 1006 anyway. So the transport is aborted :data:`SLOW_CONSUMER_GRACE_S` after the
 close frame was queued, unless the close handshake finished first: the memory is freed in
 about a second and the client sees the connection drop (1006, no close frame).
+
+Large answers (snapshots, replays, query pages) are written with ``await conn.send``, which
+waits for the socket to drain instead of queueing: their bound is time, not bytes. A frame
+the socket has not taken within :data:`PACED_SEND_TIMEOUT_S` closes the connection the
+same way.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ SLOW_CONSUMER_GRACE_S = 1.0
 """Seconds a slow consumer's 4008 close frame may take to leave before the transport is
 aborted (and the unsent bytes dropped)."""
 
+PACED_SEND_TIMEOUT_S = 30.0
+"""Longest wait for the socket to take one frame of a paced answer (snapshot, replay, query
+page, audit chunk) before the connection is closed as a slow consumer: a client that asks
+for large answers and stops reading must not hold its session (and what it queued) open."""
+
 
 class Outbox:
     """The write side of one WebSocket connection.
@@ -44,7 +54,7 @@ class Outbox:
     group commit leave in one write, not one system call each.
     """
 
-    __slots__ = ("_pending", "binary", "closing", "conn", "limit", "on_slow")
+    __slots__ = ("_pending", "binary", "closing", "conn", "limit", "on_slow", "paced_timeout")
 
     def __init__(
         self,
@@ -59,6 +69,8 @@ class Outbox:
         self.limit = limit
         self.on_slow = on_slow
         """Called once, with the unsent byte count, when the connection is closed as slow."""
+        self.paced_timeout = PACED_SEND_TIMEOUT_S
+        """Longest wait for the socket to take one frame of a paced answer."""
         self.closing = False
         self._pending = False
 
@@ -86,11 +98,18 @@ class Outbox:
         except Exception:  # the transport failed; the reader side will see the close
             return
         unsent = conn.transport.get_write_buffer_size()
-        if unsent > self.limit and not self.closing:
-            if self.on_slow is not None:
-                self.on_slow(unsent)
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume with since")
-            asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE_S, _abort, conn)
+        if unsent > self.limit:
+            self.slow_consumer(unsent)
+
+    def slow_consumer(self, unsent: int) -> None:
+        """Close as a slow consumer: report it (``on_slow``), queue 4008, and abort the
+        transport :data:`SLOW_CONSUMER_GRACE_S` later unless the close finished."""
+        if self.closing:
+            return
+        if self.on_slow is not None:
+            self.on_slow(unsent)
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume with since")
+        asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE_S, _abort, self.conn)
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection in the background with ``code``."""

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from protocol.codec import Codec, classify
 from protocol.errors import CloseCode, DecodeError
@@ -163,7 +163,21 @@ class Session:
 
     async def send_paced(self, message: Any) -> None:
         """Encode and write a message, waiting for the socket to drain (large replies)."""
-        await self.conn.send(self.codec.encode(message), text=not self.codec.binary)
+        await self.send_frame_paced(self.codec.encode(message))
+
+    async def send_frame_paced(self, frame: bytes) -> None:
+        """Write one encoded frame, waiting for the socket to drain; a client that takes
+        nothing for ``outbox.paced_timeout`` seconds (:data:`PACED_SEND_TIMEOUT_S` by
+        default) is closed as a slow consumer (4008, then aborted) and this raises
+        ``ConnectionClosed``."""
+        try:
+            await asyncio.wait_for(
+                self.conn.send(frame, text=not self.codec.binary), self.outbox.paced_timeout
+            )
+        except TimeoutError:
+            self.outbox.slow_consumer(self.conn.transport.get_write_buffer_size())
+            await asyncio.sleep(0)  # the close task queues 4008 before the handler ends
+            raise ConnectionClosedError(None, None) from None
 
     def error(self, code: str, message: str, request: int | None = None, **extra: Any) -> None:
         """Send an ``error``."""
@@ -371,7 +385,7 @@ class Session:
 
     async def _send_frames(self, frames: list[bytes]) -> None:
         for frame in frames:
-            await self.conn.send(frame, text=not self.codec.binary)
+            await self.send_frame_paced(frame)
 
     def _drop_subscription(self, table: str) -> None:
         sub = self.subscriptions.pop(table, None)
