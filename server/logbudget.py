@@ -6,7 +6,7 @@ Anything a client can trigger once per frame (a ping at DEBUG, a failing request
 could otherwise be turned into a log line per frame: formatting, redacting and writing a
 line costs far more than receiving a frame, and a blocked stderr stalls the event loop.
 
-- :class:`LogRateLimit` (on the log handler, and on the WebSocket server's logger): at most
+- :class:`LogRateLimit` (on the log handler, ``server.logs.configure_logging``): at most
   50 records a second per kind (logger and message template); the rest are dropped and
   counted, and the next record of that kind carries ``suppressed``.
 - :class:`FrameLogGate` (each connection's logger): websockets logs every frame at DEBUG; the
@@ -151,10 +151,10 @@ class FrameLogGate(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def bound_frame_logging(logger: logging.Logger) -> logging.Logger:
-    """Install :class:`FrameLogFilter` and a :class:`LogRateLimit` on the WebSocket server's
-    logger (before any handler sees a record). Connections wrap it in a
-    :class:`FrameLogGate`, which bounds frame records before they are even made."""
+    """Install :class:`FrameLogFilter` on the WebSocket server's logger (frame records that
+    did not come through a :class:`FrameLogGate` lose their payload too). Connections wrap
+    the logger in a gate, which bounds frame records before they are even made; every other
+    record is bounded by the handler's :class:`LogRateLimit`."""
     if not any(isinstance(f, FrameLogFilter) for f in logger.filters):
         logger.addFilter(FrameLogFilter())
-        logger.addFilter(LogRateLimit())
     return logger
