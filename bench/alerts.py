@@ -355,7 +355,7 @@ if __name__ == "__main__":
                 "alerts: delivery and containment latency", SAMPLES, log_x=True
             ),
             "webhook": lambda: report.series_plot(
-                "alerts: webhook throughput at the offered edit rate (0.25 s bins)",
+                "alerts: webhook throughput at the offered edit rate",
                 SERIES,
                 "edits/s, changes/s",
             ),

@@ -293,7 +293,7 @@ def plots(figures: dict[str, Any], series: dict[str, Any]) -> dict[str, report.P
             log_x=True,
         ),
         "throughput": lambda: report.series_plot(
-            "commit: acked ops/s over time (0.25 s bins)",
+            "commit: acked ops/s over time",
             {f"store, {level}": rate for level, (_, rate) in series.items()},
             "acked ops/s",
         ),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import report
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from wsreader import Reader, open_reader
@@ -41,6 +41,8 @@ from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow,
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS_PER_WRITER = 10
+# One entry per measured run, in run order (relay, hub, then hub and relay paced): plots.
+PLOT_DATA: list[dict[str, Any]] = []
 
 
 def pin(core: int) -> None:
@@ -126,6 +128,8 @@ class Load:
         self.done = asyncio.Event()
         self.acked = 0
         self.last_ack = 0.0
+        self.arrivals: list[tuple[float, int]] = []  # (time, deliveries) per frame: plots
+        self.bar = report.bar(self.expected, "deliveries", "msg")
 
     async def open(self) -> ClientConnection:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
@@ -148,7 +152,10 @@ class Load:
         now = time.perf_counter()
         self.latencies.extend(now - ts for ts in stamps)
         self.received += len(stamps)
+        self.arrivals.append((now, len(stamps)))
+        self.bar.update(len(stamps))
         if self.received >= self.expected:
+            self.bar.close()
             self.done.set()
 
     def on_hub_frame(self, frame: bytes) -> None:
@@ -291,12 +298,22 @@ async def measure(
     table: str,
     tasks: list[asyncio.Task[Any]],
 ) -> dict[str, Any]:
+    rss = report.RssSampler(server.proc.pid).start()
     cpu0 = server.cpu()
     t0 = time.perf_counter()
     await asyncio.gather(*(load.writer(c, table, i) for i, c in enumerate(writers)))
     await asyncio.wait_for(load.done.wait(), timeout=600)
     elapsed = time.perf_counter() - t0
     cpu = server.cpu() - cpu0
+    PLOT_DATA.append(
+        {
+            "latency_ms": [s * 1e3 for s in load.latencies],
+            "rate": report.rate_over_time(
+                [t for t, _ in load.arrivals], t0, counts=[n for _, n in load.arrivals]
+            ),
+            "rss": rss.stop(),
+        }
+    )
     for task in tasks:
         task.cancel()
     lat = sorted(load.latencies)
@@ -379,7 +396,51 @@ def parse() -> argparse.Namespace:
     return args
 
 
+def plots(result: dict[str, Any]) -> dict[str, report.Plot]:
+    """Latency CDFs, deliveries/s and server RSS over time, CPU per delivery: hub vs relay."""
+    names = ["relay, unpaced", "hub, unpaced", "hub, paced", "relay, paced"]
+    runs = dict(zip(names, PLOT_DATA, strict=False))
+    load = f"{result['subscribers']} subscribers, {result['writers']} writers"
+    paced = {k: v for k, v in runs.items() if "unpaced" not in k}
+    cpu = {
+        "unpaced": {
+            "hub (durable)": result["hub_cpu_us_per_delivery"],
+            "bare relay": result["relay_cpu_us_per_delivery"],
+        }
+    }
+    if "hub_paced_cpu_us_per_delivery" in result:
+        cpu["paced"] = {
+            "hub (durable)": result["hub_paced_cpu_us_per_delivery"],
+            "bare relay": result["relay_paced_cpu_us_per_delivery"],
+        }
+    rate = result.get("paced_rate_per_writer")
+    return {
+        "latency": lambda: report.cdf_plot(
+            "fanout: send → receipt latency, "
+            + (f"paced at {rate:g} edits/s per writer" if paced else "unpaced")
+            + f"\n{load}",
+            {k: v["latency_ms"] for k, v in (paced or runs).items()},
+            log_x=True,
+        ),
+        "throughput": lambda: report.series_plot(
+            f"fanout: deliveries/s over time, unpaced ({load})",
+            {k: v["rate"] for k, v in runs.items() if "unpaced" in k},
+            "deliveries/s",
+        ),
+        "rss": lambda: report.series_plot(
+            "fanout: server RSS during each run",
+            {k: v["rss"] for k, v in runs.items()},
+            "RSS (MiB)",
+        ),
+        "cpu": lambda: report.bar_plot(
+            "fanout: server CPU per delivered edit, hub against the bare relay",
+            cpu,
+            "µs CPU per delivery",
+        ),
+    }
+
+
 if __name__ == "__main__":
     result = uvloop.run(main(parse()))
     result["encoding"] = "json" if result["encoding"] == JSON else "msgpack"
-    print(json.dumps(result))
+    report.emit(result, plots(result))
