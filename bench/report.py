@@ -200,8 +200,9 @@ def rate_over_time(
     counts: Sequence[int] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Events per second in ``bin_s`` bins (default: about 40 over the span, at least 50 ms)
-    from event timestamps (seconds, same clock as ``start``), plotted at each bin's middle; the last, partial bin is left out. ``counts``
-    gives the events each stamp stands for (one frame carrying many changes)."""
+    from event timestamps (seconds, same clock as ``start``), plotted at each bin's middle;
+    the last, partial bin is left out. ``counts`` gives the events each stamp stands for
+    (one frame carrying many changes)."""
     if not stamps:
         return [], []
     span = max(stamps) - start
