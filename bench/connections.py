@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import signal
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil  # type: ignore[import-untyped]
+import report
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,6 +48,7 @@ from server.config import load_pepper
 from server.control.plane import ControlPlane
 
 CONNECTIONS_PER_KEY = 500
+PLOT_DATA: dict[str, tuple[list[int], list[float]]] = {}
 START_TIMEOUT = 30.0
 T = TypeVar("T")
 
@@ -138,11 +139,17 @@ async def bench(
 
         cpu_before = sum(server.cpu_times()[:2])
         started = time.perf_counter()
-        for start in range(0, count, args.batch):
-            batch = range(start + 1, min(start + args.batch, count) + 1)
-            clients += await asyncio.gather(
-                *(open_one(url, keys[i // CONNECTIONS_PER_KEY]) for i in batch)
-            )
+        rss_curve = ([0], [rss_before / 2**20])  # (connections open, server RSS MiB): plot
+        with report.progress(count, "connections", "conn") as bar:
+            for start in range(0, count, args.batch):
+                batch = range(start + 1, min(start + args.batch, count) + 1)
+                clients += await asyncio.gather(
+                    *(open_one(url, keys[i // CONNECTIONS_PER_KEY]) for i in batch)
+                )
+                bar.update(len(batch))
+                rss_curve[0].append(len(clients) - 1)
+                rss_curve[1].append(server.memory_info().rss / 2**20)
+        PLOT_DATA["server RSS"] = rss_curve
         connect_s = time.perf_counter() - started
         server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
         rss_after = await asyncio.to_thread(settled_rss, server)
@@ -199,12 +206,23 @@ def main() -> None:
         keys = asyncio.run(make_keys(root / "data", per_key))
         proc, port = start_server(root)
         try:
-            report = run(asyncio.wait_for(bench(args, keys, proc, port), 600))
+            figures = run(asyncio.wait_for(bench(args, keys, proc, port), 600))
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    print(json.dumps(report), flush=True)
+    report.emit(
+        figures,
+        {
+            "rss": lambda: report.series_plot(
+                f"connections: server RSS as idle connections open ({args.batch} at a time)"
+                f"\n{figures['rss_per_connection_kib']} KiB per connection after settling",
+                PLOT_DATA,
+                "server RSS (MiB)",
+                xlabel="open authenticated WebSocket connections",
+            )
+        },
+    )
 
 
 if __name__ == "__main__":
