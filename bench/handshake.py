@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
+import report
 from websockets.asyncio.client import connect
 
 from protocol.codec import MSGPACK
@@ -32,6 +32,7 @@ from server.config import load_pepper
 from server.control.plane import ControlPlane
 
 SECRET = "bench-handshake-secret-" + "y" * 32
+LATENCIES_MS: dict[str, list[float]] = {}  # per credential kind: the plot
 
 
 async def _prepare(data: Path, keys: int) -> tuple[list[str], list[str]]:
@@ -78,17 +79,23 @@ async def _one(url: str, credential: str) -> float:
     return elapsed
 
 
-async def _run(url: str, credentials: list[str], count: int, concurrency: int) -> dict[str, float]:
+async def _run(
+    url: str, credentials: list[str], count: int, concurrency: int, label: str = ""
+) -> dict[str, float]:
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
     async def worker(i: int) -> None:
         async with gate:
             latencies.append(await _one(url, credentials[i % len(credentials)]))
+            bar.update()
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(count)))
+    with report.progress(count, f"handshakes {label or 'warm-up'}", "conn") as bar:
+        await asyncio.gather(*(worker(i) for i in range(count)))
     wall = time.perf_counter() - start
+    if label:
+        LATENCIES_MS[label] = [s * 1e3 for s in latencies]
     latencies.sort()
     return {
         "per_s": round(count / wall, 1),
@@ -99,8 +106,8 @@ async def _run(url: str, credentials: list[str], count: int, concurrency: int) -
 
 async def _measure(url: str, secrets: list[str], tokens: list[str], args: Any) -> Any:
     await _run(url, secrets, 200, args.concurrency)  # warm-up
-    api = await _run(url, secrets, args.count, args.concurrency)
-    jwt = await _run(url, tokens, args.count, args.concurrency)
+    api = await _run(url, secrets, args.count, args.concurrency, "API key")
+    jwt = await _run(url, tokens, args.count, args.concurrency, "JWT (HS256)")
     return api, jwt
 
 
@@ -142,17 +149,23 @@ def main() -> None:
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-    print(
-        json.dumps(
-            {
-                "bench": "handshake",
-                "server": "subprocess (hypertab serve, uvloop)",
-                "count": args.count,
-                "concurrency": args.concurrency,
-                "api_key": api,
-                "jwt": jwt,
-            }
-        )
+    report.emit(
+        {
+            "bench": "handshake",
+            "server": "subprocess (hypertab serve, uvloop)",
+            "count": args.count,
+            "concurrency": args.concurrency,
+            "api_key": api,
+            "jwt": jwt,
+        },
+        {
+            "latency": lambda: report.cdf_plot(
+                f"handshake: connect → welcome, {args.concurrency} in flight\n"
+                "(TCP, HTTP upgrade, credential check, welcome frame)",
+                LATENCIES_MS,
+                log_x=True,
+            )
+        },
     )
 
 

@@ -39,7 +39,7 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 from tqdm import tqdm
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -126,6 +126,7 @@ def cdf_plot(
     ax.set_ylim(0, 1.01)
     if log_x:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
     fig.legend(loc="outside lower center", fontsize="small")  # below: CDF lines fill the axes
     return fig
 
@@ -179,12 +180,19 @@ def bar_plot(
     ax.grid(False, axis="x")
     if log_y:
         ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
     else:
         ax.margins(y=0.12)
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.4g}"))
     if len(names) > 1:
         ax.legend(fontsize="small")
     return fig
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-axis ticks as plain numbers (0.5, 20, 300), not powers of ten."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: _short(v) if f"{v:.1e}"[0] in "25" else ""))
 
 
 def _short(value: float) -> str:
