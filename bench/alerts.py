@@ -136,7 +136,8 @@ async def bench_webhook(
 
     async with await Client.connect(url, api_key=key, reconnect=False) as client:
         table = await client.create_table("Hot", [("N", "number")])
-        argv = ["webhook", "add", "--tenant", tenant, "--url", receiver.url, "--table", table.id,
+        # --table=ID: a table id may begin with "-", which argparse would take for an option.
+        argv = ["webhook", "add", "--tenant", tenant, "--url", receiver.url, f"--table={table.id}",
                 "--json", "--data-dir", str(data)]  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):  # the secret: not part of the figures
             code = await asyncio.to_thread(cli_main, argv)
