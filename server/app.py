@@ -45,6 +45,7 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
+from server.dirlock import DataDirLock
 from server.http.headers import security_headers
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
@@ -96,6 +97,7 @@ class HypertabServer:
         self._notify: NotifyListener | None = None
         self._redis_bus: RedisRevocationBus | None = None
         self._gate: HandshakeGate | None = None
+        self._dirlock: DataDirLock | None = None
         self.identity: Identity | None = None
         self.on_auth_failure: list[AuthFailureHook] = []
         """Called as ``hook(reason, ip, credential_id)`` for every refused handshake or
@@ -121,6 +123,8 @@ class HypertabServer:
         """Open the control plane and start listening."""
         cfg = self.config
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
+        # DataDirInUse when another hub serves this data dir and we could not see its edits
+        self._dirlock = DataDirLock.acquire(cfg.data_dir, shared=bool(cfg.redis_url))
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -203,6 +207,8 @@ class HypertabServer:
         if self._redis_bus is not None:
             await self._redis_bus.close()
         await self.admission.close()
+        if self._dirlock is not None:
+            self._dirlock.release()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""

@@ -37,6 +37,7 @@ from server.cli.common import (
 from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
+from server.dirlock import DataDirInUse
 from server.lifecycle.keysource import ensure_local_key_file
 from server.logs import configure_logging
 from server.secrets.errors import SecretsError
@@ -239,7 +240,7 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
             flush=True,
         )
         return EXIT_FAILURE
-    except SecretsError as exc:  # e.g. a master key file readable by others
+    except (SecretsError, DataDirInUse) as exc:  # a master key readable by others; a 2nd hub
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
