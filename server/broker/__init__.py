@@ -1,0 +1,1 @@
+"""Change and presence broadcast between hub processes (memory alone, Redis for many)."""
