@@ -41,6 +41,7 @@ from server.auth.revocation import (
     RevocationKind,
     Subscription,
 )
+from server.broker import broker_for
 from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
@@ -56,6 +57,7 @@ from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
+from server.hub.relay import Relay
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.store.formulas import FormulaRuntime
@@ -90,6 +92,8 @@ class HypertabServer:
             check_formula=self.formulas.check,
             recompute=self.formulas.recompute,
         )
+        self.relay = Relay(self.hub, broker_for(config.redis_url), self._fill)
+        """Changes and presence to and from the other hub processes (server/hub/relay.py)."""
         self.services = Services(self.hub, self.stores)
         functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
@@ -125,6 +129,7 @@ class HypertabServer:
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
         # DataDirInUse when another hub serves this data dir and we could not see its edits
         self._dirlock = DataDirLock.acquire(cfg.data_dir, shared=bool(cfg.redis_url))
+        await self.relay.start()  # BrokerError when Redis is unreachable
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -192,6 +197,7 @@ class HypertabServer:
             server.server.close()  # stop accepting; keep open connections for the acks
         await self.audit.stop()  # pending audit entries, before the stores close
         await self.stores.close()  # commits what is queued; acks are written on commit
+        await self.relay.close()  # after the last commit was published
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
             await server.wait_closed()
@@ -280,7 +286,12 @@ class HypertabServer:
 
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
         self.metrics.committed(changes)
-        self.hub.publish(tenant, table, changes)
+        self.relay.committed(tenant, table, changes)
+
+    async def _fill(self, tenant: str, table: str, since: int) -> list[Change] | None:
+        async with self.stores.use(tenant) as store:
+            replay = await store.since(table, since)
+        return None if replay is None else replay[1]
 
     # --- revocation -----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from server.auth.apikeys import IssuedKey
 from server.auth.errors import AuthConfigError
 from server.auth.jwt import SUPPORTED_ALGORITHMS
 from server.auth.principal import Plan
+from server.broker.base import BrokerError
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -240,7 +241,7 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
             flush=True,
         )
         return EXIT_FAILURE
-    except (SecretsError, DataDirInUse) as exc:  # a master key readable by others; a 2nd hub
+    except (SecretsError, DataDirInUse, BrokerError) as exc:  # e.g. a key readable by others
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

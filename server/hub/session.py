@@ -327,9 +327,10 @@ class Session:
                 return
             self._drop_subscription(state.id)
             sub = Subscriber(self.outbox, self.codec.encoding, self.id, state.id)
-            self.hub.subscribe(self.tenant, state.id, sub)
+            self.hub.subscribe(self.tenant, state.id, sub, anchor=state.version)
             self.subscriptions[state.id] = sub
             try:
+                await self.hub.ready(self.tenant, state.id)  # other processes' edits reach us
                 version = await self._catch_up(store, state.id, message)
             except BaseException:
                 self._drop_subscription(state.id)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol.codec import MSGPACK, codec_for
+from protocol.messages import Changes, ServerMessage, Subscribe, Subscribed
 
 START_TIMEOUT = 30.0
 
@@ -111,3 +118,55 @@ class Hub:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class Watcher:
+    """A raw subscriber (no SDK: it must see exactly what the hub sends, frame by frame)."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.codec = codec_for(MSGPACK)
+        self.versions: list[int] = []
+        self.subscribed_at = 0
+
+    @classmethod
+    async def open(cls, url: str, key: str, table: str) -> Watcher:
+        """Connect, subscribe to ``table`` (by name) and wait until live."""
+        conn = await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {key}"},
+            subprotocols=[MSGPACK],  # type: ignore[list-item]
+            compression=None,
+        )
+        watcher = cls(conn)
+        await watcher.conn.send(watcher.codec.encode(Subscribe(id=1, name=table)))
+        while True:
+            message = await watcher.recv()
+            if isinstance(message, Subscribed):
+                watcher.subscribed_at = message.version
+                return watcher
+
+    async def recv(self, timeout: float = 10.0) -> ServerMessage:
+        data = await asyncio.wait_for(self.conn.recv(decode=False), timeout)
+        return self.codec.decode_server(data)
+
+    async def until(self, version: int, timeout: float = 20.0) -> list[int]:
+        """Collect change versions until ``version`` was seen; returns all seen so far."""
+        async with asyncio.timeout(timeout):
+            while not self.versions or self.versions[-1] < version:
+                message = await self.recv(timeout)
+                if isinstance(message, Changes):
+                    self.versions += [c.version for c in message.changes]
+        return self.versions
+
+    async def quiet(self, seconds: float = 0.3) -> list[int]:
+        """Whatever else arrives within ``seconds`` (duplicates would show up here)."""
+        with contextlib.suppress(TimeoutError):
+            while True:
+                message = await self.recv(seconds)
+                if isinstance(message, Changes):
+                    self.versions += [c.version for c in message.changes]
+        return self.versions
+
+    async def close(self) -> None:
+        await self.conn.close()
