@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scaleout_process import Hub, Watcher, create_tenant
 
 from client_sdk import Client
+from protocol.ops import InsertRows, NewRow
 
 EDITS = 50
+LANES = 4
+WRITES_PER_LANE = 25
 
 
 @pytest.fixture
@@ -51,3 +55,44 @@ async def test_edits_on_one_process_reach_subscribers_of_the_other_in_order(
             await watcher.quiet()
             assert consecutive(watcher.versions, max(start, watcher.subscribed_at), end)
             await watcher.close()
+
+
+async def _write(table: Any, prefix: str, count: int, acked: dict[str, int]) -> None:
+    for n in range(count):
+        row = f"{prefix}-{n}"
+        acked[row] = await table.apply([InsertRows(rows=[NewRow(id=row, values={"n": n})])])
+
+
+async def test_both_processes_write_one_table_and_versions_stay_gap_free(
+    hubs: tuple[Hub, Hub, str],
+) -> None:
+    one, two, key = hubs
+    acked: dict[str, int] = {}
+    async with (
+        await Client.connect(one.url, api_key=key, reconnect=False) as c1,
+        await Client.connect(two.url, api_key=key, reconnect=False) as c2,
+    ):
+        t1 = await c1.create_table("Shared", [("n", "N", "number")])
+        t2 = await c2.table("Shared")  # created by the other process
+        watchers = [await Watcher.open(hub.url, key, "Shared") for hub in (one, two)]
+        start = max(w.subscribed_at for w in watchers)
+        lanes = [
+            _write(table, f"{name}{lane}", WRITES_PER_LANE, acked)
+            for name, table in (("a", t1), ("b", t2))
+            for lane in range(LANES)
+        ]
+        await asyncio.gather(*lanes)
+        total = 2 * LANES * WRITES_PER_LANE
+        assert len(acked) == total
+        versions = sorted(acked.values())
+        assert versions == list(range(start + 1, start + total + 1))  # distinct, gap-free
+        for watcher in watchers:  # every subscriber, on either process, saw them in order
+            await watcher.until(start + total)
+            await watcher.quiet()
+            assert watcher.versions == versions
+            await watcher.close()
+        page = await c2.query("Shared", limit=5000)
+        assert {row.id for row in page.rows} == set(acked)
+        assert {row.id: row.values for row in page.rows} == {
+            row: {"n": int(row.split("-")[1])} for row in acked
+        }
