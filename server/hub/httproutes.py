@@ -124,7 +124,8 @@ class HttpRoutes:
         return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, body)
 
     async def ready(self) -> bool:
-        """Control database readable, data directory writable, Redis reachable (when set)."""
+        """Control database readable, data directory writable, Redis reachable and the
+        broadcast connection up (when set)."""
         server = self.server
         if server.control is None:
             return False
@@ -132,6 +133,8 @@ class HttpRoutes:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 await server.control.ping()
                 if not await asyncio.to_thread(os.access, server.stores.data_dir, os.W_OK):
+                    return False
+                if not server.relay.broker.healthy:  # other processes' edits would not arrive
                     return False
                 ping = getattr(server.admission.limiter, "ping", None)
                 if ping is not None:
