@@ -131,6 +131,7 @@ class Watcher:
         self.codec = codec_for(MSGPACK)
         self.versions: list[int] = []
         self.subscribed_at = 0
+        self.table = ""
 
     @classmethod
     async def open(cls, url: str, key: str, table: str) -> Watcher:
@@ -147,6 +148,7 @@ class Watcher:
             message = await watcher.recv()
             if isinstance(message, Subscribed):
                 watcher.subscribed_at = message.version
+                watcher.table = message.table
                 return watcher
 
     async def recv(self, timeout: float = 10.0) -> ServerMessage:

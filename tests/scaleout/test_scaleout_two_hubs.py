@@ -11,6 +11,7 @@ import pytest
 from scaleout_process import Hub, Watcher, create_tenant
 
 from client_sdk import Client
+from protocol.messages import Presence, PresenceEvent
 from protocol.ops import InsertRows, NewRow
 
 EDITS = 50
@@ -96,3 +97,28 @@ async def test_both_processes_write_one_table_and_versions_stay_gap_free(
         assert {row.id: row.values for row in page.rows} == {
             row: {"n": int(row.split("-")[1])} for row in acked
         }
+
+
+async def test_presence_reaches_subscribers_on_the_other_process(
+    hubs: tuple[Hub, Hub, str],
+) -> None:
+    one, two, key = hubs
+    async with await Client.connect(one.url, api_key=key, reconnect=False) as client:
+        await client.create_table("Items", [("N", "number")])
+    here = await Watcher.open(one.url, key, "Items")
+    there = await Watcher.open(two.url, key, "Items")
+    await here.conn.send(here.codec.encode(Presence(table=here.table, state={"row": "r1"})))
+    async with asyncio.timeout(10):
+        while True:
+            message = await there.recv()
+            if isinstance(message, PresenceEvent):
+                break
+    assert message.state == {"row": "r1"} and message.table == there.table
+    await here.close()  # leaving is presence too: state null
+    async with asyncio.timeout(10):
+        while True:
+            message = await there.recv()
+            if isinstance(message, PresenceEvent):
+                break
+    assert message.state is None
+    await there.close()
