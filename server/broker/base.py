@@ -76,6 +76,11 @@ class Broker(Protocol):
         """Stop following a table (idempotent)."""
 
     @property
+    def has_peers(self) -> bool:
+        """Whether another node may be listening (False: publishing is skipped, so a hub
+        alone spends nothing encoding envelopes)."""
+
+    @property
     def healthy(self) -> bool:
         """Whether envelopes flow right now (for ``/readyz``)."""
 

@@ -21,6 +21,8 @@ class MemoryMedium:
 
     def __init__(self) -> None:
         self.followers: dict[tuple[str, str], dict[str, Deliver]] = {}
+        self.nodes = 0
+        """Started nodes on this medium."""
 
 
 class MemoryBroker:
@@ -34,6 +36,8 @@ class MemoryBroker:
 
     async def start(self, deliver: Deliver, resync: Resync) -> None:
         """Begin receiving (a memory medium never loses an envelope: ``resync`` unused)."""
+        if self._deliver is None:
+            self._medium.nodes += 1
         self._deliver = deliver
 
     def publish(self, envelope: Envelope) -> None:
@@ -64,6 +68,11 @@ class MemoryBroker:
                 del self._medium.followers[(tenant, table)]
 
     @property
+    def has_peers(self) -> bool:
+        """Whether another started node shares this medium."""
+        return self._medium.nodes > 1
+
+    @property
     def healthy(self) -> bool:
         """Always: nothing outside the process can fail."""
         return True
@@ -72,4 +81,6 @@ class MemoryBroker:
         """Stop following everything (idempotent)."""
         for tenant, table in list(self._keys):
             self.unsubscribe(tenant, table)
+        if self._deliver is not None:
+            self._medium.nodes -= 1
         self._deliver = None

@@ -118,6 +118,11 @@ class RedisBroker:
             await self._client.aclose()
 
     @property
+    def has_peers(self) -> bool:
+        """Always: other processes may share this Redis."""
+        return True
+
+    @property
     def healthy(self) -> bool:
         """The subscriber connection is up and the last publish went through."""
         return self._connected.is_set() and not self._send_failing

@@ -97,6 +97,8 @@ class Relay:
 
     def presence(self, tenant: str, table: str, event: PresenceEvent) -> None:
         """A local session's presence event: tell the other processes."""
+        if not self.broker.has_peers:
+            return
         payload = _changes_encoder.encode(event)
         self.broker.publish(Envelope(EnvelopeKind.PRESENCE, tenant, table, 0, 0, payload))
 
@@ -104,9 +106,11 @@ class Relay:
 
     def committed(self, tenant: str, table: str, changes: list[Change]) -> None:
         """This process committed ``changes`` (consecutive versions of one table)."""
-        payload = _changes_encoder.encode(changes)
-        first, last = changes[0].version, changes[-1].version
-        self.broker.publish(Envelope(EnvelopeKind.CHANGES, tenant, table, first, last, payload))
+        if self.broker.has_peers:
+            payload = _changes_encoder.encode(changes)
+            first, last = changes[0].version, changes[-1].version
+            envelope = Envelope(EnvelopeKind.CHANGES, tenant, table, first, last, payload)
+            self.broker.publish(envelope)
         self._offer((tenant, table), changes)
 
     def received(self, envelope: Envelope) -> None:

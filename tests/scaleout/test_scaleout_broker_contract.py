@@ -142,6 +142,15 @@ async def test_healthy_when_started_and_publish_after_close_is_harmless(
 ) -> None:
     node = await make_node()
     assert node.broker.healthy
+    other = await make_node()
+    assert node.broker.has_peers and other.broker.has_peers
     await node.broker.close()
     await node.broker.close()  # idempotent
     node.broker.publish(change(1))  # never raises: a lost broadcast is filled from the op log
+
+
+async def test_a_lone_memory_node_has_no_peers() -> None:
+    broker = MemoryBroker()
+    await broker.start(lambda envelope: None, lambda: None)
+    assert not broker.has_peers  # a hub alone skips encoding envelopes
+    await broker.close()
