@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +18,13 @@ LANES = 4
 WRITES_PER_LANE = 25
 
 
-@pytest.fixture
-def hubs(tmp_path: Path, redis_url: str) -> Iterator[tuple[Hub, Hub, str]]:
-    """Two hubs sharing a data dir (holding one tenant) and Redis; and the tenant's key."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def hubs(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[tuple[Hub, Hub, str]]:
+    """Two hubs sharing a data dir (holding one tenant) and Redis; and the tenant's key.
+    Shared by this module's tests (each uses a table of its own): starting is the cost."""
+    data = tmp_path_factory.mktemp("two-hubs") / "data"
     key = create_tenant(data, "acme")
     one, two = Hub(data, redis_url), Hub(data, redis_url)
     one.spawn(), two.spawn()
@@ -104,9 +106,9 @@ async def test_presence_reaches_subscribers_on_the_other_process(
 ) -> None:
     one, two, key = hubs
     async with await Client.connect(one.url, api_key=key, reconnect=False) as client:
-        await client.create_table("Items", [("N", "number")])
-    here = await Watcher.open(one.url, key, "Items")
-    there = await Watcher.open(two.url, key, "Items")
+        await client.create_table("Cursors", [("N", "number")])
+    here = await Watcher.open(one.url, key, "Cursors")
+    there = await Watcher.open(two.url, key, "Cursors")
     await here.conn.send(here.codec.encode(Presence(table=here.table, state={"row": "r1"})))
     async with asyncio.timeout(10):
         while True:
