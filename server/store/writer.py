@@ -267,6 +267,11 @@ def commit_group(
         if seen_version is not None and result.data_version != seen_version:
             tables, next_sql = load_catalog(conn)
             result.catalog, result.next_sql = dict(tables), next_sql
+        # Read under the write lock: no webhook can be added or removed during the group.
+        hooked = (
+            conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()
+            is not None
+        )
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
@@ -292,21 +297,24 @@ def commit_group(
                     client=request.client,
                     op=request.op,
                 )
+                encoded = _change_encoder.encode(change)
                 try:
                     conn.execute(
                         "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            state.id,
-                            state.version,
-                            request.client,
-                            request.op,
-                            now,
-                            _change_encoder.encode(change),
-                        ),
+                        (state.id, state.version, request.client, request.op, now, encoded),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise _Repeat(exc) from None
+                if hooked:
+                    # The webhook outbox, in the change's own transaction (server/webhooks):
+                    # one row per webhook of this table or of every table.
+                    conn.execute(
+                        "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
+                        "SELECT id, ?, ?, ? FROM _ht_webhooks"
+                        " WHERE (tbl IS NULL OR tbl = ?) AND disabled_at IS NULL",
+                        (state.id, state.version, encoded, state.id),
+                    )
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
