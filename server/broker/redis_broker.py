@@ -94,7 +94,10 @@ class RedisBroker:
         if waiter not in done:
             waiter.cancel()
             await self.close()
-            raise BrokerError("could not subscribe to Redis for change broadcasts")
+            raise BrokerError(
+                "could not reach Redis (HYPERTAB_REDIS_URL) for change broadcasts within "
+                f"{self._start_timeout:g} s"
+            )
 
     async def close(self) -> None:
         """Flush queued envelopes (briefly), stop both tasks (idempotent)."""
