@@ -11,7 +11,7 @@ from scaleout_process import Hub, Watcher, create_tenant
 
 from client_sdk import Client
 from protocol.messages import Presence, PresenceEvent
-from protocol.ops import InsertRows, NewRow
+from protocol.ops import ColumnDef, ColumnType, InsertRows, NewRow
 
 EDITS = 50
 LANES = 4
@@ -124,3 +124,27 @@ async def test_presence_reaches_subscribers_on_the_other_process(
                 break
     assert message.state is None
     await there.close()
+
+
+async def test_a_function_defined_through_one_process_computes_on_the_other(
+    hubs: tuple[Hub, Hub, str],
+) -> None:
+    one, two, key = hubs
+    async with (
+        await Client.connect(one.url, api_key=key, reconnect=False) as c1,
+        await Client.connect(two.url, api_key=key, reconnect=False) as c2,
+    ):
+        table = await c1.create_table(
+            "Priced",
+            [
+                ("price", "Price", "number"),
+                ColumnDef(id="twice", name="Twice", type=ColumnType.FORMULA,
+                          formula="DOUBLE({Price})"),
+            ],
+        )  # fmt: skip
+        await table.insert({"Price": 5}, row_id="before")  # process one: no DOUBLE yet
+        await c2.functions.define("DOUBLE(x) = x * 2")
+        await table.insert({"Price": 7}, row_id="after")  # computed by process one's writer
+        page = await c1.query("Priced", limit=10)
+        values = {row.id: row.values for row in page.rows}
+        assert values["after"]["twice"] == 14
