@@ -116,6 +116,17 @@ class HypertabServer:
         self.metrics = HubMetrics()
         self.services.metrics = self.metrics
         bind_server(self.metrics, self)
+        self.metrics.counter(
+            "broadcast_gap_fills",
+            "Versions read from the op log because their broadcast from another hub process "
+            "was late or lost.",
+            lambda: self.relay.filled,
+        )
+        self.metrics.counter(
+            "broadcast_send_failures",
+            "Broadcasts this process could not send to Redis (filled from the op log).",
+            lambda: self.relay.broker.dropped,
+        )
         self.admission = Admission.for_url(
             config.redis_url, AdmissionSettings.from_env(), metrics=self.metrics
         )

@@ -62,6 +62,9 @@ class Broker(Protocol):
     node: str
     """This node's id (random per process)."""
 
+    dropped: int
+    """Envelopes this node could not send (receivers filled them from the op log)."""
+
     async def start(self, deliver: Deliver, resync: Resync) -> None:
         """Begin receiving; raises :class:`BrokerError` when the medium cannot be reached."""
 

@@ -30,6 +30,8 @@ class MemoryBroker:
 
     def __init__(self, medium: MemoryMedium | None = None) -> None:
         self.node = uuid.uuid4().hex
+        self.dropped = 0
+        """Always 0: an in-process medium loses nothing."""
         self._medium = medium if medium is not None else MemoryMedium()
         self._deliver: Deliver | None = None
         self._keys: set[tuple[str, str]] = set()

@@ -214,11 +214,27 @@ class PrivateRedis:
             self.proc.wait(timeout=10)
 
 
-def http_status(port: int, path: str) -> int:
-    """The status of a plain GET on the hub's port."""
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """The status and body of a plain GET on the hub's port."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", path)
-        return conn.getresponse().status
+        response = conn.getresponse()
+        return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+def http_status(port: int, path: str) -> int:
+    """The status of a plain GET on the hub's port."""
+    return http_get(port, path)[0]
+
+
+def metric(port: int, name: str) -> float:
+    """One unlabelled sample of ``/metrics`` (read from loopback, which may read it)."""
+    status, body = http_get(port, "/metrics")
+    assert status == 200
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from scaleout_process import PrivateRedis, Watcher, http_status
+from scaleout_process import PrivateRedis, Watcher, http_status, metric
 
 from client_sdk import Client
 from server.app import HypertabServer
@@ -116,6 +116,8 @@ async def test_while_redis_is_down_not_ready_and_subscribers_catch_up_when_it_re
             await watcher.quiet()
             assert watcher.versions == list(range(start + 1, start + EDITS + 1))
             assert b.relay.filled > 0  # from the op log: Redis lost them
+            fills = await asyncio.to_thread(metric, b.port, "hypertab_broadcast_gap_fills_total")
+            assert fills == b.relay.filled
             await _status(b, 200)
             await watcher.close()
     finally:
