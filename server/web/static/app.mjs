@@ -5,8 +5,8 @@
 // link `hypertab serve --demo` prints, whose credential sits in the URL fragment (never
 // sent), is moved to sessionStorage and removed from the address bar at once.
 
-import { connect, pageHubUrl } from "/static/hypertab.mjs";
-import { Grid, describe } from "/static/grid.mjs";
+import { connect, pageHubUrl } from "./hypertab.mjs";
+import { Grid, describe } from "./grid.mjs";
 
 const TOKEN_KEY = "hypertab.token";
 const NAME_KEY = "hypertab.name";

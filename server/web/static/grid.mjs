@@ -10,7 +10,7 @@
 // `hypertab.mjs` (optimistic, batched per tick), and the user's own edits are recorded as
 // undo entries whose inverse ops are computed from the values seen before the edit.
 
-import { newId } from "/static/hypertab.mjs";
+import { newId } from "./hypertab.mjs";
 
 const ROW_H = 26;
 const NUM_W = 56;

@@ -1,0 +1,137 @@
+"""The page's security promises, in a real browser: cell text is text, injected scripts do not
+run (CSP nonce), revoked keys are shown as such, read-only keys cannot edit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from page_helpers import (
+    cell,
+    cell_text,
+    eventually,
+    open_page,
+    status,
+    type_into,
+    wait_cell,
+)
+
+from client_sdk import Client
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+WRITER = ["tables:read", "tables:write", "schema:write"]
+
+
+async def test_cell_text_is_never_html(browser: Any, live_hub: Any, team: Any) -> None:
+    _, key = team
+    async with await Client.connect(live_hub.ws_url, api_key=key) as sdk:
+        notes = await sdk.create_table("Notes", [("Text", "text")])
+        await notes.insert({"Text": HOSTILE})
+        await notes.insert({"Text": "<script>alert(2)</script>"})
+        page = await open_page(browser, live_hub.page_url, key, notes.id)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+        assert await cell_text(page, 0, 0) == HOSTILE
+        assert await cell_text(page, 1, 0) == "<script>alert(2)</script>"
+        # Typed in the page, the same text stays text in the other replicas.
+        await type_into(page, 1, 0, '<b onmouseover="alert(3)">x</b>')
+        await eventually(
+            lambda: any(v.get("Text", "").startswith("<b ") for v in notes.rows.values())
+        )
+        await wait_cell(page, 1, 0, '<b onmouseover="alert(3)">x</b>')
+        await cell(page, 1, 0).hover()
+        await page.wait_for_timeout(300)
+        assert await page.locator("#grid img, #grid script, #grid b").count() == 0
+        assert dialogs == []
+        assert page.errors == []
+        await page.context.close()
+
+
+async def test_an_injected_inline_script_is_blocked_by_the_csp(
+    browser: Any, live_hub: Any, team: Any
+) -> None:
+    _, key = team
+    async with await Client.connect(live_hub.ws_url, api_key=key) as sdk:
+        table = await sdk.create_table("Csp", [("Text", "text")])
+        row = await table.insert({"Text": "before"})
+        context = await browser.new_context()
+        await context.add_init_script(
+            """document.addEventListener("securitypolicyviolation", (e) => {
+                (window.__violations ||= []).push(e.violatedDirective);
+            });"""
+        )
+
+        async def inject(route: Any) -> None:
+            # What an HTML-injection bug would do: markup in the page, without the nonce.
+            response = await route.fetch()
+            html = await response.text()
+            bad = "<script>window.__pwned = 1</script><style>body{display:none}</style>"
+            await route.fulfill(response=response, body=html.replace("</body>", bad + "</body>"))
+
+        await context.route(f"{live_hub.page_url}/t/**", inject)
+        page = await context.new_page()
+        await page.goto(f"{live_hub.page_url}/t/{table.id}#key={key}")
+        await page.wait_for_function("() => window.hypertab && window.hypertab.table?.live")
+        assert await page.evaluate("() => window.__pwned") is None
+        violations = await page.evaluate("() => window.__violations || []")
+        assert "script-src-elem" in violations and "style-src-elem" in violations
+        assert await page.locator("body").is_visible()
+        # The page keeps working: an edit goes through.
+        await wait_cell(page, 0, 0, "before")
+        await type_into(page, 0, 0, "after")
+        await eventually(lambda: table.rows[row].get("Text") == "after")
+        await context.close()
+
+
+async def test_revoked_key_is_shown_and_a_fresh_key_resumes(
+    browser: Any, live_hub: Any, team: Any
+) -> None:
+    record, admin = team
+    issued = await live_hub.new_key(record.id, WRITER)
+    async with await Client.connect(live_hub.ws_url, api_key=admin) as sdk:
+        table = await sdk.create_table("Revoke", [("Name", "text")])
+        first = await table.insert({"Name": "one"})
+        page = await open_page(browser, live_hub.page_url, issued.secret, table.id)
+        assert await status(page) == "live"
+        control = live_hub.server.control
+        await control.revoke_key(issued.record.id, now=time.time())
+        await page.locator("#status", has_text="your access was revoked").wait_for(timeout=1000)
+        assert await page.locator("#signin").is_visible()
+        assert "revoked" in (await page.locator("#signin-reason").text_content())
+        # Meanwhile the table moves on; a fresh key resumes where the page was.
+        await table.insert({"Name": "two"})
+        fresh = await live_hub.new_key(record.id, WRITER)
+        await page.fill("#token-input", fresh.secret)
+        await page.click("#signin-button")
+        await page.locator("#status", has_text="live").wait_for(timeout=5000)
+        await wait_cell(page, 1, 0, "two")
+        assert await page.evaluate("() => window.hypertab.client.connections") == 2
+        await type_into(page, 0, 0, "uno")
+        await eventually(lambda: table.rows[first].get("Name") == "uno")
+        stored = await page.evaluate("() => sessionStorage.getItem('hypertab.token')")
+        assert stored == fresh.secret
+        await page.context.close()
+
+
+async def test_read_only_key_is_shown_as_read_only(browser: Any, live_hub: Any, team: Any) -> None:
+    record, admin = team
+    reader = await live_hub.new_key(record.id, ["tables:read"], name="viewer")
+    async with await Client.connect(live_hub.ws_url, api_key=admin) as sdk:
+        table = await sdk.create_table("Viewing", [("Name", "text")])
+        row = await table.insert({"Name": "fixed"})
+        page = await open_page(browser, live_hub.page_url, reader.secret, table.id)
+        badge = page.locator("#access")
+        await badge.wait_for()
+        assert await badge.text_content() == "read-only"
+        assert await page.locator("#row-add").is_disabled()
+        await type_into(page, 0, 0, "changed")
+        assert await page.locator(".editor").count() == 0
+        await page.locator("#message", has_text="read-only").wait_for()
+        await sdk.ping()
+        assert table.rows[row] == {"Name": "fixed"}
+        assert await cell_text(page, 0, 0) == "fixed"
+        await page.context.close()
