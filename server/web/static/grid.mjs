@@ -736,7 +736,9 @@ export class Grid {
     if (cell) spec.after = cell.rowId;
     this._record({ kind: "insert", rows: [spec] });
     this._send([{ type: "insert_rows", rows: [placed(spec)] }]);
-    if (cell) this.select(cell.row + 1, cell.col);
+    // After the batch is staged (the tick's flush runs first), select the new row.
+    queueMicrotask(() => this.select(cell ? cell.row + 1 : this.table.size - 1, cell?.col ?? 0));
+    this.root.focus();
   }
 
   /** Delete the rows of the selected range. */
@@ -755,6 +757,7 @@ export class Grid {
     this._record({ kind: "delete", rows: gone });
     this._send([{ type: "delete_rows", rows: gone.map((g) => g.id) }]);
     this.anchor = null;
+    this.root.focus();
   }
 
   /** Move the selected row one place up (-1) or down (+1). */
@@ -769,8 +772,9 @@ export class Grid {
     const to = delta < 0 ? { before: rows[target].id } : { after: rows[target].id };
     this._record({ kind: "move", row: row.id, from, to });
     this._send([{ type: "move_row", row: row.id, ...to }]);
-    this.sel.row = target;
+    this.selRowId = row.id; // the selection follows the row once the move commits
     this.render();
+    this.root.focus();
   }
 
   _rowValues(rowId) {
