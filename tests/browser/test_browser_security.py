@@ -19,6 +19,7 @@ from page_helpers import (
 )
 
 from client_sdk import Client
+from protocol.ops import UpdateCells
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -134,4 +135,27 @@ async def test_read_only_key_is_shown_as_read_only(browser: Any, live_hub: Any, 
         await sdk.ping()
         assert table.rows[row] == {"Name": "fixed"}
         assert await cell_text(page, 0, 0) == "fixed"
+        await page.context.close()
+
+
+async def test_a_refused_key_and_the_rate_limit_are_shown(browser: Any, live_hub: Any) -> None:
+    lifecycle = live_hub.server.services.lifecycle
+    _, issued = await lifecycle.create_tenant("free", now=time.time())  # 100 ops/min
+    page = await open_page(browser, live_hub.page_url, "ht_live_notakey_000")
+    await page.locator("#signin-reason", has_text="refused").wait_for(timeout=5000)
+    key = issued.secret
+    async with await Client.connect(live_hub.ws_url, api_key=key) as sdk:
+        table = await sdk.create_table("Free", [("Name", "text")])
+        rows = [await table.insert({"Name": str(i)}) for i in range(3)]
+        await page.fill("#token-input", key)
+        await page.click("#signin-button")
+        await page.goto(f"{live_hub.page_url}/t/{table.id}")  # the tab keeps its key
+        await page.locator("#status", has_text="live").wait_for(timeout=5000)
+        # The program spends the tenant's minute; the page's next edit waits for the window.
+        spent = [UpdateCells(row=rows[i % 3], values={"Name": f"x{i}"}) for i in range(96)]
+        await sdk.apply(table.id, spent)
+        await type_into(page, 0, 0, "typed")
+        await page.locator("#status", has_text="slow down: retrying in").wait_for(timeout=5000)
+        assert await cell_text(page, 0, 0) == "typed"  # kept, pending, sent when allowed
+        assert await page.evaluate("() => window.hypertab.client.unacknowledged.length") == 1
         await page.context.close()

@@ -82,8 +82,8 @@ export function toTsv(rows) {
 
 /** A cell value as display text. */
 export function cellText(value, type) {
+  if (type === "boolean") return value ? "☑" : "☐"; // an empty checkbox is unchecked
   if (value === null || value === undefined) return "";
-  if (type === "boolean") return value ? "☑" : "☐";
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
@@ -312,6 +312,10 @@ export class Grid {
       }
     }
     this._drawOverlay(rows, first, last);
+    if (!this._drawnOnce && rows.length) {
+      this._drawnOnce = true;
+      performance.mark("hypertab-grid-drawn"); // bench/browser.py: navigation -> grid
+    }
   }
 
   _drawHead(columns, total) {

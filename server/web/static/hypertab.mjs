@@ -839,6 +839,8 @@ export class Client extends Emitter {
       const now = performance.now();
       const wait = this._pacer.delay(cost, now);
       if (wait > 0) {
+        // Held for long by the plan's per-minute window: say so, as for a server refusal.
+        if (wait > 1000 && cost > 0) this._emit("ratelimited", { retryAfterMs: wait, paced: true });
         this._pumpTimer = setTimeout(() => {
           this._pumpTimer = null;
           this._pump();
