@@ -416,18 +416,27 @@ export class Table extends Emitter {
       this._loading = [];
       this.dropped = false;
     }
-    for (const r of message.rows) {
-      const row = { id: r.id, order: r.order, values: r.values ?? {} };
+    const loading = this._loading;
+    for (const row of message.rows) {
+      // The decoded row object becomes the replica's row: no copy per row.
+      if (row.values === undefined) row.values = {};
       this._rows.set(row.id, row);
-      this._loading.push(row);
+      loading.push(row);
     }
     if (message.last) {
-      const ordered = this._loading;
+      const ordered = loading;
       this._loading = null;
-      for (const { row } of this._pendingRows.values()) {
-        if (!this._rows.has(row.id)) ordered.push(row);
+      let sorted = true; // the server sends rows in table order: usually nothing to sort
+      for (let i = 1; i < ordered.length && sorted; i++) {
+        sorted = compareRows(ordered[i - 1], ordered[i]) < 0;
       }
-      ordered.sort(compareRows);
+      for (const { row } of this._pendingRows.values()) {
+        if (!this._rows.has(row.id)) {
+          ordered.push(row);
+          sorted = false;
+        }
+      }
+      if (!sorted) ordered.sort(compareRows);
       this._ordered = ordered;
       this._view = null;
       this._emit("reset", { version: this.version });
