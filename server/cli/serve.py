@@ -137,12 +137,12 @@ def _print_demo(tenant: TenantRecord, issued: IssuedKey | None, url: str, direct
         print(f"open in a browser: {page_url(url)}#key={issued.secret}")
         print("  (the key sits in the #fragment: browsers never send it to the server)")
     else:
-        print(f"open in a browser: {page_url(url)} and paste a key")
         print(
             f"demo tenant {tenant.id} exists; its key was shown on first run and cannot be "
             f"shown again. New one: hypertab key create --data-dir {directory} "
             f"--tenant {DEMO_TENANT} --name demo"
         )
+        print(f"open in a browser: {page_url(url)} and paste a key")
     sys.stdout.flush()
 
 
