@@ -159,3 +159,19 @@ async def test_a_refused_key_and_the_rate_limit_are_shown(browser: Any, live_hub
         assert await cell_text(page, 0, 0) == "typed"  # kept, pending, sent when allowed
         assert await page.evaluate("() => window.hypertab.client.unacknowledged.length") == 1
         await page.context.close()
+
+
+async def test_an_expired_key_signs_the_page_out(browser: Any, live_hub: Any, team: Any) -> None:
+    record, admin = team
+    control = live_hub.server.control
+    short = await control.create_key(
+        record.id, "short", WRITER, created_by="tests", now=time.time(), expires_at=time.time() + 2
+    )
+    async with await Client.connect(live_hub.ws_url, api_key=admin) as sdk:
+        table = await sdk.create_table("Expiring", [("Name", "text")])
+        await table.insert({"Name": "still here"})
+        page = await open_page(browser, live_hub.page_url, short.secret, table.id)
+        await page.locator("#status", has_text="signed out: token expired").wait_for(timeout=8000)
+        assert "expired" in (await page.locator("#signin-reason").text_content())
+        assert await cell_text(page, 0, 0) == "still here"  # what was there stays visible
+        await page.context.close()

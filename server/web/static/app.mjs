@@ -31,13 +31,13 @@ window.hypertab = state;
 
 function takeFragmentCredential() {
   const hash = window.location.hash.slice(1);
-  if (!hash) return;
+  if (!hash) return null;
   const params = new URLSearchParams(hash);
   const token = params.get("key") ?? params.get("token");
-  if (token) {
-    sessionStorage.setItem(TOKEN_KEY, token.trim());
-    history.replaceState(null, "", window.location.pathname);
-  }
+  if (!token) return null;
+  sessionStorage.setItem(TOKEN_KEY, token.trim());
+  history.replaceState(null, "", window.location.pathname);
+  return token.trim();
 }
 
 function displayName() {
@@ -439,6 +439,15 @@ function wire() {
   $("row-down").addEventListener("click", () => state.grid?.moveRow(1));
   $("undo").addEventListener("click", () => state.grid?.undo());
   $("redo").addEventListener("click", () => state.grid?.redo());
+  window.addEventListener("hashchange", () => {
+    // The printed link followed in a tab that already shows the page: no reload happens.
+    const token = takeFragmentCredential();
+    if (token) {
+      $("signin").hidden = true;
+      $("workspace").hidden = false;
+      signIn(token);
+    }
+  });
   window.addEventListener("popstate", () => {
     if (/^\/t\//.test(window.location.pathname)) openFromPath();
   });
