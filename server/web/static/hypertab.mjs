@@ -889,6 +889,10 @@ export class Client extends Emitter {
     this._ws = ws;
     let welcomed = false;
     ws.onmessage = (event) => {
+      if (this._ws !== ws) {
+        ws.close(1000); // superseded by a newer attempt (setToken during a reconnect)
+        return;
+      }
       let message;
       try {
         message = JSON.parse(event.data);
@@ -1096,6 +1100,14 @@ export class Client extends Emitter {
         setTimeout(() => {
           if (this._unacked.has(batch.op)) this._sendBatch(batch);
         }, wait);
+        return;
+      }
+      if (message.code === "unavailable") return; // shutting down: resent after reconnecting
+      if (message.code === "internal" && (batch.retries = (batch.retries ?? 0) + 1) <= 3) {
+        // Nothing was applied; the same ids make a retry safe.
+        setTimeout(() => {
+          if (this._unacked.has(batch.op)) this._sendBatch(batch);
+        }, 500 * batch.retries);
         return;
       }
       this._settle(batch, error);
