@@ -30,12 +30,12 @@ test("a JWT session outlives its first token by refreshing in band", async () =>
   const client = connect(process.env.HYPERTAB_URL, {
     tokenProvider: async () => {
       minted += 1;
-      return mint(2);
+      return mint(1.5);
     },
   });
   await client.ready();
   const firstExpiry = client.welcome.expires_at;
-  await new Promise((r) => setTimeout(r, 3500)); // past the first token's exp
+  await new Promise((r) => setTimeout(r, 2500)); // past the first token's exp
   assert.equal(client.status, "open");
   assert.equal(client.connections, 1, "no reconnect: the same connection lives on");
   assert.ok(minted >= 2, `minted ${minted}`);
