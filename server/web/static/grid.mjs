@@ -85,6 +85,7 @@ export function cellText(value, type) {
   if (type === "boolean") return value ? "☑" : "☐"; // an empty checkbox is unchecked
   if (value === null || value === undefined) return "";
   if (typeof value === "object") return JSON.stringify(value);
+  if (type === "datetime" && typeof value === "string") return value.replace("T", " ");
   return String(value);
 }
 

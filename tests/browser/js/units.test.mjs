@@ -60,6 +60,7 @@ test("cell text is the value as text, never markup", () => {
   assert.equal(cellText(true, "boolean"), "☑");
   assert.equal(cellText(null, "number"), "");
   assert.equal(cellText({ a: 1 }, "json"), '{"a":1}');
+  assert.equal(cellText("2024-05-31T14:30:00", "datetime"), "2024-05-31 14:30:00");
 });
 
 test("errors carry the wire code and whether to retry", () => {
