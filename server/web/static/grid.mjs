@@ -288,6 +288,7 @@ export class Grid {
       rowEl.classList.toggle("pending", !!row.pending);
       const cells = rowEl.children;
       cells[0].textContent = String(index + 1);
+      cells[0].classList.toggle("sel", index >= range.top && index <= range.bottom);
       while (rowEl.children.length - 1 > columns.length) rowEl.lastChild.remove();
       for (let c = 0; c < columns.length; c++) {
         let cell = cells[c + 1];
