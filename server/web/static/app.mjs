@@ -164,12 +164,12 @@ function signIn(token) {
   const client = connect(pageHubUrl(), { token, probeUrl: "/healthz" });
   state.client = client;
   client.on("status", onStatus);
-  client.on("ratelimited", onRateLimited);
   client.on("welcome", () => {
     showAccess();
     if (state.grid) state.grid.readOnly = !canWrite();
   });
   client.on("error", (err) => showMessage(describe(err)));
+  client.on("ratelimited", onRateLimited);
   setStatus("connecting…", "warn");
   client.ready().then(() => openFromPath(), () => {});
 }

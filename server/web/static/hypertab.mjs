@@ -103,7 +103,7 @@ export class Pacer {
   }
   /** Milliseconds to wait before a message costing `cost` ops fits (0: send now). */
   delay(cost, now) {
-    const margin = 20;
+    const margin = 50; // arrivals at the server are not spaced exactly as sends
     while (this.messages.length && this.messages[0] <= now - 1000 - margin) this.messages.shift();
     while (this.ops.length && this.ops[0][0] <= now - 60000 - margin) {
       this.opsUsed -= this.ops.shift()[1];
@@ -700,8 +700,9 @@ export class Client extends Emitter {
     await this.ready();
     const id = this._ids++;
     return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject });
-      this._send({ ...message, id }, 0);
+      const request = { ...message, id };
+      this._pending.set(id, { resolve, reject, request });
+      this._send(request, 0);
     });
   }
 
@@ -710,9 +711,9 @@ export class Client extends Emitter {
       const go = () => {
         const id = this._ids++;
         this._subscribing.set(id, { table, started: false });
-        this._pending.set(id, { resolve, reject });
         const message = { type: "subscribe", id, table: table.id };
         if (table.live || table.version > 0) message.since = table.version;
+        this._pending.set(id, { resolve, reject, request: message });
         table.live = false;
         this._send(message, 0);
       };
@@ -1112,6 +1113,17 @@ export class Client extends Emitter {
       }
       this._settle(batch, error);
       return;
+    }
+    if (message.code === "rate_limited") {
+      // Not handled by the server, so safe to send again: a request after the wait, and
+      // presence (no id, best effort) not at all.
+      const again = message.id != null ? this._pending.get(message.id)?.request : undefined;
+      const wait = message.retry_after_ms ?? 100;
+      if (again) setTimeout(() => this._pending.has(again.id) && this._send(again, 0), wait);
+      if (again || message.id == null) {
+        this._emit("ratelimited", { retryAfterMs: wait });
+        return;
+      }
     }
     if (message.id != null) {
       this._subscribing.delete(message.id);
