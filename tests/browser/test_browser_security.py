@@ -118,6 +118,25 @@ async def test_revoked_key_is_shown_and_a_fresh_key_resumes(
         await page.context.close()
 
 
+async def test_a_key_narrowed_while_open_turns_the_page_read_only(
+    browser: Any, live_hub: Any, team: Any
+) -> None:
+    record, admin = team
+    issued = await live_hub.new_key(record.id, WRITER)
+    async with await Client.connect(live_hub.ws_url, api_key=admin) as sdk:
+        table = await sdk.create_table("Narrowed", [("Name", "text")])
+        await table.insert({"Name": "kept"})
+        page = await open_page(browser, live_hub.page_url, issued.secret, table.id)
+        assert await page.locator("#access").is_hidden()
+        control = live_hub.server.control
+        await control.update_key_scopes(issued.record.id, ["tables:read"], now=time.time())
+        await page.locator("#access", has_text="read-only").wait_for(timeout=5000)
+        await type_into(page, 0, 0, "changed")
+        assert await page.locator(".editor").count() == 0
+        assert await cell_text(page, 0, 0) == "kept"
+        await page.context.close()
+
+
 async def test_read_only_key_is_shown_as_read_only(browser: Any, live_hub: Any, team: Any) -> None:
     record, admin = team
     reader = await live_hub.new_key(record.id, ["tables:read"], name="viewer")

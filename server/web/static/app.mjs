@@ -169,6 +169,11 @@ function signIn(token) {
     if (state.grid) state.grid.readOnly = !canWrite();
   });
   client.on("error", (err) => showMessage(describe(err)));
+  client.on("grants", () => {
+    showAccess();
+    if (state.grid) state.grid.readOnly = !canWrite();
+    showMessage("Your key's access was changed by an administrator.", "info");
+  });
   client.on("ratelimited", onRateLimited);
   setStatus("connecting…", "warn");
   client.ready().then(() => openFromPath(), () => {});
@@ -254,6 +259,17 @@ async function openTable(id) {
     selectionChanged(state.grid?.selected());
   });
   table.on("reset", footer);
+  table.on("unfollowed", () => {
+    showMessage("Your key may no longer read this table.");
+    state.grid?.destroy();
+    state.grid = null;
+    state.table = null;
+    $("grid").hidden = true;
+    $("toolbar").hidden = true;
+    $("empty").textContent = "No access to this table.";
+    $("empty").hidden = false;
+    refreshTables();
+  });
   table.on("rejected", ({ error }) => showMessage(describe(error, table)));
   renderPeople();
   footer();

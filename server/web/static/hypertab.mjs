@@ -159,7 +159,7 @@ function lowerBound(list, row) {
  * A live table: the server's committed rows plus this client's pending edits.
  * Events: "change" {version, ops, by, local}, "reset" (a snapshot replaced the rows),
  * "pending" (optimistic state changed), "rejected" {error, ops}, "presence" (others moved),
- * "dropped".
+ * "dropped" (the table was dropped), "unfollowed" (the key may no longer read it).
  */
 export class Table extends Emitter {
   constructor(client, id) {
@@ -553,7 +553,8 @@ export class Table extends Emitter {
  * One connection to a hub. `connect(url, {token | tokenProvider})` starts it.
  * status: "connecting" | "open" | "reconnecting" | "refused" | "revoked" | "expired" |
  * "closed". Events: "status" {status, detail}, "welcome" (the welcome message),
- * "ratelimited" {retryAfterMs}, "error" (a HypertabError without a request).
+ * "ratelimited" {retryAfterMs}, "grants" {scopes, tables?, dropped} (the key was narrowed
+ * while connected), "error" (a HypertabError without a request).
  */
 export class Client extends Emitter {
   constructor(url, options = {}) {
@@ -1079,6 +1080,23 @@ export class Client extends Emitter {
       }
       case "presence_event": {
         this._tables.get(message.table)?._presenceEvent(message);
+        return;
+      }
+      case "grants_changed": {
+        // The key was narrowed while connected: new scopes now, some tables unfollowed.
+        if (this.welcome) {
+          this.welcome.scopes = message.scopes;
+          if (message.tables) this.welcome.tables = message.tables;
+          else delete this.welcome.tables;
+        }
+        for (const id of message.dropped ?? []) {
+          const table = this._tables.get(id);
+          if (!table) continue;
+          this._tables.delete(id);
+          table.live = false;
+          table._emit("unfollowed", { reason: "forbidden" });
+        }
+        this._emit("grants", message);
         return;
       }
       case "error": {
