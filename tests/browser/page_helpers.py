@@ -18,10 +18,13 @@ async def open_page(
     *,
     name: str = "",
     viewport: dict[str, int] | None = None,
+    permissions: list[str] | None = None,
 ) -> Any:
     """A fresh browser context on the page, signed in through the URL fragment (as the link
     ``hypertab serve --demo`` prints); waits until the table is live and drawn."""
-    context = await browser.new_context(viewport=viewport or {"width": 1280, "height": 720})
+    context = await browser.new_context(
+        viewport=viewport or {"width": 1280, "height": 720}, permissions=permissions or []
+    )
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

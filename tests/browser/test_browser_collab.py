@@ -93,23 +93,17 @@ async def test_paste_lands_as_one_batch_and_undo_removes_it(
         columns = [(f"C{i}", "number" if i == 4 else "text") for i in range(5)]
         grid = await sdk.create_table("Paste", columns)
         await grid.insert({"C0": "header"})
-        a = await open_page(browser, live_hub.page_url, key, grid.id)
+        clipboard = ["clipboard-read", "clipboard-write"]
+        a = await open_page(browser, live_hub.page_url, key, grid.id, permissions=clipboard)
         b = await open_page(browser, live_hub.page_url, key, grid.id)
         before = grid.version
         block = "\n".join(
             "\t".join([f"r{r}c{c}" for c in range(4)] + [str(r * 10)]) for r in range(100)
         )
+        # Copied in another spreadsheet (text/plain TSV on the system clipboard), pasted here.
+        await a.evaluate("(text) => navigator.clipboard.writeText(text)", block)
         await cell(a, 0, 0).click()
-        # A paste from another spreadsheet: the clipboard event carries text/plain TSV.
-        await a.evaluate(
-            """(text) => {
-                const data = new DataTransfer();
-                data.setData("text/plain", text);
-                document.getElementById("grid").dispatchEvent(
-                    new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
-            }""",
-            block,
-        )
+        await a.keyboard.press("Control+v")
         await eventually(lambda: len(grid.rows) == 100)
         assert grid.version == before + 1, "the paste was not one batch"
         await eventually(lambda: grid.ordered_rows()[99].values.get("C4") == 990)
@@ -132,14 +126,8 @@ async def test_paste_lands_as_one_batch_and_undo_removes_it(
         # Copy gives the block back as TSV, as another spreadsheet expects it.
         await cell(a, 0, 0).click()
         await cell(a, 1, 4).click(modifiers=["Shift"])
-        copied = await a.evaluate(
-            """() => {
-                const data = new DataTransfer();
-                document.getElementById("grid").dispatchEvent(
-                    new ClipboardEvent("copy", {clipboardData: data, bubbles: true}));
-                return data.getData("text/plain");
-            }"""
-        )
+        await a.keyboard.press("Control+c")
+        copied = await a.evaluate("() => navigator.clipboard.readText()")
         assert copied == "r0c0\tr0c1\tr0c2\tr0c3\t0\nr1c0\tr1c1\tr1c2\tr1c3\t10"
         for page in (a, b):
             await page.context.close()
