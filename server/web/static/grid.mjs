@@ -527,8 +527,31 @@ export class Grid {
       this.redo();
       return;
     }
-    if (mod) return; // copy / paste arrive as their own events
     const { row, col } = this.sel;
+    const lastRow = this.table.size - 1;
+    const lastCol = this.columns.length - 1;
+    if (mod) {
+      // Ctrl+arrows and Ctrl+Home/End jump to the edges; Ctrl+A selects everything.
+      const jumps = {
+        ArrowUp: [0, col],
+        ArrowDown: [lastRow, col],
+        ArrowLeft: [row, 0],
+        ArrowRight: [row, lastCol],
+        Home: [0, 0],
+        End: [lastRow, lastCol],
+      };
+      if (key in jumps) {
+        event.preventDefault();
+        this.select(...jumps[key], event.shiftKey);
+      } else if (key === "a" || key === "A") {
+        event.preventDefault();
+        this.select(0, 0);
+        this.anchor = { row: 0, col: 0 };
+        this.sel = { row: lastRow, col: lastCol };
+        this.render();
+      }
+      return; // copy and paste arrive as their own events
+    }
     const page = Math.max(1, Math.floor(this.body.clientHeight / ROW_H) - 1);
     const moves = {
       ArrowUp: [row - 1, col],
