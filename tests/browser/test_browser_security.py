@@ -75,8 +75,15 @@ async def test_an_injected_inline_script_is_blocked_by_the_csp(
 
         await context.route(f"{live_hub.page_url}/t/**", inject)
         page = await context.new_page()
+        loaded: list[str] = []
+        page.on("request", lambda request: loaded.append(request.url))
+        page.on("websocket", lambda ws: loaded.append(ws.url))
         await page.goto(f"{live_hub.page_url}/t/{table.id}#key={key}")
         await page.wait_for_function("() => window.hypertab && window.hypertab.table?.live")
+        # Everything the page loads comes from the hub itself; no credential in any URL.
+        hub = (f"{live_hub.page_url}/", f"{live_hub.ws_url}")
+        assert loaded and all(url.startswith(hub) for url in loaded), loaded
+        assert not any(key in url for url in loaded), "a credential in a requested URL"
         assert await page.evaluate("() => window.__pwned") is None
         violations = await page.evaluate("() => window.__violations || []")
         assert "script-src-elem" in violations and "style-src-elem" in violations
