@@ -1010,6 +1010,8 @@ export function describe(err, table) {
     column_exists: "A column with that name already exists",
     table_exists: "A table with that name already exists",
     over_plan_limit: "That edit is larger than the plan allows per minute; split it",
+    store_failed: "The server cannot save right now (storage failure); tell its operator",
+    store_conflict: "The server's database refused the write",
   };
   const base = messages[code] ?? "The edit was refused";
   const detail = err?.message && err.message !== code ? `: ${err.message}` : "";
