@@ -191,7 +191,7 @@ async def test_an_expired_key_signs_the_page_out(browser: Any, live_hub: Any, te
     record, admin = team
     control = live_hub.server.control
     short = await control.create_key(
-        record.id, "short", WRITER, created_by="tests", now=time.time(), expires_at=time.time() + 2
+        record.id, "short", WRITER, created_by="tests", now=time.time(), expires_at=time.time() + 3
     )
     async with await Client.connect(live_hub.ws_url, api_key=admin) as sdk:
         table = await sdk.create_table("Expiring", [("Name", "text")])
