@@ -688,6 +688,26 @@ export class Client extends Emitter {
     await this.request({ type: "unsubscribe", table: table.id });
   }
 
+  /** Read a page of rows without subscribing (docs/protocol.md, Queries): `query` holds
+   * `where`, `order_by`, `columns`, `after` (the previous page's `next`) and `limit`.
+   * Resolves to {table, version, rows, next?}. */
+  async query(table, query = {}) {
+    const answer = await this.request({ type: "query", table, ...query });
+    return { table: answer.table, version: answer.version, rows: answer.rows, next: answer.next };
+  }
+
+  /** Every row a query matches, following `next` page after page. */
+  async queryAll(table, query = {}) {
+    const rows = [];
+    let after = query.after;
+    for (;;) {
+      const page = await this.query(table, { ...query, after });
+      rows.push(...page.rows);
+      if (!page.next) return rows;
+      after = page.next;
+    }
+  }
+
   /** Round trip to the server. */
   async ping() {
     await this.request({ type: "ping" });

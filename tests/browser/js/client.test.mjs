@@ -45,6 +45,13 @@ test("edits made in one tick travel as one batch; the other client follows", asy
     // update() by column name; the replica reads by column id
     await table.update(ids[0], { Qty: 1000 });
     await waitFor(() => follower.get(ids[0], table.column("Qty").id) === 1000);
+    // A server-side query, paged, without subscribing.
+    const qty = table.column("Qty").id;
+    const big = await b.queryAll("Tick", {
+      where: { op: "ge", column: "Qty", value: 290 },
+      limit: 4,
+    });
+    assert.deepEqual(big.map((r) => r.values[qty]).sort((x, y) => x - y), [290, 291, 292, 293, 294, 295, 296, 297, 298, 299, 1000]);
   } finally {
     a.close();
     b.close();
