@@ -201,3 +201,20 @@ async def test_an_expired_key_signs_the_page_out(browser: Any, live_hub: Any, te
         assert "expired" in (await page.locator("#signin-reason").text_content())
         assert await cell_text(page, 0, 0) == "still here"  # what was there stays visible
         await page.context.close()
+
+
+async def test_the_printed_link_signs_in_and_leaves_no_key_in_the_address_bar(
+    browser: Any, live_hub: Any, team: Any
+) -> None:
+    _, key = team
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{live_hub.page_url}/")
+    await page.locator("#signin").wait_for()
+    # The link followed in a tab that already shows the page: a same-document navigation.
+    await page.goto(f"{live_hub.page_url}/#key={key}")
+    await page.locator("#status", has_text="live").wait_for(timeout=5000)
+    assert page.url == f"{live_hub.page_url}/"
+    assert await page.evaluate("() => sessionStorage.getItem('hypertab.token')") == key
+    assert await page.evaluate("() => localStorage.getItem('hypertab.token')") is None
+    await context.close()
