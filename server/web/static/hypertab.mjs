@@ -592,7 +592,6 @@ export class Client extends Emitter {
     this._reconnectTimer = null;
     this._refreshTimer = null;
     this._closed = false;
-    this._ready = null;
     this._readyWaiters = [];
     this._open();
   }
@@ -600,7 +599,9 @@ export class Client extends Emitter {
   /** Resolves when the connection is open (after `welcome`); rejects if it is refused. */
   ready() {
     if (this.status === "open") return Promise.resolve(this);
-    if (this._closed) return Promise.reject(new HypertabError("closed", "client closed"));
+    if (this._closed || this.status === "closed") {
+      return Promise.reject(new HypertabError("closed", "client closed"));
+    }
     if (["refused", "revoked", "expired"].includes(this.status)) {
       return Promise.reject(new HypertabError("auth_failed", `credential ${this.status}`));
     }
