@@ -229,36 +229,57 @@ async function openTable(id) {
   state.table = null;
   $("empty").textContent = "Loading…";
   $("empty").hidden = false;
-  let table;
   try {
-    table = await client.table(id);
+    // The grid is mounted as soon as the table exists, so a large table's rows show while
+    // its snapshot is still streaming in.
+    await client.table(id, { created: mount });
   } catch (err) {
+    if (state.grid) state.grid.destroy();
+    state.grid = null;
+    state.table = null;
+    $("grid").hidden = true;
+    $("toolbar").hidden = true;
     $("empty").textContent = err.code === "unknown_table" ? "No such table." : describe(err);
+    $("empty").hidden = false;
     return;
   }
+  footer();
+  selectionChanged(state.grid?.selected());
+  refreshTables();
+}
+
+function mount(table) {
   state.table = table;
   $("empty").hidden = true;
   $("toolbar").hidden = false;
-  $("table-title").textContent = table.name;
-  document.title = `${table.name} · Hypertab`;
-  const widths = loadWidths(table.id);
+  const title = () => {
+    $("table-title").textContent = table.name;
+    document.title = table.name ? `${table.name} · Hypertab` : "Hypertab";
+  };
   state.grid = new Grid($("grid"), table, {
     readOnly: !canWrite(),
-    widths,
+    widths: loadWidths(table.id),
     onMessage: showMessage,
     onSelect: (cell) => selectionChanged(cell),
     onResize: (w) => saveWidths(table.id, w),
   });
   table.on("presence", renderPeople);
   table.on("change", (c) => {
-    $("table-title").textContent = table.name;
+    title();
     if (c.ops.some((op) => op.type === "drop_table")) {
       showMessage("This table was dropped.", "info");
     }
     footer();
     selectionChanged(state.grid?.selected());
   });
-  table.on("reset", footer);
+  table.on("reset", () => {
+    title();
+    footer();
+  });
+  table.on("loading", ({ rows }) => {
+    title();
+    $("sheet-footer").textContent = `loading… ${rows.toLocaleString()} rows so far`;
+  });
   table.on("unfollowed", () => {
     showMessage("Your key may no longer read this table.");
     state.grid?.destroy();
@@ -272,9 +293,6 @@ async function openTable(id) {
   });
   table.on("rejected", ({ error }) => showMessage(describe(error, table)));
   renderPeople();
-  footer();
-  selectionChanged(state.grid.selected());
-  refreshTables();
 }
 
 function footer() {

@@ -159,7 +159,8 @@ function lowerBound(list, row) {
  * A live table: the server's committed rows plus this client's pending edits.
  * Events: "change" {version, ops, by, local}, "reset" (a snapshot replaced the rows),
  * "pending" (optimistic state changed), "rejected" {error, ops}, "presence" (others moved),
- * "dropped" (the table was dropped), "unfollowed" (the key may no longer read it).
+ * "dropped" (the table was dropped), "unfollowed" (the key may no longer read it),
+ * "loading" {rows} (a first snapshot is streaming in), "live" (subscribed: changes follow).
  */
 export class Table extends Emitter {
   constructor(client, id) {
@@ -177,6 +178,8 @@ export class Table extends Emitter {
     this._overlay = new Map(); // row id -> Map(column id -> {value, batch})
     this._pendingRows = new Map(); // row id -> {row, batch}
     this._hidden = new Map(); // row id -> batch (optimistic deletes)
+    this._loading = null; // rows of a snapshot being received
+    this._progressive = false;
     this.presence = new Map(); // session -> {subject, state}
     this._myPresence = null;
     this._presenceTimer = null;
@@ -414,6 +417,9 @@ export class Table extends Emitter {
       this.columns = (info.columns ?? []).map((c) => ({ ...c }));
       this._rows = new Map();
       this._loading = [];
+      // The first load shows rows as they stream in; a re-sync keeps the old view until
+      // the new snapshot is whole (no flicker).
+      this._progressive = this._ordered.length === 0 && this._pendingRows.size === 0;
       this.dropped = false;
     }
     const loading = this._loading;
@@ -422,6 +428,11 @@ export class Table extends Emitter {
       if (row.values === undefined) row.values = {};
       this._rows.set(row.id, row);
       loading.push(row);
+    }
+    if (!message.last && this._progressive) {
+      this._ordered = loading;
+      this._view = null;
+      this._emit("loading", { rows: loading.length });
     }
     if (message.last) {
       const ordered = loading;
@@ -644,16 +655,24 @@ export class Client extends Emitter {
     return answer.tables;
   }
 
-  /** Follow a table by id (else by name); resolves to its live Table once subscribed. */
-  async table(key) {
-    const existing = this._tables.get(key);
-    if (existing) return existing;
+  /** Follow a table by id (else by name); resolves to its live Table once subscribed.
+   * `options.created(table)` is called with the Table as soon as it exists (before its
+   * snapshot arrives), e.g. to draw rows while a large snapshot streams in. */
+  async table(key, options = {}) {
+    const known = (table) => {
+      options.created?.(table);
+      return table;
+    };
+    if (this._tables.has(key)) return known(this._tables.get(key));
     const tables = await this.listTables();
     const info = tables.find((t) => t.id === key) ?? tables.find((t) => t.name === key);
     if (!info) throw new HypertabError("unknown_table", `no table ${JSON.stringify(key)}`);
-    if (this._tables.has(info.id)) return this._tables.get(info.id);
+    if (this._tables.has(info.id)) return known(this._tables.get(info.id));
     const table = new Table(this, info.id);
     this._tables.set(info.id, table);
+    table.name = info.name;
+    table.columns = (info.columns ?? []).map((c) => ({ ...c }));
+    options.created?.(table);
     try {
       await this._subscribe(table);
     } catch (err) {
@@ -1094,6 +1113,7 @@ export class Client extends Emitter {
         if (sub) {
           sub.table.version = Math.max(sub.table.version, message.version);
           sub.table.live = true;
+          sub.table._emit("live", { version: sub.table.version });
           if (sub.table._myPresence !== null) sub.table._schedulePresence(0);
         }
         this._resolve(message.id, sub?.table ?? message);
