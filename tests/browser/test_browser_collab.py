@@ -133,3 +133,25 @@ async def test_paste_lands_as_one_batch_and_undo_removes_it(
             await page.context.close()
     finally:
         await sdk.close()
+
+
+async def test_paste_into_an_empty_table_adds_the_rows(
+    browser: Any, live_hub: Any, team: Any
+) -> None:
+    _, key = team
+    async with await Client.connect(live_hub.ws_url, api_key=key) as sdk:
+        empty = await sdk.create_table("Empty", [("Name", "text"), ("Qty", "number")])
+        context = await browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+        page = await context.new_page()
+        await page.goto(f"{live_hub.page_url}/t/{empty.id}#key={key}")
+        await page.wait_for_function("() => window.hypertab.table?.live")
+        await page.evaluate("() => navigator.clipboard.writeText('bolt\\t3\\nnut\\t5\\r\\n')")
+        await page.locator("#grid-body").click()
+        await page.keyboard.press("Control+v")
+        await eventually(lambda: len(empty.rows) == 2)
+        assert [r.values for r in empty.ordered_rows()] == [
+            {"Name": "bolt", "Qty": 3},
+            {"Name": "nut", "Qty": 5},
+        ]
+        await wait_cell(page, 1, 1, "5")
+        await context.close()

@@ -456,7 +456,12 @@ export class Grid {
   _mousedown(event) {
     if (event.button !== 0 || event.target.closest?.(".editor")) return;
     const { row, col, x } = this._cellAt(event);
-    if (row >= this.table.size) return;
+    if (row >= this.table.size) {
+      this._closeEditor(true);
+      this.root.focus(); // an empty table still takes a paste
+      event.preventDefault();
+      return;
+    }
     this._closeEditor(true);
     if (col < 0 && x < NUM_W) {
       this.select(row, 0);
