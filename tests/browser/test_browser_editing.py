@@ -115,6 +115,13 @@ async def test_a_table_built_and_edited_from_the_keyboard(
     await page.click("#row-delete")
     await page.wait_for_function("() => window.hypertab.table.size === 1")
     await wait_cell(page, 0, 0, "Bolt")
+    # Undo brings the deleted row back in its place (a new row: deleted rows stay deleted).
+    await page.keyboard.press("Control+z")
+    await wait_cell(page, 0, 0, "Nut")
+    await wait_cell(page, 1, 0, "Bolt")
+    await page.keyboard.press("Control+Shift+z")
+    await page.wait_for_function("() => window.hypertab.table.size === 1")
+    await wait_cell(page, 0, 0, "Bolt")
 
     # Columns: rename (the formula follows), drop; resize by dragging the header edge.
     await cell(page, 0, 3).click()
