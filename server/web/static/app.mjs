@@ -10,7 +10,16 @@ import { Grid, describe } from "./grid.mjs";
 
 const TOKEN_KEY = "hypertab.token";
 const NAME_KEY = "hypertab.name";
-const COLORS = ["#d93025", "#1e8e3e", "#9334e6", "#e37400", "#007b83", "#c5221f", "#1967d2", "#b06000"];
+const COLORS = [
+  "#d93025",
+  "#1e8e3e",
+  "#9334e6",
+  "#e37400",
+  "#007b83",
+  "#c5221f",
+  "#1967d2",
+  "#b06000",
+];
 
 const $ = (id) => document.getElementById(id);
 
@@ -148,7 +157,14 @@ function showAccess() {
     badge.hidden = true;
   }
   for (const id of ["row-add", "row-delete", "row-up", "row-down"]) $(id).disabled = !canWrite();
-  for (const id of ["col-add", "col-drop", "col-rename", "col-set-formula", "new-table", "new-table-name"]) {
+  for (const id of [
+    "col-add",
+    "col-drop",
+    "col-rename",
+    "col-set-formula",
+    "new-table",
+    "new-table-name",
+  ]) {
     $(id).disabled = !canSchema();
   }
 }
@@ -176,7 +192,10 @@ function signIn(token) {
   });
   client.on("ratelimited", onRateLimited);
   setStatus("connecting…", "warn");
-  client.ready().then(() => openFromPath(), () => {});
+  client.ready().then(
+    () => openFromPath(),
+    () => {},
+  );
 }
 
 function signOut() {
@@ -310,7 +329,8 @@ function selectionChanged(cell) {
   if (column) {
     $("col-selected-label").textContent = `${column.name} (${column.type})`;
     $("col-set-formula").hidden = column.type !== "formula";
-    if (document.activeElement !== $("col-set-formula")) $("col-set-formula").value = column.formula ?? "";
+    if (document.activeElement !== $("col-set-formula"))
+      $("col-set-formula").value = column.formula ?? "";
   }
   if (cell) {
     table.setPresence({

@@ -304,13 +304,18 @@ export class Grid {
         if (cell.textContent !== text) cell.textContent = text;
         cell.style.width = `${this.width(column)}px`;
         cell.dataset.col = String(c);
-        const isError = column.type === "formula" && typeof value === "string" && ERROR_VALUE.test(value);
+        const isError =
+          column.type === "formula" && typeof value === "string" && ERROR_VALUE.test(value);
         cell.className =
           `cell t-${column.type}` +
           (column.type === "formula" && typeof value === "number" ? " t-number-like" : "") +
           (isError ? " error" : "") +
           (this.table.isPending(row.id, column.id) ? " pending" : "") +
-          (this.anchor && index >= range.top && index <= range.bottom && c >= range.left && c <= range.right
+          (this.anchor &&
+          index >= range.top &&
+          index <= range.bottom &&
+          c >= range.left &&
+          c <= range.right
             ? " in-range"
             : "");
       }
@@ -349,11 +354,16 @@ export class Grid {
         h.dataset.key = key;
         h.replaceChildren();
         h.appendChild(document.createTextNode(column.name));
-        h.appendChild(el("span", "type", column.type === "formula" ? `= ${column.formula}` : column.type));
+        h.appendChild(
+          el("span", "type", column.type === "formula" ? `= ${column.formula}` : column.type),
+        );
         const grip = el("span", "resize");
         grip.addEventListener("mousedown", (e) => this._startResize(e, column));
         h.appendChild(grip);
-        h.title = column.type === "formula" ? `${column.name} = ${column.formula}` : `${column.name} (${column.type})`;
+        h.title =
+          column.type === "formula"
+            ? `${column.name} = ${column.formula}`
+            : `${column.name} (${column.type})`;
       }
       h.dataset.col = String(c);
       h.style.width = `${this.width(column)}px`;
@@ -431,7 +441,8 @@ export class Grid {
       const left = this.colLeft(col);
       const right = left + this.width(this.columns[col]);
       if (left - NUM_W < view.scrollLeft) view.scrollLeft = left - NUM_W;
-      else if (right > view.scrollLeft + view.clientWidth) view.scrollLeft = right - view.clientWidth;
+      else if (right > view.scrollLeft + view.clientWidth)
+        view.scrollLeft = right - view.clientWidth;
     }
   }
 
@@ -470,7 +481,11 @@ export class Grid {
     } else if (col >= 0) {
       this.select(row, col, event.shiftKey);
       const column = this.columns[col];
-      if (column.type === "boolean" && !this.readOnly && event.target.classList?.contains("t-boolean")) {
+      if (
+        column.type === "boolean" &&
+        !this.readOnly &&
+        event.target.classList?.contains("t-boolean")
+      ) {
         this._toggleBoolean();
       }
       const move = (e) => {
@@ -649,7 +664,8 @@ export class Grid {
       input.type = "text";
       if (column.type === "number") input.inputMode = "decimal";
     }
-    const current = value === null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+    const current =
+      value === null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
     if (input.type === "datetime-local") {
       input.value = current.replace(/(Z|[+-]\d{2}:?\d{2})$/, "").slice(0, 19);
     } else {
@@ -1005,7 +1021,8 @@ function placed({ id, after, before, values }) {
 
 function chunkInsert(rows) {
   const ops = [];
-  for (let i = 0; i < rows.length; i += 1000) ops.push({ type: "insert_rows", rows: rows.slice(i, i + 1000) });
+  for (let i = 0; i < rows.length; i += 1000)
+    ops.push({ type: "insert_rows", rows: rows.slice(i, i + 1000) });
   return ops;
 }
 

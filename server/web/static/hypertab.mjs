@@ -979,7 +979,9 @@ export class Client extends Emitter {
   }
 
   _closedWith(code, welcomed) {
-    this._failRequests(new HypertabError("connection_lost", "connection lost", { closeCode: code }));
+    this._failRequests(
+      new HypertabError("connection_lost", "connection lost", { closeCode: code }),
+    );
     for (const table of this._tables.values()) {
       table.live = false;
       table.presence.clear();

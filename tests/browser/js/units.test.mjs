@@ -33,7 +33,10 @@ test("TSV from spreadsheets: quotes, tabs and newlines inside cells, CRLF, trail
     ["a", "b\tc", "line1\nline2"],
     ['say "hi"', "", "3"],
   ]);
-  const rows = [["x", "tab\there", 'q"uote'], ["", "multi\nline", "7"]];
+  const rows = [
+    ["x", "tab\there", 'q"uote'],
+    ["", "multi\nline", "7"],
+  ];
   assert.deepEqual(parseTsv(toTsv(rows)), rows);
   assert.deepEqual(parseTsv(""), []);
   assert.deepEqual(parseTsv("only"), [["only"]]);
