@@ -30,6 +30,7 @@ const CLOSE_ADVICE = {
   1000: "stop",
   1001: "reconnect",
   1002: "stop",
+  1007: "stop",
   1009: "stop",
   1011: "reconnect",
   4000: "stop",
