@@ -75,6 +75,7 @@ from server.webhooks.dispatcher import WebhookDispatcher
 log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
+CSP = "Content-Security-Policy"
 
 RECV_QUEUE_FRAMES = 8
 """Frames websockets reads ahead of a busy session before it stops reading the socket. Each
@@ -313,7 +314,12 @@ class HypertabServer:
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        for name, value in security_headers().items():
+        headers = security_headers()
+        page_policy = response.headers.get(CSP)
+        if page_policy is not None:  # a page's own nonce policy (server/web/pages.py)
+            del response.headers[CSP]
+            headers[CSP] = page_policy
+        for name, value in headers.items():
             response.headers[name] = value
         return response
 
