@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import report
 from websockets.asyncio.client import connect
 
 from protocol.codec import MSGPACK, codec_for
@@ -189,6 +189,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         }
         for where, group in subs.items():
             delays = [d for sub in group for d in sub.delays]
+            DELAYS_MS[
+                f"{where} subscribers" + (" (through Redis)" if where == "remote" else "")
+            ] = [d * 1e3 for d in delays]
             out[f"{where}_p50_ms"] = pct(delays, 0.5)
             out[f"{where}_p99_ms"] = pct(delays, 0.99)
             out[f"{where}_all_in_order_once"] = all(sub.in_order(total) for sub in group)
@@ -201,6 +204,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         redis.wait(timeout=10)
 
 
+DELAYS_MS: dict[str, list[float]] = {}  # send -> receipt per subscriber group: the plot
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--subscribers", "-S", type=int, default=5, help="per hub")
@@ -209,7 +215,19 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=100, help="edits/s per writer; 0: unpaced")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(asyncio.run(run(args, Path(tmp)))))
+        figures = asyncio.run(run(args, Path(tmp)))
+    report.emit(
+        figures,
+        {
+            "latency": lambda: report.cdf_plot(
+                "crossnode: send → receipt, on the writers' hub vs on the other hub\n"
+                f"{args.writers} writers at {args.rate:g} edits/s each,"
+                f" {args.subscribers} subscribers per hub",
+                DELAYS_MS,
+                log_x=True,
+            )
+        },
+    )
 
 
 if __name__ == "__main__":
