@@ -274,3 +274,27 @@ def shred(path: Path, tenant: str, *, now: float) -> None:
     with _locked(path) as store:
         store.tenants.pop(tenant, None)
         store.deleted.setdefault(tenant, now)
+
+
+def rewrap(path: Path, keyring: Keyring) -> int:
+    """Re-wrap every entry under the keyring's current master key (after a master key
+    rotation, like ``DataKeyStore.rewrap_all``); returns how many changed. No store: 0."""
+    if not path.exists():
+        return 0
+    current = keyring.current.key_id
+    with _locked(path) as store:
+        changed = sum(
+            k.master_key_id != current and k.master_key_id in keyring.ids
+            for keys in store.tenants.values()
+            for k in keys
+        )
+        for tenant, stored in store.tenants.items():
+            store.tenants[tenant] = [_rewrapped(tenant, k, keyring, current) for k in stored]
+    return changed
+
+
+def master_keys_in_use(path: Path) -> set[str]:
+    """Ids of master keys still wrapping an entry of the store (none when it is absent)."""
+    if not path.exists():
+        return set()
+    return {k.master_key_id for keys in load(path).tenants.values() for k in keys}
