@@ -20,7 +20,7 @@ How it works
 6. ``manifest.json`` is written last (its presence marks a complete backup), with an
    HMAC-SHA256 under a manifest key wrapped by the master key.
 
-Plaintext copies exist only in ``<data_dir>/.backup-scratch`` (0700) while they are
+Plaintext copies exist only in ``<data_dir>/.backup-scratch-<backup id>`` (0700) while they are
 sealed, never in the backup directory.
 """
 
@@ -40,6 +40,7 @@ from typing import Any
 
 from server.auth.principal import TenantId
 from server.lifecycle.controldb import open_control_connection
+from server.lifecycle.keysource import key_file_path
 from server.lifecycle.provision import ensure_data_key
 from server.private import PRIVATE_DIR
 from server.secrets.datakeys import DataKeyStore
@@ -245,10 +246,9 @@ def take_backup(
     if not control.is_file():
         raise BackupError(f"no {CONTROL_DB} in {str(data_dir)!r}: not a data directory")
     created = _prepare_out(out)
-    scratch = data_dir / SCRATCH
-    shutil.rmtree(scratch, ignore_errors=True)  # left by an interrupted backup
-    scratch.mkdir(mode=PRIVATE_DIR)
     backup_id = f"bk_{secrets.token_hex(8)}"
+    scratch = data_dir / f"{SCRATCH}-{backup_id}"  # one per backup: they may run at once
+    scratch.mkdir(mode=PRIVATE_DIR)
     try:
         result = _write(data_dir, out, scratch, backup_id, keyring, key_store, now)
     except BaseException:
@@ -303,7 +303,9 @@ def _write(
         tenants.append({"id": tenant, "data_key_version": version, "tables": tables,
                         "file": entry})  # fmt: skip
 
-    for name, path in data_dir_files(data_dir, skip=set()):
+    # Key material is never copied, wherever it was configured to live.
+    never = {key_store, key_store.with_name(key_store.name + ".lock"), key_file_path(data_dir)}
+    for name, path in data_dir_files(data_dir, skip={p.resolve() for p in never}):
         if is_sqlite(path):
             copy = scratch / "file.db"
             snapshot_database(path, copy)

@@ -61,7 +61,9 @@ def register(commands: Commands) -> None:
     )
     backup.add_argument("words", nargs="+", metavar="[verify] DIR", help="backup directory")
     add_json_flag(backup)
-    backup.set_defaults(handler=backup_command)
+    # `backup verify` reads only the key files, so no data directory need exist; `backup`
+    # itself checks for one (see backup_command).
+    backup.set_defaults(handler=backup_command, creates_data_dir=True)
 
     restore = commands.add_parser(
         "restore",
@@ -73,7 +75,7 @@ def register(commands: Commands) -> None:
     )
     restore.add_argument("backup", type=Path, metavar="DIR", help="backup directory")
     add_json_flag(restore)
-    restore.set_defaults(handler=restore_command)
+    restore.set_defaults(handler=restore_command, creates_data_dir=True)
 
 
 def _keyring(directory: Path) -> Keyring:
@@ -96,6 +98,8 @@ def backup_command(args: argparse.Namespace) -> int:
     if len(words) != 1:
         raise UsageError("usage: hypertab backup DIR | hypertab backup verify DIR")
     directory = data_dir(args)
+    if not (directory / "control.db").is_file():
+        raise UsageError(f"no Hypertab data directory at {directory} (it has no control.db)")
     out = Path(words[0])
     ring = _keyring(directory)
     started = now()
