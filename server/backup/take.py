@@ -245,6 +245,8 @@ def take_backup(
     control = data_dir / CONTROL_DB
     if not control.is_file():
         raise BackupError(f"no {CONTROL_DB} in {str(data_dir)!r}: not a data directory")
+    if out.resolve().is_relative_to(data_dir.resolve()):
+        raise BackupError("the backup directory must be outside the data directory")
     created = _prepare_out(out)
     backup_id = f"bk_{secrets.token_hex(8)}"
     scratch = data_dir / f"{SCRATCH}-{backup_id}"  # one per backup: they may run at once

@@ -119,9 +119,12 @@ def test_restore_into_a_non_empty_data_dir_is_refused(
     (target / "notes.txt").write_text("mine")
     _restore_fails(data_dir, backup, target, "not empty")
     assert (target / "notes.txt").read_text() == "mine"
-    # The live data directory itself is refused too.
+    # The live data directory itself is refused too, and so is a backup into it.
     result = run_cli(data_dir, "restore", str(backup))
     assert result.returncode == 1 and "not empty" in result.stderr
+    result = run_cli(data_dir, "backup", str(data_dir / "bk"))
+    assert result.returncode == 1 and "outside the data directory" in result.stderr
+    assert not (data_dir / "bk").exists()
 
 
 def test_a_key_store_of_another_server_is_refused(
