@@ -52,6 +52,7 @@ def register(commands: Commands) -> None:
         "backup",
         parents=[parent],
         help="take an encrypted online backup of the whole server, or verify one",
+        usage="hypertab backup [-h] [--data-dir DIR] [--key-store FILE] [--json] [verify] DIR",
         description="`hypertab backup DIR` writes a consistent backup of the data directory "
         "(control plane, every tenant database, pepper, signing key, certificates) into the "
         "new or empty directory DIR while the server keeps writing. Each tenant's part is "
@@ -59,7 +60,9 @@ def register(commands: Commands) -> None:
         "is in the backup. `hypertab backup verify DIR` checks every digest, the manifest "
         "MAC and that every part decrypts, without restoring anything (exit 1 if damaged).",
     )
-    backup.add_argument("words", nargs="+", metavar="[verify] DIR", help="backup directory")
+    backup.add_argument(
+        "words", nargs="+", metavar="[verify] DIR", help="backup directory (new or empty)"
+    )
     add_json_flag(backup)
     # `backup verify` reads only the key files, so no data directory need exist; `backup`
     # itself checks for one (see backup_command).
