@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "certificate",
     "audit",
     "backup",
+    "mcp",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""
 
