@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,8 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
 
 
-def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``hypertab ARGS --data-dir DATA_DIR`` (blocking)."""
+def run_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``hypertab ARGS --data-dir DATA_DIR`` as its own process (blocking)."""
     return subprocess.run(
         [*hypertab_argv(), *args, "--data-dir", str(data_dir)],
         input="",
@@ -37,8 +40,39 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def cli_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run_process` without blocking the event loop (a hub may be serving in it)."""
+    return await asyncio.to_thread(run_process, data_dir, *args)
+
+
+_CLI_LOCK = threading.Lock()
+
+
+def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``hypertab ARGS --data-dir DATA_DIR`` through the CLI's ``main`` in this process
+    (the same parser and handlers as the console script, without its ~1 s start-up), with
+    no ``HYPERTAB_*`` variable set, stdout and stderr captured."""
+    from server.cli import main
+
+    argv = [*args, "--data-dir", str(data_dir)]
+    out, err = io.StringIO(), io.StringIO()
+    with _CLI_LOCK:
+        saved = {k: v for k, v in os.environ.items() if k.startswith("HYPERTAB_")}
+        for name in saved:
+            del os.environ[name]
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(argv)
+                except SystemExit as exc:  # argparse usage errors
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            os.environ.update(saved)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 async def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """:func:`run_cli` without blocking the event loop (a hub may be serving in it)."""
+    """:func:`run_cli` in a thread, so a hub serving in this event loop keeps serving."""
     return await asyncio.to_thread(run_cli, data_dir, *args)
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backup_helpers import bring_keys, cli, cli_json, loose_modes, start_hub, url_of
+from backup_helpers import bring_keys, cli, cli_json, cli_process, loose_modes, start_hub, url_of
 
 from client_sdk import Client
 
@@ -52,7 +52,8 @@ async def test_backup_during_writes_restores_every_acked_op(
             while len(acked) < 50:
                 await asyncio.sleep(0.01)
             acked_before = list(acked)  # acknowledged before the backup began
-            result = await cli(data_dir, "backup", str(tmp_path / "bk"), "--json")
+            # A separate process, as an operator runs it next to `hypertab serve`.
+            result = await cli_process(data_dir, "backup", str(tmp_path / "bk"), "--json")
             acked_during = len(acked) - len(acked_before)
         finally:
             stop.set()
