@@ -35,6 +35,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keyring",
     "certificate",
     "audit",
+    "alerts",
+    "webhook",
+    "incident",
     "backup",
     "mcp",
 )
