@@ -77,6 +77,13 @@ def key_store_path(data_dir: Path, environ: Mapping[str, str] | None = None) -> 
     return key_file_path(data_dir, env).parent / DEFAULT_NAME
 
 
+def key_store_beside(key_file: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The key store that goes with the master key file ``key_file``."""
+    env = os.environ if environ is None else environ
+    named = env.get(ENV_KEY_STORE)
+    return Path(named) if named else key_file.parent / DEFAULT_NAME
+
+
 @dataclass(frozen=True, slots=True)
 class StoredKey:
     """One data key version as wrapped in ``control.db``'s ``_ht_data_keys``."""

@@ -12,8 +12,6 @@ import asyncio
 import os
 from pathlib import Path
 
-from server.backup import keystore as backup_keys
-from server.backup.errors import BackupError
 from server.cli.common import (
     EXIT_OK,
     CliError,
@@ -28,7 +26,7 @@ from server.lifecycle.controldb import open_control_connection, shred_only_keyri
 from server.lifecycle.keysource import key_file_path
 from server.lifecycle.rotation import remove_master_key, rotate_master_key
 from server.secrets.datakeys import DataKeyStore
-from server.secrets.errors import KeyInUseError, SecretsError
+from server.secrets.errors import SecretsError
 from server.secrets.keyring import ENV_MASTER_KEYS, generate_key_file, load_key_file
 
 
@@ -148,10 +146,7 @@ def rotate_command(args: argparse.Namespace) -> int:
 
     try:
         key_id, count = asyncio.run(run())
-        # The tenant key store (docs/operations.md, "Backup and restore") follows suit, so
-        # removing the old key later cannot orphan what restores need.
-        count += backup_keys.rewrap(backup_keys.key_store_path(directory), load_key_file(path))
-    except (SecretsError, BackupError) as exc:
+    except SecretsError as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print_json({"key_file": str(path), "key_id": key_id, "rewrapped": count})
@@ -171,19 +166,13 @@ def remove_command(args: argparse.Namespace) -> int:
         try:
             store = DataKeyStore(conn, shred_only_keyring())
             await store.ensure_schema()
-            store_path = backup_keys.key_store_path(directory)
-            if args.key_id in backup_keys.master_keys_in_use(store_path):
-                raise KeyInUseError(
-                    f"master key {args.key_id!r} still wraps data keys in the tenant key "
-                    f"store {str(store_path)!r}; run `hypertab keyring rotate` first"
-                )
             await remove_master_key(path, args.key_id, conn, load_key_file(path))
         finally:
             await conn.close()
 
     try:
         asyncio.run(run())
-    except (SecretsError, BackupError) as exc:
+    except SecretsError as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print_json({"key_file": str(path), "removed": args.key_id})
