@@ -97,8 +97,9 @@ def _is_control_or_keys(name: str) -> bool:
 
 def data_dir_files(data_dir: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
     """``(backup name, path)`` of every regular file of the data directory that belongs in
-    the server part: everything but ``control.db``, ``tenants/``, SQLite side files, key
-    material, scratch and hidden (temporary) files, and ``skip`` (resolved paths)."""
+    the server part: everything but ``control.db``, ``tenants/``, SQLite side files, lock
+    files, key material, scratch and hidden (temporary) files, and ``skip`` (resolved
+    paths)."""
     for directory, dirs, files in os.walk(data_dir):
         here = Path(directory)
         rel_dir = here.relative_to(data_dir)
@@ -115,6 +116,7 @@ def data_dir_files(data_dir: Path, skip: set[Path]) -> Iterator[tuple[str, Path]
                     and (name.startswith(CONTROL_DB) or name in KEY_MATERIAL_FILES)
                 )
                 or name.endswith(SQLITE_SIDE_FILES)
+                or name.endswith(".lock")  # flock files (hub.lock): state of live processes
                 or path.resolve() in skip
                 or not stat.S_ISREG(path.lstat().st_mode)
                 or not _NAME_RE.fullmatch(rel)

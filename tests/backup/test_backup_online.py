@@ -70,6 +70,8 @@ async def test_backup_during_writes_restores_every_acked_op(
     assert SECRET.encode() not in every_byte and b"row 1" not in every_byte
     assert b"SQLite format 3" not in every_byte  # nothing stored in the clear
     manifest = json.loads((backup / "manifest.json").read_text())
+    names = {f["name"] for f in manifest["server"]["files"]}
+    assert "server/files/pepper.key" in names and not any(n.endswith(".lock") for n in names)
 
     fresh = tmp_path / "fresh"
     bring_keys(data_dir, fresh)
