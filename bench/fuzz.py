@@ -194,7 +194,10 @@ def supervise(args: argparse.Namespace) -> dict[str, Any]:
                 for artifact in sorted(work.glob("*-*")):
                     if artifact.name.split("-")[0] in ("crash", "oom", "timeout", "leak"):
                         total["crash_artifacts"].append(
-                            {"kind": artifact.name.split("-")[0], "head": artifact.read_bytes()[:48].hex()}
+                            {
+                                "kind": artifact.name.split("-")[0],
+                                "head": artifact.read_bytes()[:48].hex(),
+                            }
                         )
                 total["inputs"] += 1  # the input that killed the worker
             seed += 1

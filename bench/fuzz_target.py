@@ -219,7 +219,7 @@ HOSTILE: list[Any] = [
     "'; DROP TABLE t_1; --",
     "../../etc/passwd",
     "{Age} / 0",
-    "=HYPERLINK(\"http://evil\")",
+    '=HYPERLINK("http://evil")',
     'REPT("a", 1000000)',
     "((((((((((((((((((((1))))))))))))))))))))",
     "\u202etxt.exe",

@@ -20,6 +20,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
@@ -65,9 +66,30 @@ WS_PATH = "/v1/ws"
 
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake."""
+    """A server connection that carries the principal verified at the handshake, and puts
+    the security headers on every HTTP response it sends."""
 
     principal: Principal | None = None
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        # websockets answers a request it cannot parse (request line or headers too long:
+        # 414, 431) by itself, without calling process_response; every response, those
+        # included, leaves through send_response.
+        send_response = protocol.send_response
+
+        def send_with_headers(response: Response) -> None:
+            add_security_headers(response)
+            send_response(response)
+
+        protocol.send_response = send_with_headers  # type: ignore[method-assign]
+
+
+def add_security_headers(response: Response) -> None:
+    """Give ``response`` each security header it does not carry yet."""
+    for name, value in security_headers().items():
+        if name not in response.headers:
+            response.headers[name] = value
 
 
 class HypertabServer:
@@ -224,8 +246,7 @@ class HypertabServer:
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        for name, value in security_headers().items():
-            response.headers[name] = value
+        add_security_headers(response)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:

@@ -20,12 +20,18 @@ import jwt as pyjwt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from protocol.codec import JSON, MSGPACK, codec_for
+from protocol.codec import MSGPACK, codec_for
 from protocol.messages import Changes, PresenceEvent, ServerMessage, Welcome
 
 JWT_SECRET = "attack-test-secret-" + "s" * 48  # 64+ bytes: long enough for HS512 too
 ISSUER = "https://issuer.attack.test"
 UNAUTHORIZED = (401, b"Unauthorized.\n")
+
+
+def _master_keys(data_dir: Path, generate: Callable[[Path], Any]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "master.keys").exists():
+        generate(data_dir / "master.keys")
 
 
 @contextlib.asynccontextmanager
@@ -37,9 +43,7 @@ async def running_hub(data_dir: Path, **config: Any) -> AsyncIterator[Any]:
     from server.secrets import generate_key_file
 
     limits = config.pop("limits", False)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if not (data_dir / "master.keys").exists():
-        generate_key_file(data_dir / "master.keys")
+    _master_keys(data_dir, generate_key_file)
     server = HypertabServer(Config(data_dir=data_dir, port=0, **config))
     server.admission.enabled = limits
     await server.start()
@@ -266,4 +270,3 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
-

@@ -55,7 +55,9 @@ async def test_hs07_jwt_unconfigured_algorithm_refused(jwt_hub: Any) -> None:
         make_jwt(tenant.id, algorithm="HS512"),  # the right secret, an unlisted algorithm
         make_jwt(tenant.id, algorithm="HS384"),
         make_jwt(tenant.id, algorithm="RS256", key=attacker_rsa),  # the attacker's own key
-        hand_signed({"alg": "hs256", "typ": "JWT"}, claims(tenant.id), JWT_SECRET.encode(), hashlib.sha256),
+        hand_signed(
+            {"alg": "hs256", "typ": "JWT"}, claims(tenant.id), JWT_SECRET.encode(), hashlib.sha256
+        ),
     ]
     for token in tokens:
         assert await refused(url, headers=bearer(token)) == UNAUTHORIZED
@@ -91,9 +93,7 @@ async def test_hs14_two_authorization_headers_refused(hub: Any, tenant: Any) -> 
 
 
 @pytest.mark.parametrize("scheme", ["Basic", "Token", "bearer:", "Bearer\t", "Digest"])
-async def test_hs15_non_bearer_scheme_is_no_credential(
-    hub: Any, tenant: Any, scheme: str
-) -> None:
+async def test_hs15_non_bearer_scheme_is_no_credential(hub: Any, tenant: Any, scheme: str) -> None:
     _, key = tenant
     status, body = await refused(ws_url(hub), headers={"Authorization": f"{scheme} {key}"})
     assert (status, body) == UNAUTHORIZED
