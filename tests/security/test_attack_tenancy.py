@@ -177,7 +177,7 @@ async def test_fx10_a_recompute_pass_is_bounded_and_other_tenants_keep_working(h
         await table.apply([UpdateCells(row=first, values={"N": -1})])
 
 
-async def test_fx13_custom_functions_never_cross_tenants(hub: Any) -> None:
+async def test_fx12_custom_functions_never_cross_tenants(hub: Any) -> None:
     url = ws_url(hub)
     _, key_a = await new_tenant(hub, "alpha")
     _, key_b = await new_tenant(hub, "beta")
