@@ -337,9 +337,13 @@ ByteMutator = Callable[[bytes, int], bytes]
 
 
 def mutate(data: bytes, max_size: int, seed: int, byte_mutate: ByteMutator) -> bytes:
-    """libFuzzer's custom mutator: structural half the time, byte-level otherwise."""
+    """libFuzzer's custom mutator: structural half the time, random bytes (either
+    encoding) one time in 20, libFuzzer's byte-level mutations otherwise."""
     rng = random.Random(seed)
-    if data and rng.random() < 0.5:
+    draw = rng.random()
+    if draw < 0.05:
+        return rng.randbytes(rng.randrange(1, min(max_size, 4096) + 1))
+    if data and draw < 0.55:
         try:
             out = structural(data, rng, max_size)
         except Exception:  # a mutation bug must not stop the run; fall back to bytes
