@@ -148,3 +148,13 @@ async def test_ht09_requests_with_bodies_are_dropped(
     assert len(hub.registry) == 0
     wire = await Wire.open(ws_url(hub), key)  # and the port serves the next client
     await wire.close()
+
+
+@pytest.mark.parametrize("method", ["TRACE", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"])
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/readyz", "/nope"])
+async def test_ht10_plain_routes_answer_only_get(hub: Any, method: str, path: str) -> None:
+    request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    response = await raw_http(hub.port, request)
+    assert (response.status, response.body) == (405, b"Method not allowed.\n")
+    assert response.header("allow") == "GET"
+    assert_inert(response)
