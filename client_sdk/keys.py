@@ -6,6 +6,7 @@ plaintext is returned once, in :attr:`NewKey.secret`; lists never carry secrets:
     new = await client.keys.create("ci", ["tables:read"], tables=[table.id])
     await client.keys.revoke(new.info.id)      # its sockets close at once, on every node
     fresh = await client.keys.rotate(key_id)   # old key revoked, same grants
+    await client.keys.update(key_id, ["tables:read"])  # narrow (never widen), at once
 
 Rotating the key this client is connected with switches the client to the new key: the
 server closes the old key's connection (4003) and the client reconnects with the new one and
@@ -26,6 +27,8 @@ from protocol.identity import (
     KeyRevoke,
     KeyRevoked,
     KeyRotate,
+    KeyUpdate,
+    KeyUpdated,
 )
 from protocol.identity import (
     Keys as KeysMessage,
@@ -104,3 +107,13 @@ class Keys:
         if key_id_of(self._client.api_key) == key_id:
             self._client.set_api_key(answer.secret)
         return NewKey(answer.key, answer.secret, answer.replaces)
+
+    async def update(self, key_id: str, scopes: Iterable[str]) -> KeyInfo:
+        """Narrow a key to ``scopes`` (each one it already has; never wider). Its open
+        connections lose the other scopes at once, on every node (``grants_changed``)."""
+        wanted = sorted(scopes)
+        answer = await self._client.request(
+            lambda rid: KeyUpdate(id=rid, key=key_id, scopes=wanted)
+        )
+        assert isinstance(answer, KeyUpdated)
+        return answer.key

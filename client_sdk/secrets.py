@@ -8,7 +8,8 @@
 
 Errors raise :class:`~client_sdk.errors.ServerError` with a wire code: ``forbidden``,
 ``invalid_secret``, ``secret_not_found``, ``secret_unreadable`` (the stored ciphertext did
-not authenticate), ``secrets_unavailable``.
+not authenticate), ``secret_key_missing`` (it names a data key version that does not exist),
+``secrets_unavailable``.
 """
 
 from __future__ import annotations

@@ -54,12 +54,29 @@ _SPECS = (
         False,
         "The stored ciphertext did not authenticate (tampered or moved); no value returned.",
     ),
+    ErrorSpec(
+        "secret_key_missing",
+        False,
+        "The secret names a data key version that does not exist; it cannot be read. Set it again.",
+    ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
     ErrorSpec(
         "over_plan_limit",
         False,
         "The batch has more ops than the plan allows per window; split it.",
+    ),
+    ErrorSpec(
+        "store_conflict",
+        False,
+        "The tenant database refused the write: a constraint failed against what the file "
+        "holds (e.g. another process wrote it). Nothing was applied; a retry fails the same way.",
+    ),
+    ErrorSpec(
+        "store_failed",
+        False,
+        "The tenant database cannot be written (disk full, read-only, I/O error, corruption). "
+        "Nothing was applied; retrying cannot help until an operator fixes the storage.",
     ),
     ErrorSpec("unavailable", True, "The server cannot serve this right now (shutting down)."),
     ErrorSpec("internal", True, "An unexpected server failure; nothing was applied."),

@@ -1,11 +1,13 @@
 """Identity messages of the wire: in-band re-authentication and API key administration.
 
 Client -> server: ``auth`` (a fresh token for the same subject and tenant, sent before the
-current one expires), ``key_create``, ``key_list``, ``key_revoke``, ``key_rotate`` (need the
-``keys:admin`` scope; they act on the caller's own tenant only).
+current one expires), ``key_create``, ``key_list``, ``key_revoke``, ``key_rotate``,
+``key_update`` (need the ``keys:admin`` scope; they act on the caller's own tenant only).
 
 Server -> client: ``authenticated`` (the connection now runs on the new token),
-``key_created`` (the new key's plaintext, shown this once), ``keys``, ``key_revoked``.
+``key_created`` (the new key's plaintext, shown this once), ``keys``, ``key_revoked``,
+``key_updated``; and, unrequested, ``grants_changed`` when the connection's own key was
+narrowed (by anyone, on any node).
 
 A key's plaintext appears on the wire only in ``key_created``; ``KeyInfo`` never carries it.
 """
@@ -78,6 +80,14 @@ class KeyRotate(Struct, tag="key_rotate"):
     key: KeyRef
 
 
+class KeyUpdate(Struct, tag="key_update"):
+    """Narrow a key's scopes to ``scopes`` (never wider); open sockets narrow at once."""
+
+    id: RequestId
+    key: KeyRef
+    scopes: Annotated[list[str], Meta(min_length=1, max_length=MAX_SCOPES)]
+
+
 # --- server -> client -------------------------------------------------------------------
 
 
@@ -136,5 +146,21 @@ class KeyRevoked(Struct, tag="key_revoked"):
     key: KeyInfo
 
 
-IdentityClientMessage = Auth | KeyCreate | KeyList | KeyRevoke | KeyRotate
-IdentityServerMessage = Authenticated | KeyCreated | Keys | KeyRevoked
+class KeyUpdated(Struct, tag="key_updated"):
+    """The key after ``key_update``."""
+
+    id: int
+    key: KeyInfo
+
+
+class GrantsChanged(Struct, tag="grants_changed", omit_defaults=True):
+    """Pushed when this connection's key was narrowed: what it may do from now on.
+    Subscriptions to tables it may no longer read were dropped."""
+
+    scopes: list[str]
+    tables: list[str] | None = None
+    dropped: list[str] = []
+
+
+IdentityClientMessage = Auth | KeyCreate | KeyList | KeyRevoke | KeyRotate | KeyUpdate
+IdentityServerMessage = Authenticated | KeyCreated | Keys | KeyRevoked | KeyUpdated | GrantsChanged

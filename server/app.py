@@ -11,10 +11,10 @@ once; a periodic recheck against the key store is the safety net.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -51,6 +51,7 @@ from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub.admission import Admission, AdmissionSettings
 from server.hub.fanout import Hub
+from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
 from server.hub.metrics import HubMetrics, bind_server
@@ -59,6 +60,7 @@ from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
+from server.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,8 @@ class HypertabServer:
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
         self.http = HttpRoutes(self)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner("hub")
+        """Owner of every background task the hub starts (failures logged, not lost)."""
         self.port = config.port
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -139,13 +142,7 @@ class HypertabServer:
     async def start(self) -> None:
         """Open the control plane and start listening."""
         cfg = self.config
-        jwt = None
-        if cfg.jwt_secret:
-            jwt = JwtVerifier(
-                JwtConfig(
-                    secret=cfg.jwt_secret.encode(), issuer=cfg.jwt_issuer, leeway=cfg.jwt_leeway
-                )
-            )
+        jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -179,7 +176,9 @@ class HypertabServer:
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
         watcher = self.control.watcher
         if watcher is not None:  # other processes (the CLI) wake us after revoking
-            self._notify = NotifyListener(cfg.data_dir, lambda: self._spawn(watcher.poll_once()))
+            self._notify = NotifyListener(
+                cfg.data_dir, lambda: self._spawn(watcher.poll_once(), "control-db poll")
+            )
             await self._notify.start()
         await self.audit.start(self.control)
         self._server = await serve(
@@ -199,12 +198,10 @@ class HypertabServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        self._spawn(self._housekeeping())
+        self._spawn(self._housekeeping(), "housekeeping")
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self.tasks.spawn(coro, name)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, commit queued batches, close sockets (1001)."""
@@ -216,8 +213,7 @@ class HypertabServer:
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
             await server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
+        await self.tasks.cancel_all()
         if self._notify is not None:
             await self._notify.stop()
         if self._revocations is not None:
@@ -304,21 +300,35 @@ class HypertabServer:
     # --- revocation -----------------------------------------------------------------------
 
     def _on_revocation(self, event: RevocationEvent) -> None:
+        if event.kind is RevocationKind.GRANTS and event.credential_id:
+            self._spawn(self._narrow(event.credential_id), "narrow key grants")
+            return
         if event.kind is RevocationKind.CREDENTIAL and event.credential_id:
             conns = self.registry.of_credential(event.credential_id)
         elif event.kind is RevocationKind.TENANT and event.tenant:
             conns = self.registry.of_tenant(event.tenant)
-            self._spawn(self.stores.close_tenant(event.tenant))  # deleted: release its files
+            # deleted: release its files
+            self._spawn(self.stores.close_tenant(event.tenant), "close deleted tenant")
         else:
-            self._spawn(self.recheck())
+            self._spawn(self.recheck(), "recheck")
             return
         closed = self.registry.close(conns, CloseCode.CREDENTIAL_REVOKED, "credential revoked")
         self.metrics.revocation_closes += closed
 
+    async def _narrow(self, credential_id: str) -> None:
+        """A key's grants were narrowed (``GRANTS`` event): re-read them, narrow its sockets."""
+        assert self.control is not None
+        grants = await self.control.grants_of([credential_id])
+        if credential_id in grants:
+            narrow_all(self.registry.of_credential(credential_id), *grants[credential_id])
+
     async def recheck(self) -> int:
-        """Close every connection whose credential is no longer live; returns how many."""
+        """Close every connection whose credential is no longer live, and narrow those whose
+        key's grants shrank (events may have been lost); returns how many were closed."""
         assert self.control is not None
         live = {s.credential_id for s in self.registry.all()}
+        for credential, (scopes, tables) in (await self.control.grants_of(live)).items():
+            narrow_all(self.registry.of_credential(credential), scopes, tables)
         dead = await self.control.dead_credentials(live, now=time.time())
         closed = 0
         for credential in dead:
@@ -333,10 +343,15 @@ class HypertabServer:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(self.config.recheck_seconds)
-            with contextlib.suppress(Exception):
+            # Each round stands alone: a failure is logged and the next round retries.
+            try:
                 await self.recheck()
-            with contextlib.suppress(Exception):
+            except Exception as exc:
+                log.warning("periodic credential recheck failed (%s)", type(exc).__name__)
+            try:
                 await self.stores.close_idle()
+            except Exception as exc:
+                log.warning("closing idle stores failed (%s)", type(exc).__name__)
 
 
 def _forget_handshake(conn: ServerConnection) -> None:
@@ -348,6 +363,30 @@ def _forget_handshake(conn: ServerConnection) -> None:
     if conn.response is not None:
         conn.response.headers = Headers()
         conn.response.body = b""
+
+
+def jwt_verifier(cfg: Config) -> JwtVerifier | None:
+    """The JWT verifier ``cfg`` asks for (secret and/or JWKS file), or ``None`` for none.
+
+    Algorithms default to HS256 when a secret is set, plus RS256 and ES256 when a JWKS file
+    is; :class:`~server.auth.errors.AuthConfigError` when the settings do not fit together.
+    """
+    if not cfg.jwt_secret and cfg.jwt_jwks is None:
+        return None
+    algorithms = cfg.jwt_algorithms or (
+        *(("HS256",) if cfg.jwt_secret else ()),
+        *(("RS256", "ES256") if cfg.jwt_jwks is not None else ()),
+    )
+    return JwtVerifier(
+        JwtConfig(
+            secret=cfg.jwt_secret.encode() if cfg.jwt_secret else None,
+            algorithms=tuple(algorithms),
+            audience=cfg.jwt_audience,
+            issuer=cfg.jwt_issuer or None,
+            leeway=cfg.jwt_leeway,
+            jwks_path=cfg.jwt_jwks,
+        )
+    )
 
 
 def codec_for_subprotocol(subprotocol: str | None) -> Codec:

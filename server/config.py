@@ -44,6 +44,10 @@ def load_pepper(data_dir: Path) -> bytes:
     return base64.b64decode(path.read_bytes())
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -76,6 +80,16 @@ class Config:
     )
     jwt_leeway: float = field(
         default_factory=lambda: float(os.environ.get("HYPERTAB_JWT_LEEWAY", "30"))
+    )
+    jwt_audience: str = field(
+        default_factory=lambda: os.environ.get("HYPERTAB_JWT_AUDIENCE", "authenticated")
+    )
+    jwt_algorithms: tuple[str, ...] = field(
+        default_factory=lambda: _split(os.environ.get("HYPERTAB_JWT_ALGORITHMS"))
+    )
+    """Empty: HS256 when a secret is set, plus RS256 and ES256 when a JWKS file is."""
+    jwt_jwks: Path | None = field(
+        default_factory=lambda: _path(os.environ.get("HYPERTAB_JWT_JWKS"))
     )
     recheck_seconds: float = 30.0
     send_buffer_bytes: int = 8 << 20

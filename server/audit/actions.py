@@ -13,6 +13,7 @@ class Action(enum.StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     KEY_ROTATED = "key.rotated"
+    KEY_UPDATED = "key.updated"
     AUTH_FAILED = "auth.failed"
     TOOL_CALL = "tool.call"
     # Action names, not credentials (ruff S105 guesses from the word "secret").

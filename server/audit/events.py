@@ -44,7 +44,7 @@ from server.audit.log import append
 
 if TYPE_CHECKING:
     from server.auth.apikeys import KeyRecord
-    from server.auth.principal import Principal
+    from server.auth.principal import Principal, Scope
     from server.control.plane import ControlPlane
     from server.control.tenants import TenantRecord
     from server.ratelimit.aggregate import DenialSummary
@@ -151,6 +151,21 @@ def key_rotated(old: KeyRecord, new_id: str, actor: str, now: float) -> AuditEnt
         Action.KEY_ROTATED,
         target=old.id,
         details={"tenant": old.tenant, "replaced_by": new_id},
+    )
+
+
+def key_updated(record: KeyRecord, scopes: frozenset[Scope], actor: str, now: float) -> AuditEntry:
+    """An API key's scopes were narrowed (before and after; never its secret)."""
+    return AuditEntry(
+        now,
+        actor,
+        Action.KEY_UPDATED,
+        target=record.id,
+        details={
+            "tenant": record.tenant,
+            "scopes_before": sorted(s.value for s in record.scopes),
+            "scopes": sorted(s.value for s in scopes),
+        },
     )
 
 

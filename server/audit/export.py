@@ -2,8 +2,12 @@
 
 Both carry every stored field, ``prev_hash`` and ``hash`` included, so whoever receives an
 export can check it with :func:`server.audit.chain.verify` (``anchor=None, first_id=None``
-for an export that starts after the first entry). In JSON Lines ``details`` is an object; in
-CSV it is the canonical JSON text, and a missing ``ip`` is an empty cell.
+for an export that starts after the first entry), or with no code of ours at all from the
+rules in docs/audit.md ("Verifying an export"). In JSON Lines ``details`` is an object; in
+CSV it is the canonical JSON text, exactly as hashed. ``ts`` is written as the same text in
+both (Python's ``repr`` of the float, which is also the text hashed). A missing ``ip`` is
+JSON ``null``, and in CSV the cell ``null`` (an address never reads so); the empty cell is
+the empty string, so every value round-trips.
 
 CSV cells are written as stored, so the file verifies; a cell starting with ``=``, ``+``,
 ``-`` or ``@`` is a formula to a spreadsheet program. Import the file as text rather than
@@ -21,6 +25,9 @@ from typing import Literal
 from server.audit.chain import AuditError, ChainedEntry, canonical_json
 
 Format = Literal["jsonl", "csv"]
+
+CSV_NULL = "null"
+"""The CSV cell of a missing ``ip`` (the empty cell is the empty string)."""
 
 FIELDS = ("id", "ts", "actor", "action", "target", "ip", "details", "prev_hash", "hash")
 
@@ -55,7 +62,7 @@ def csv_line(entry: ChainedEntry) -> str:
             entry.actor,
             entry.action,
             entry.target,
-            entry.ip or "",
+            CSV_NULL if entry.ip is None else entry.ip,
             entry.details,
             entry.prev_hash,
             entry.hash,
@@ -92,7 +99,7 @@ def parse(text: str, fmt: Format) -> list[ChainedEntry]:
                     actor=r["actor"],
                     action=r["action"],
                     target=r["target"],
-                    ip=r["ip"] or None,
+                    ip=None if r["ip"] == CSV_NULL else r["ip"],
                     details=r["details"],
                     prev_hash=r["prev_hash"],
                     hash=r["hash"],

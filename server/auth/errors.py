@@ -29,6 +29,8 @@ class AuthFailure(enum.StrEnum):
     UNSUPPORTED = "unsupported"  # a credential kind this server is not configured to accept
     BAD_ALGORITHM = "bad_algorithm"  # JWT alg not in the server's fixed list (incl. "none")
     BAD_SIGNATURE = "bad_signature"  # JWT signature invalid, or no key of the alg's family
+    KEY_IN_HEADER = "key_in_header"  # JWT header carries or points at key material (jku...)
+    UNKNOWN_KID = "unknown_kid"  # JWT kid names none of the configured JWKS keys
     BAD_AUDIENCE = "bad_audience"  # JWT aud missing or not the configured audience
     BAD_ISSUER = "bad_issuer"  # JWT iss missing or not the configured issuer
     BAD_CLAIMS = "bad_claims"  # JWT claims missing or ill-typed (exp, iat, sub, tenant, ...)

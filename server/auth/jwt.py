@@ -4,15 +4,20 @@ How it works
 ------------
 1. The algorithm list is the server's (:attr:`JwtConfig.algorithms`); the token header only
    *selects* one of them. ``none`` and anything unlisted are refused (``BAD_ALGORITHM``).
-2. The key is chosen by the algorithm's family, never by the token: HS256 uses only the
+2. A header that carries or points at key material (``jku``, ``x5u``, ``x5c``, ``jwk``) is
+   refused outright (``KEY_IN_HEADER``): the key is never the token's to choose (RFC 8725
+   §3.10). ``crit`` extensions are refused (``MALFORMED``): we implement none. When a JWKS
+   file is configured, a ``kid`` must name one of its keys (``UNKNOWN_KID``), whatever the
+   algorithm.
+3. The key is chosen by the algorithm's family, never by the token: HS256 uses only the
    configured HMAC secret; RS256 only RSA keys and ES256 only P-256 keys from the local JWKS
    file. A key of one family therefore never verifies a token of another, and an HS256 token
    "signed" with our RSA public key PEM fails (the PEM is not our HMAC secret, and a PEM-like
    secret is refused at configuration).
-3. pyjwt checks the signature, ``aud`` and ``iss``. The time claims (``exp``, ``nbf``,
+4. pyjwt checks the signature, ``aud`` and ``iss``. The time claims (``exp``, ``nbf``,
    ``iat``) are checked here against the ``now`` passed in, with :attr:`JwtConfig.leeway`,
    so the module reads no clock and tests need no sleeping.
-4. ``exp``, ``iat`` and ``sub`` are required; ``role`` ``anon`` / ``service_role`` are not
+5. ``exp``, ``iat`` and ``sub`` are required; ``role`` ``anon`` / ``service_role`` are not
    user tokens. Tenant, scopes and table allowlist come from configurable claim paths.
 
 The tenant is only read here. Whether it exists is the control plane's business
@@ -42,6 +47,9 @@ MAX_TOKEN_LENGTH = 8192
 DEFAULT_USER_SCOPES: frozenset[Scope] = frozenset({Scope.TABLES_READ, Scope.TABLES_WRITE})
 
 _FAMILY = {"HS256": "oct", "RS256": "RSA", "ES256": "EC"}
+#: Header parameters that carry or locate a key (RFC 7515 §4.1). (A ``crit`` naming an
+#: extension is refused as malformed by pyjwt already: we implement none.)
+REFUSED_HEADERS = frozenset({"jku", "x5u", "x5c", "jwk"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +216,8 @@ class JwtVerifier:
             header = pyjwt.get_unverified_header(token)
         except pyjwt.PyJWTError:
             raise AuthError(AuthFailure.MALFORMED) from None
+        if not REFUSED_HEADERS.isdisjoint(header):
+            raise AuthError(AuthFailure.KEY_IN_HEADER)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in cfg.algorithms:
             raise AuthError(AuthFailure.BAD_ALGORITHM)
@@ -250,9 +260,15 @@ class JwtVerifier:
 
     def _key_for(self, alg: str, kid: object) -> Any:
         family = _FAMILY[alg]
+        keys = self.config._public_keys
+        if kid is not None and keys and not any(k[0] == kid for k in keys):
+            raise AuthError(AuthFailure.UNKNOWN_KID)
         if family == "oct":
+            if kid is not None and keys:
+                # The kid names a JWKS key (checked above), which is not our HMAC secret.
+                raise AuthError(AuthFailure.BAD_SIGNATURE)
             return self.config.secret
-        candidates = [k for k in self.config._public_keys if k[1] == family]
+        candidates = [k for k in keys if k[1] == family]
         if kid is not None:
             candidates = [k for k in candidates if k[0] == kid]
         if len(candidates) != 1:

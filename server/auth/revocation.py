@@ -47,12 +47,13 @@ class RevocationKind(enum.StrEnum):
 
     CREDENTIAL = "credential"  # one credential (API key id, or jwt:<tenant>:<sub>)
     TENANT = "tenant"  # every credential of a tenant (tenant deleted or all keys revoked)
+    GRANTS = "grants"  # one API key's grants were narrowed: re-read them, narrow its sockets
     RESYNC = "resync"  # local only: events may have been lost; re-check every connection
 
 
 @dataclass(frozen=True, slots=True)
 class RevocationEvent:
-    """One revocation. ``credential_id`` is set for ``CREDENTIAL`` events only.
+    """One revocation. ``credential_id`` is set for ``CREDENTIAL`` and ``GRANTS`` events.
 
     ``reason`` is a short audit word (``revoked``, ``rotated``, ``tenant_deleted``, ...).
     """
@@ -96,7 +97,7 @@ class RevocationEvent:
             raise ValueError("tenant must be a string")
         if credential_id is not None and not isinstance(credential_id, str):
             raise ValueError("credential_id must be a string")
-        if kind is RevocationKind.CREDENTIAL and credential_id is None:
+        if kind in (RevocationKind.CREDENTIAL, RevocationKind.GRANTS) and credential_id is None:
             raise ValueError("credential events need a credential_id")
         if kind is RevocationKind.TENANT and tenant is None:
             raise ValueError("tenant events need a tenant")

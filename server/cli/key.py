@@ -1,7 +1,8 @@
-"""``hypertab key create|list|revoke|rotate``: API keys of a tenant.
+"""``hypertab key create|list|revoke|rotate|update``: API keys of a tenant.
 
-Revocations and rotations reach a running server through its ``control.db`` watcher: the
-old key's sockets are closed within a fraction of a second, on every node.
+Revocations, rotations and updates reach a running server through its ``control.db``
+watcher: the old key's sockets are closed (or narrowed) within a fraction of a second, on
+every node.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from server.cli.common import (
     resolve_tenant,
     table,
 )
+from server.control.errors import KeyNotRotatable, WouldWiden
 
 DEFAULT_SCOPES = (Scope.TABLES_READ, Scope.TABLES_WRITE)
 
@@ -91,6 +93,27 @@ def register(commands: Commands) -> None:
     rotate.add_argument("key_id", metavar="KEY_ID")
     add_json_flag(rotate)
     rotate.set_defaults(handler=rotate_key)
+
+    update = sub.add_parser(
+        "update",
+        parents=[parent],
+        help="narrow a key's scopes (never widen); its open connections narrow at once",
+        description="Set a key's scopes to the ones given, which must all be scopes it "
+        "already has: a key can be narrowed in place, never widened (create a new key for "
+        "more). Open connections of the key lose the dropped scopes at once, on every node.",
+    )
+    update.add_argument("key_id", metavar="KEY_ID")
+    update.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=[s.value for s in Scope],
+        metavar="S",
+        help="a scope the key keeps; repeat for several; one of: "
+        + ", ".join(s.value for s in Scope),
+    )
+    add_json_flag(update)
+    update.set_defaults(handler=update_key)
 
 
 def create_key(args: argparse.Namespace) -> int:
@@ -198,6 +221,31 @@ def rotate_key(args: argparse.Namespace) -> int:
         else:
             print(f"revoked key {old.id}; replaced by key {issued.record.id} {old.name!r}")
             print_secret_notice(issued)
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def update_key(args: argparse.Namespace) -> int:
+    """``key update KEY_ID --scope S...``: narrow a key's scopes."""
+
+    async def run() -> int:
+        async with control_plane(data_dir(args)) as plane:
+            before = await plane.get_key(KeyId(args.key_id))
+            if before is None:
+                raise CliError(f"no key {args.key_id!r}")
+            at = now()
+            try:
+                record = await plane.update_key_scopes(before.id, args.scope, now=at, actor=actor())
+            except WouldWiden as exc:
+                raise CliError(f"{exc}: a key can only be narrowed; create a new key") from None
+            except KeyNotRotatable:
+                raise CliError(f"key {before.id} is {key_status(before, at)}") from None
+        if args.json:
+            print_json({"key": key_json(record, at)})
+        else:
+            scope_text = " ".join(sorted(s.value for s in record.scopes))
+            print(f"key {record.id} {record.name!r} now has: {scope_text}")
         return EXIT_OK
 
     return asyncio.run(run())

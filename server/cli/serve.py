@@ -19,8 +19,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from server.app import WS_PATH, HypertabServer
+from server.app import WS_PATH, HypertabServer, jwt_verifier
 from server.auth.apikeys import IssuedKey
+from server.auth.errors import AuthConfigError
+from server.auth.jwt import SUPPORTED_ALGORITHMS
 from server.auth.principal import Plan
 from server.cli.common import (
     EXIT_FAILURE,
@@ -38,6 +40,7 @@ from server.control.tenants import TenantRecord
 from server.lifecycle.keysource import ensure_local_key_file
 from server.logs import configure_logging
 from server.secrets.errors import SecretsError
+from server.secrets.files import read_private_file
 from server.store.schema import Durability
 
 DEMO_TENANT = "demo"
@@ -76,6 +79,47 @@ def register(commands: Commands) -> None:
     serve.add_argument(
         "--demo", action="store_true", help="create a 'demo' tenant on first run (see below)"
     )
+    jwt = serve.add_argument_group(
+        "JWT access tokens",
+        "Accept JWTs besides API keys (docs/auth.md). Each flag overrides its HYPERTAB_JWT_* "
+        "variable. The HS256 secret comes from $HYPERTAB_JWT_SECRET or --jwt-secret-file, "
+        "never from the command line (other users can read it there).",
+    )
+    jwt.add_argument(
+        "--jwt-secret-file",
+        type=Path,
+        metavar="PATH",
+        help="HS256 secret (>= 32 bytes) in a file of mode 0600 (default: $HYPERTAB_JWT_SECRET)",
+    )
+    jwt.add_argument(
+        "--jwt-jwks",
+        type=Path,
+        metavar="PATH",
+        help="local JWKS file with the RS256/ES256 public keys; never fetched over the "
+        "network (default: $HYPERTAB_JWT_JWKS)",
+    )
+    jwt.add_argument(
+        "--jwt-algorithm",
+        action="append",
+        choices=sorted(SUPPORTED_ALGORITHMS),
+        metavar="ALG",
+        help="accept this algorithm; repeat for several (default: $HYPERTAB_JWT_ALGORITHMS, "
+        "comma-separated, else HS256 with a secret plus RS256 and ES256 with a JWKS file)",
+    )
+    jwt.add_argument(
+        "--jwt-issuer", metavar="ISS", help="required iss claim (default: $HYPERTAB_JWT_ISSUER)"
+    )
+    jwt.add_argument(
+        "--jwt-audience",
+        metavar="AUD",
+        help="required aud claim (default: $HYPERTAB_JWT_AUDIENCE, else authenticated)",
+    )
+    jwt.add_argument(
+        "--jwt-leeway",
+        type=float,
+        metavar="SECONDS",
+        help="clock leeway for exp/nbf/iat, 0-300 (default: $HYPERTAB_JWT_LEEWAY, else 30)",
+    )
     serve.add_argument(
         "--log-level",
         default=os.environ.get("HYPERTAB_LOG_LEVEL", "INFO"),
@@ -93,11 +137,36 @@ def serve_command(args: argparse.Namespace) -> int:
     config = Config(data_dir=data_dir(args), host=args.host, port=args.port)
     if args.durability is not None:
         config.durability = Durability(args.durability)
+    _apply_jwt_flags(config, args)
     load_pepper_checked(config.data_dir)  # refuse a bad pepper file with one clear line
     if args.demo and (key_id := ensure_local_key_file(config.data_dir)) is not None:
         print(f"generated master key {key_id} in {config.data_dir} (mode 0600)", file=sys.stderr)
     configure_logging(args.log_level)
     return _run(_serve(config, demo=args.demo, port_file=args.port_file))
+
+
+def _apply_jwt_flags(config: Config, args: argparse.Namespace) -> None:
+    """Override the ``HYPERTAB_JWT_*`` settings with the flags given; check they fit."""
+    if args.jwt_secret_file is not None:
+        try:
+            secret = read_private_file(args.jwt_secret_file)
+        except SecretsError as exc:
+            raise CliError(f"--jwt-secret-file: {exc}") from None
+        config.jwt_secret = secret.decode("utf-8", "replace").strip()
+    if args.jwt_jwks is not None:
+        config.jwt_jwks = args.jwt_jwks
+    if args.jwt_algorithm:
+        config.jwt_algorithms = tuple(args.jwt_algorithm)
+    if args.jwt_issuer is not None:
+        config.jwt_issuer = args.jwt_issuer
+    if args.jwt_audience is not None:
+        config.jwt_audience = args.jwt_audience
+    if args.jwt_leeway is not None:
+        config.jwt_leeway = args.jwt_leeway
+    try:
+        jwt_verifier(config)  # refuse unusable settings now, with one clear line
+    except AuthConfigError as exc:
+        raise CliError(f"JWT settings: {exc}") from None
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -6,7 +6,8 @@ Exception tree (one root for the control package)::
      ├── InvalidInput        a name, scope, table list or expiry is not acceptable
      ├── UnknownTenant       no such tenant, or it was deleted
      ├── UnknownKey          no such API key
-     └── KeyNotRotatable     the key is revoked or expired: rotating it would revive it
+     ├── KeyNotRotatable     the key is revoked or expired: rotating it would revive it
+     └── WouldWiden          a key update asked for grants the key does not hold
 
 Authentication failures are :class:`server.auth.errors.AuthError`, not part of this tree.
 """
@@ -32,3 +33,7 @@ class UnknownKey(ControlError, LookupError):
 
 class KeyNotRotatable(ControlError):
     """The key is revoked or expired; rotation would give a dead key a live successor."""
+
+
+class WouldWiden(ControlError):
+    """A key's grants can only be narrowed in place: a wider key is a new key."""

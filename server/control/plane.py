@@ -49,11 +49,18 @@ from server.auth.revocation import (
     RevocationEvent,
     RevocationKind,
 )
-from server.control.errors import InvalidInput, KeyNotRotatable, UnknownKey, UnknownTenant
+from server.control.errors import (
+    InvalidInput,
+    KeyNotRotatable,
+    UnknownKey,
+    UnknownTenant,
+    WouldWiden,
+)
 from server.control.notify import poke_all
 from server.control.schema import ensure_schema
 from server.control.tenants import TenantRecord, clean_name
 from server.control.watch import ControlDbWatcher
+from server.private import private_database, private_directory
 
 __all__ = [
     "LAST_USED_INTERVAL",
@@ -73,6 +80,14 @@ LAST_USED_INTERVAL = 60.0
 MAX_TABLES_PER_KEY = 1000
 MAX_TABLE_ID_LENGTH = 128
 CONTROL_DB_NAME = "control.db"
+
+
+def _prepare_files(data_dir: Path, path: Path) -> None:
+    # control.db holds every tenant's keys (hashed) and the control audit log: owner only,
+    # like the tenant databases, its -wal and -shm included.
+    private_directory(data_dir)
+    private_database(path)
+
 
 _KEY_COLUMNS = (
     "k.id, k.tenant_id, k.name, k.environment, k.scopes, k.tables, k.created_by,"
@@ -172,8 +187,8 @@ class ControlPlane:
         """
         apikeys.check_pepper(pepper)
         apikeys.check_environment(environment)
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         path = data_dir / CONTROL_DB_NAME
+        await asyncio.to_thread(_prepare_files, data_dir, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -600,6 +615,73 @@ class ControlPlane:
         result = await self.get_key(key_id)
         assert result is not None
         return result
+
+    async def update_key_scopes(
+        self,
+        key_id: KeyId,
+        scopes: Iterable[Scope | str],
+        *,
+        now: float,
+        actor: str = audit_events.SYSTEM,
+    ) -> KeyRecord:
+        """Narrow a live key to ``scopes`` (a non-empty subset of what it has: never wider),
+        audited as ``key.updated``; publishes a ``GRANTS`` event so that every process
+        narrows the key's open sockets at once (through the bus, or control.db's watcher).
+
+        :class:`InvalidInput` for no or unknown scopes, :class:`WouldWiden` for a scope the
+        key lacks, :class:`UnknownKey`, :class:`KeyNotRotatable` for a revoked or expired key.
+        """
+        try:
+            wanted = apikeys.parse_scopes(scopes)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        async with self._revoking() as events:
+            record = await self.get_key(key_id)
+            if record is None:
+                raise UnknownKey(key_id)
+            if not record.is_live(now):
+                raise KeyNotRotatable(key_id)
+            if not wanted <= record.scopes:
+                extra = sorted(s.value for s in wanted - record.scopes)
+                raise WouldWiden(f"key {key_id} does not hold {', '.join(extra)}")
+            await self._audit(audit_events.key_updated(record, wanted, actor, now))
+            await self._conn.execute(
+                "UPDATE api_keys SET scopes = ? WHERE id = ?",
+                (json.dumps(sorted(s.value for s in wanted)), key_id),
+            )
+            events.append(
+                RevocationEvent(
+                    kind=RevocationKind.GRANTS,
+                    tenant=record.tenant,
+                    credential_id=record.id,
+                    reason="narrowed",
+                    at=now,
+                )
+            )
+        result = await self.get_key(key_id)
+        assert result is not None
+        return result
+
+    async def grants_of(
+        self, key_ids: Iterable[str]
+    ) -> dict[str, tuple[frozenset[Scope], frozenset[str] | None]]:
+        """The current scopes and table allowlist of the given API keys (one read; ids that
+        are not API keys, or not found, are absent). For the hub's periodic recheck."""
+        ids = sorted({k for k in key_ids if is_key_id(k)})
+        found: dict[str, tuple[frozenset[Scope], frozenset[str] | None]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._conn.execute(
+                f"SELECT id, scopes, tables FROM api_keys WHERE id IN ({marks})",  # noqa: S608
+                chunk,
+            ) as cur:
+                for key_id, scopes, tables in await cur.fetchall():
+                    found[str(key_id)] = (
+                        frozenset(Scope(s) for s in json.loads(scopes)),
+                        frozenset(json.loads(tables)) if tables is not None else None,
+                    )
+        return found
 
     async def rotate_key(
         self, key_id: KeyId, *, now: float, created_by: str | None = None

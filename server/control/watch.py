@@ -88,13 +88,22 @@ class ControlDbWatcher:
             self._conn = None
 
     async def poll_once(self) -> int:
-        """Check once for other writers' commits; return how many events were published."""
+        """Check once for other writers' commits; return how many events were published.
+
+        Raises what the read or the publish raised (a busy file, a bus outage); the next
+        poll then reads the log again, so a failed round loses nothing.
+        """
         async with self._poll_lock:
-            version = await self._read_data_version()
-            if version == self._data_version:
-                return 0
-            self._data_version = version
-            return await self._publish_new()
+            try:
+                version = await self._read_data_version()
+                if version == self._data_version:
+                    return 0
+                self._data_version = version
+                return await self._publish_new()
+            except BaseException:
+                # data_version is consumed: force a log read on the next round.
+                self._data_version = None
+                raise
 
     async def _read_data_version(self) -> int:
         assert self._conn is not None
@@ -143,9 +152,7 @@ class ControlDbWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Busy file, bus hiccup...: keep watching. The data_version was already
-                # consumed, so force a log read on the next round.
-                self._data_version = None
+                # Busy file, bus hiccup...: keep watching (poll_once forces a re-read).
                 failures += 1
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("control-db watcher: poll failed (%s)", type(exc).__name__)

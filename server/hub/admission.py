@@ -36,7 +36,6 @@ unlimited traffic.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -66,6 +65,7 @@ from server.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
 )
+from server.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from server.hub.session import Session
@@ -161,7 +161,7 @@ class Admission:
             Session, tuple[LimitPolicy, int, Principal, tuple[Charge, ...]]
         ] = weakref.WeakKeyDictionary()
         self._blocked: OrderedDict[str, float] = OrderedDict()  # address -> blocked until
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskOwner("admission")
         self._abusers: weakref.WeakSet[Session] = weakref.WeakSet()  # closing for abuse
 
     @classmethod
@@ -193,7 +193,8 @@ class Admission:
         return limits
 
     async def close(self) -> None:
-        """Release the limiters."""
+        """Stop the background counting, then release the limiters."""
+        await self._background.cancel_all()
         await self.limiter.close()
         if self.preauth is not self.limiter:
             await self.preauth.close()
@@ -301,9 +302,7 @@ class Admission:
         if isinstance(self.preauth, MemoryRateLimiter):
             self._note_failure(ip, self.preauth.acquire_sync((self._ip_charge(ip),), self.clock()))
             return
-        task = asyncio.get_running_loop().create_task(self.handshake_failed(ip))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self.handshake_failed(ip), "count failed handshake")
 
     def _ip_charge(self, address: str) -> Charge:
         s = self.settings

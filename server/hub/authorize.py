@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from protocol.audit import AuditExport, ToolCall
 from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
-from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate
+from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate
 from protocol.messages import (
     Apply,
     ClientMessage,
@@ -38,7 +38,7 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.TABLES_READ,)
     if isinstance(message, AuditExport):
         return (Scope.AUDIT_READ,)
-    if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate)):
+    if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate)):
         return (Scope.KEYS_ADMIN,)
     if isinstance(message, (SecretSet, SecretDelete)):
         return (Scope.SECRETS_WRITE,)

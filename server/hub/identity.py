@@ -12,13 +12,16 @@ must reconnect with it). Then the session's principal is replaced and the timer 
 with the new expiry. Any refusal is ``auth_failed``; if the current credential has already
 expired by then, the connection is closed with 4001.
 
-``key_create`` / ``key_list`` / ``key_revoke`` / ``key_rotate`` need ``keys:admin`` (checked
+``key_create`` / ``key_list`` / ``key_revoke`` / ``key_rotate`` / ``key_update`` need
+``keys:admin`` (checked
 by the authorizer) and act on the caller's tenant only: a key id of another tenant is
 ``unknown_key``, exactly like an id that does not exist. A key can never be created or
 rotated into more than its creator holds (scopes and table allowlist), so ``keys:admin``
 does not escalate. Revocation goes through the control plane, which publishes it: every
 socket of the key closes at once on every node. When a connection revokes or rotates its
-own key, its answer is written before it is closed (4003).
+own key, its answer is written before it is closed (4003). ``key_update`` only narrows
+(a scope the key lacks is ``forbidden``); this process's sockets of the key are narrowed
+before the answer, other processes' through the bus (``server/hub/grants.py``).
 """
 
 from __future__ import annotations
@@ -40,14 +43,23 @@ from protocol.identity import (
     KeyRevoked,
     KeyRotate,
     Keys,
+    KeyUpdate,
+    KeyUpdated,
 )
 from server.auth.apikeys import KeyRecord
 from server.auth.errors import AuthError
 from server.auth.handshake import AuthFailureHook
 from server.auth.principal import CredentialKind, KeyId, Principal, Scope
-from server.control.errors import InvalidInput, KeyNotRotatable, UnknownKey, UnknownTenant
+from server.control.errors import (
+    InvalidInput,
+    KeyNotRotatable,
+    UnknownKey,
+    UnknownTenant,
+    WouldWiden,
+)
 from server.control.plane import ControlPlane
 from server.hub.expiry import ExpiryTimer, is_expired
+from server.hub.grants import narrow_all
 from server.hub.registry import Registry
 
 if TYPE_CHECKING:
@@ -141,6 +153,7 @@ class Identity:
         services.handlers[KeyList] = self.key_list
         services.handlers[KeyRevoke] = self.key_revoke
         services.handlers[KeyRotate] = self.key_rotate
+        services.handlers[KeyUpdate] = self.key_update
 
     # --- expiry ---------------------------------------------------------------------------
 
@@ -308,3 +321,32 @@ class Identity:
         )
         if own:
             session.close_now(CloseCode.CREDENTIAL_REVOKED, "credential rotated")
+
+    async def key_update(self, session: Session, message: KeyUpdate) -> None:
+        """``key_update``: narrow a key of the caller's tenant; its sockets narrow at once."""
+        record = await self.control.get_key(KeyId(message.key))
+        if record is None or record.tenant != session.principal.tenant:
+            session.error("unknown_key", "no such key", message.id)
+            return
+        try:
+            scopes = frozenset(Scope(s) for s in message.scopes)
+        except ValueError:
+            session.error("bad_message", "unknown scope", message.id)
+            return
+        now = self.clock()
+        try:
+            updated = await self.control.update_key_scopes(
+                record.id, scopes, now=now, actor=session.principal.subject[:200]
+            )
+        except WouldWiden:
+            session.error("forbidden", "a key can only be narrowed; create a new key", message.id)
+            return
+        except (KeyNotRotatable, UnknownKey):
+            session.error("key_not_rotatable", "the key is revoked or expired", message.id)
+            return
+        except InvalidInput as exc:
+            session.error("bad_message", str(exc), message.id)
+            return
+        # This process's sockets of the key: here, before the answer (others via the bus).
+        narrow_all(self.registry.of_credential(updated.id), updated.scopes, updated.tables)
+        session.send(KeyUpdated(id=message.id, key=key_info(updated, now)))

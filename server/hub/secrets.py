@@ -39,6 +39,7 @@ from server.secrets.errors import (
     DecryptionError,
     InvalidSecretError,
     KeyringError,
+    MissingDataKeyError,
     SecretNotFoundError,
 )
 from server.secrets.store import SecretInfo
@@ -119,6 +120,11 @@ async def _guarded(session: Session, request: int, work: Callable[[], Awaitable[
         session.error("invalid_secret", str(exc), request)
     except SecretNotFoundError as exc:
         session.error("secret_not_found", str(exc), request)
+    except MissingDataKeyError:
+        log.error("secret names a missing data key version", extra={"tenant": session.tenant})
+        session.error(
+            "secret_key_missing", "the secret's data key does not exist; set it again", request
+        )
     except DecryptionError:
         log.error("secret ciphertext failed authentication", extra={"tenant": session.tenant})
         session.error(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
 
+from server.private import private_database
 from server.secrets.envelope import SymmetricKey, new_key_material
 from server.secrets.keyring import Keyring
 
@@ -18,6 +20,7 @@ def shred_only_keyring() -> Keyring:
 
 async def open_control_connection(path: Path) -> aiosqlite.Connection:
     """A separate autocommit connection to ``control.db`` (WAL, waits for the lock)."""
+    await asyncio.to_thread(private_database, path)  # owner only, -wal/-shm included
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout=5000")

@@ -9,9 +9,14 @@ Archive layout (a directory, or the same files in a ``.tar.gz``)::
     tables/t_<n>.json      each live table: id, name, version, columns, rows (id, order key,
                            values by column id) — exact values
     tables/t_<n>.csv       the same rows for spreadsheets: _id, _order, one column per
-                           column name (cells starting with = + - @ are prefixed with ')
+                           column name. Text (header names, row ids and cells) starting
+                           with = + - @ tab or CR is prefixed with ' so that a spreadsheet
+                           does not run it as a formula; numbers are written as numbers
+                           (-5 stays -5)
 
-File names use the generated SQL names (``t_<n>``), never user text. The export is audited
+Every file and directory of the archive is owner-only (0600 / 0700), as are the tenant
+databases it is made from. File names use the generated SQL names (``t_<n>``), never user
+text. The export is audited
 (``admin.read``) in the control log and the tenant's log *before* any data is read, and
 logged at WARNING as an alert.
 """
@@ -41,6 +46,7 @@ from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
 from server.engine.catalog import TableState
 from server.lifecycle.provision import open_tenant_db
+from server.private import PRIVATE_FILE, private_tree
 from server.store import reader
 from server.store.schema import tenant_path
 
@@ -85,16 +91,22 @@ def _copy_database(source: Path, target: Path) -> None:
         src.close()
 
 
+def _csv_text(text: str) -> str:
+    # A spreadsheet would run a cell starting with these as a formula (CSV injection).
+    return "'" + text if text.startswith(_CSV_FORMULA_START) else text
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        # A number is data, not a formula, and must read back as a number: never prefixed.
+        return str(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = str(value)
-    # A spreadsheet would run a cell starting with these as a formula (CSV injection).
-    return "'" + text if text.startswith(_CSV_FORMULA_START) else text
+        return _csv_text(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return _csv_text(str(value))
 
 
 def _table_files(conn: sqlite3.Connection, state: TableState, tables_dir: Path) -> dict[str, Any]:
@@ -116,10 +128,14 @@ def _table_files(conn: sqlite3.Connection, state: TableState, tables_dir: Path) 
     )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["_id", "_order", *(c.name for c in table.columns)])
+    writer.writerow(["_id", "_order", *(_csv_text(c.name) for c in table.columns)])
     for row in read.rows:
         writer.writerow(
-            [row.id, row.order, *(_csv_cell(row.values.get(c.id)) for c in table.columns)]
+            [
+                _csv_text(row.id),
+                _csv_text(row.order),
+                *(_csv_cell(row.values.get(c.id)) for c in table.columns),
+            ]
         )
     (tables_dir / f"{table.sql}.csv").write_text(buffer.getvalue(), encoding="utf-8")
     return {
@@ -160,6 +176,7 @@ def build_export(source: Path, workdir: Path, tenant: TenantRecord, now: float) 
         "files": files,
     }
     (workdir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    private_tree(workdir)  # copied as is into the destination, modes included
     return manifest
 
 
@@ -168,7 +185,8 @@ def _write_archive(workdir: Path, out: Path) -> None:
         raise ExportError(f"{out} already exists; not overwriting an export")
     if out.name.endswith((".tar.gz", ".tgz")):
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        with tarfile.open(tmp, "w:gz") as tar:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
             for path in sorted(workdir.rglob("*")):
                 tar.add(path, arcname=path.relative_to(workdir).as_posix(), recursive=False)
         tmp.replace(out)

@@ -13,8 +13,10 @@ class RateLimiter(Protocol):
 
     ``acquire`` charges every :class:`Charge` atomically: either all fit and all are
     consumed, or the decision is a denial and nothing is consumed. ``now`` is the caller's
-    clock in seconds (the backend never reads a clock), which keeps the arithmetic testable
-    and lets several processes agree on windows as long as their clocks roughly agree.
+    clock in seconds. The memory backend (one process, one clock) decides at ``now`` and
+    reads no clock, which keeps its arithmetic testable; a shared backend decides on its
+    own clock and ignores ``now`` (Redis: ``TIME``), so processes whose clocks disagree still
+    share one window.
     """
 
     async def acquire(self, charges: Sequence[Charge], now: float) -> Decision:

@@ -13,9 +13,12 @@ decision is atomic across processes. Both keys get a TTL of the window plus a se
 keys vanish by themselves. The script runs in O(log n) for an admission and O(log^2 n) for a
 denial (binary search over the sorted set by rank), with n <= limit entries per key.
 
-Clocks: ``now`` comes from the caller. Per key the script clamps it to the newest entry, so a
-host whose clock is behind can only make a window stricter, never reorder it; hosts should run
-NTP, and a skew of s seconds shifts window edges by at most s. Under Redis Cluster every key
+Clocks: every window decision uses Redis's clock (``TIME`` inside the script), never the
+caller's: ``acquire`` ignores its ``now``. A process whose clock runs ahead would otherwise
+age entries early and reopen each window before its time (with a 5 s skew, 20 ops admitted
+in 56 s against 10 per 60 s). Per key the script still clamps the time to the newest entry,
+so a Redis failover onto a host whose clock is behind can only make a window stricter, never
+reorder it. Under Redis Cluster every key
 of one acquire must hash to one slot: :class:`~server.ratelimit.policy.LimitPolicy` puts the
 principal inside ``{...}`` in both of its keys for that reason.
 """
@@ -30,7 +33,14 @@ import redis.asyncio as aioredis
 from server.ratelimit.window import Charge, Decision, check_unique, combine, to_ms
 
 _ACQUIRE_LUA = """
+-- Redis < 5 replicates scripts verbatim and then forbids writes after TIME; this switches
+-- to effects replication there and is a no-op (always on) since Redis 7.
+if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local n = #KEYS / 2
 local out = {0}
 local all_ok = 1
@@ -115,10 +125,19 @@ class RedisRateLimiter:
         return cls(aioredis.Redis.from_url(url), prefix=prefix, owns_client=True)
 
     async def acquire(self, charges: Sequence[Charge], now: float) -> Decision:
-        """Charge all of ``charges`` at ``now`` or none (see ``RateLimiter.acquire``)."""
+        """Charge all of ``charges`` or none (see ``RateLimiter.acquire``), at Redis's time.
+
+        ``now`` is ignored: the processes sharing this Redis may disagree about the time, and
+        only one clock can decide a shared window.
+        """
+        return await self._acquire_at(charges, None)
+
+    async def _acquire_at(self, charges: Sequence[Charge], now: float | None) -> Decision:
+        """The script at ``now`` (virtual time, for the arithmetic's contract tests), or at
+        Redis's clock when ``now`` is ``None``."""
         check_unique(charges)
         keys: list[str] = []
-        args: list[int] = [to_ms(now)]
+        args: list[int] = [-1 if now is None else to_ms(now)]
         for charge in charges:
             keys += [f"{self._prefix}{charge.key}:log", f"{self._prefix}{charge.key}:cum"]
             args += [charge.cost, charge.limit, charge.window_ms]

@@ -8,6 +8,8 @@
     │   ├── UnknownKeyError       a ciphertext names a master key the keyring lacks
     │   └── KeyInUseError         refused to remove a key that still protects data
     ├── DecryptionError           ciphertext tampered, truncated, or bound elsewhere
+    │   └── MissingDataKeyError   a secret names a data key version that does not exist
+    │                             (also a DataKeyError)
     ├── InvalidSecretError        bad secret name, kind or value (caller's fault)
     ├── SecretNotFoundError       no secret by that name in this tenant
     ├── DataKeyError              a tenant data key is missing or already exists
@@ -59,6 +61,11 @@ class SecretNotFoundError(SecretsError, KeyError):
 
 class DataKeyError(SecretsError):
     """A tenant data key is missing (never created, or shredded) or already exists."""
+
+
+class MissingDataKeyError(DecryptionError, DataKeyError):
+    """A stored secret names a data key version the tenant does not have (0, never created,
+    or destroyed): its value can never be decrypted, so retrying cannot help."""
 
 
 class SecretsUsageError(SecretsError):

@@ -30,8 +30,10 @@ import aiosqlite
 from server.auth.principal import TenantId
 from server.secrets.envelope import DataKey, decrypt_secret, encrypt_secret
 from server.secrets.errors import (
+    DataKeyError,
     DecryptionError,
     InvalidSecretError,
+    MissingDataKeyError,
     SecretNotFoundError,
     SecretsUsageError,
 )
@@ -199,7 +201,15 @@ class SecretStore:
         return SecretInfo(name, kind, mask(value), data_key.version, created_at, now)
 
     async def _decrypt_row(self, name: str, kind: str, blob: bytes, version: int) -> str:
-        data_key = self._check_key(await self._keys.get_key(self._tenant, version))
+        if version < 1:  # data key versions start at 1: the row was written by no one of ours
+            raise MissingDataKeyError(f"secret {name!r} names data key version {version}")
+        try:
+            key = await self._keys.get_key(self._tenant, version)
+        except DataKeyError:
+            raise MissingDataKeyError(
+                f"secret {name!r} names data key version {version}, which does not exist"
+            ) from None
+        data_key = self._check_key(key)
         raw = decrypt_secret(data_key, blob, name=name, kind=kind)
         try:
             return raw.decode("utf-8")

@@ -25,6 +25,7 @@ from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
+from server.store.failures import log_failure
 from server.store.schema import Durability, checkpoint, configure
 from server.store.writer import BatchOutcome, BatchRequest, FormulaRecompute, commit_group
 
@@ -176,14 +177,18 @@ class TenantStore:
                 self._check_formula,
                 self._recompute,
             )
-        except Exception:
-            log.exception("group commit failed for tenant store")
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_result(
-                        BatchOutcome(error=BatchError("internal", "the store failed to commit"))
-                    )
+        except sqlite3.Error as exc:
+            # The whole group failed (BEGIN or COMMIT refused: disk full, read-only file...).
+            error = log_failure(self.tenant, "group commit", exc, len(jobs))
+            self._fail(jobs, error)
             return
+        except Exception:
+            log.exception("group commit failed for tenant store")  # a bug of ours
+            self._fail(jobs, BatchError("internal", "the store failed to commit"))
+            return
+        for outcome in result.outcomes:
+            if outcome.failure is not None:
+                log_failure(self.tenant, "batch", outcome.failure, 1)
         self._tables.update(result.tables)
         self._next_sql = result.next_sql
         self.commits += 1
@@ -201,6 +206,12 @@ class TenantStore:
         for job, outcome in zip(jobs, result.outcomes, strict=True):
             if not job.future.done():
                 job.future.set_result(outcome)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], error: BatchError) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(BatchOutcome(error=error))
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -37,6 +37,7 @@ from server.engine.batch import (
 )
 from server.engine.catalog import TableState, encode_columns
 from server.engine.order import OrderKeyError, key_between
+from server.store.failures import batch_error
 
 OPLOG_RETAIN = 10_000
 """Versions of each table kept in the op log: replay and retry dedupe reach this far back."""
@@ -64,6 +65,8 @@ class BatchOutcome:
     change: Change | None = None
     duplicate: bool = False
     error: BatchError | None = None
+    failure: BaseException | None = None
+    """What SQLite raised when the store (not the batch) is at fault; logged by the store."""
 
 
 @dataclass(slots=True)
@@ -76,7 +79,12 @@ class GroupResult:
 
 
 class _Repeat(Exception):
-    """The op log already holds this (table, client, op): the batch is a retry."""
+    """The op log refused the batch's row: a retry (same table, client, op) when the op log
+    holds it, else a version conflict (``cause``)."""
+
+    def __init__(self, cause: sqlite3.IntegrityError) -> None:
+        super().__init__("op log row refused")
+        self.cause = cause
 
 
 FormulaRecompute = Callable[[sqlite3.Connection, TableState, Plan, list[Op]], list[Op]]
@@ -278,8 +286,8 @@ def commit_group(
                             _change_encoder.encode(change),
                         ),
                     )
-                except sqlite3.IntegrityError:
-                    raise _Repeat() from None
+                except sqlite3.IntegrityError as exc:
+                    raise _Repeat(exc) from None
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
@@ -287,6 +295,10 @@ def commit_group(
                     )
                 conn.execute("RELEASE batch")
             except (BatchError, _Repeat, sqlite3.Error) as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error): the
+                    # group as a whole failed, with this cause.
+                    raise
                 conn.execute("ROLLBACK TO batch")
                 conn.execute("RELEASE batch")
                 # A retried batch may fail now (its row exists since its first run): a
@@ -300,8 +312,9 @@ def commit_group(
                 elif isinstance(exc, BatchError):
                     result.outcomes.append(BatchOutcome(error=exc))
                 else:
+                    failure = exc.cause if isinstance(exc, _Repeat) else exc
                     result.outcomes.append(
-                        BatchOutcome(error=BatchError("internal", "the store could not apply it"))
+                        BatchOutcome(error=batch_error(failure), failure=failure)
                     )
                 continue
             overlay[state.id] = state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from server.auth.principal import CredentialKind, Plan, Principal, Scope, TenantId
 from server.ratelimit import (
     Charge,
+    Decision,
     LimitPolicy,
     MemoryRateLimiter,
     PlanLimits,
@@ -21,6 +22,21 @@ from server.ratelimit import (
 )
 
 
+class _VirtualTimeRedis:
+    """The Redis script's arithmetic at the test's virtual ``now``: the public ``acquire``
+    decides on Redis's clock (tests/security/test_identity_ratelimit_clock.py), which
+    cannot be moved, and these tests walk through minutes of windows in no time."""
+
+    def __init__(self, limiter: RedisRateLimiter) -> None:
+        self._limiter = limiter
+
+    async def acquire(self, charges: Sequence[Charge], now: float) -> Decision:
+        return await self._limiter._acquire_at(charges, now)
+
+    async def close(self) -> None:
+        await self._limiter.close()
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if request.param == "memory":
@@ -28,7 +44,8 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     else:
         url: str = request.getfixturevalue("redis_url")
         # A fresh prefix per test: tests share one Redis but never each other's windows.
-        backend = RedisRateLimiter.from_url(url, prefix=f"t:{uuid.uuid4().hex}:")
+        redis = RedisRateLimiter.from_url(url, prefix=f"t:{uuid.uuid4().hex}:")
+        backend = _VirtualTimeRedis(redis)
     yield backend
     await backend.close()
     await backend.close()  # idempotent
