@@ -1,6 +1,6 @@
 """docs/security.md is the index of the attack tests: every case has a unique id and names
-tests that exist, every attack test here is named after a case of the document, and the
-document covers at least 60 cases."""
+tests that exist (or is marked pending: a fix still on its way), every attack test here is
+named after a case of the document, and at least 60 cases have tests."""
 
 from __future__ import annotations
 
@@ -33,10 +33,12 @@ def _tests_in(path: Path) -> set[str]:
 
 def test_at_least_60_cases_each_naming_tests_that_exist() -> None:
     cases = _cases()
-    assert len(cases) >= 60
+    tested = {case: row for case, row in cases.items() if REFERENCE.search(row)}
+    assert len(tested) >= 60
     for case, row in cases.items():
         references = REFERENCE.findall(row)
-        assert references, f"{case} names no test"
+        # a defect whose fix (and its tests) is still on its way from another branch
+        assert references or "*(pending: " in row, f"{case} names no test"
         for path, name in references:
             assert (ROOT / path).is_file(), f"{case}: no file {path}"
             assert name in _tests_in(ROOT / path), f"{case}: no {name} in {path}"
