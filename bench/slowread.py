@@ -8,8 +8,9 @@ plan limit is out of the way; the per-connection burst limit applies). Each of t
 ``--connections`` clients asks for 40 query pages of about 1 MB, stops reading (its
 transport paused, the TCP connection left open), then sends 1 MiB frames until the server
 stops taking them. Prints one JSON line: the server's RSS before and after, the memory per
-connection, and how many of the connections the server still holds after ``--hold``
-seconds (from its own ``hypertab_connections`` gauge).
+connection, how many of the connections the server still holds after ``--hold`` seconds
+and 2 s after the clients went away (from its own ``hypertab_connections`` gauge), and how
+long ``SIGTERM`` then takes to stop it (killed after 120 s).
 """
 
 from __future__ import annotations
@@ -121,7 +122,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         held = server.memory_info().rss / 2**20
         still_open = await asyncio.to_thread(open_connections, port)
         for conn in conns:
-            conn.transport.abort()
+            conn.transport.abort()  # the clients go away: the server notices at once?
+        await asyncio.sleep(2)
+        open_after_abort = await asyncio.to_thread(open_connections, port)
+        started = time.monotonic()
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutdown_s = time.monotonic() - started
         return {
             "connections": args.connections,
             "rss_base_mb": round(base, 1),
@@ -130,10 +140,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "hold_s": args.hold,
             "rss_after_hold_mb": round(held, 1),
             "still_open_after_hold": still_open,
+            "still_open_2s_after_the_clients_left": open_after_abort,
+            "sigterm_to_exit_s": round(shutdown_s, 1),
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
