@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keyring",
     "certificate",
     "audit",
+    "mcp",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""
 
