@@ -92,6 +92,7 @@ class Worker:
         """Write the counters (atomically) for the supervisor."""
         figures = {
             **self.counts,
+            "counters": [name for name in self.counts if name != "inputs"],
             "unhandled_exceptions": self.unhandled,
             "exception_types": self.types,
             "examples": self.examples,
@@ -154,8 +155,7 @@ def supervise(args: argparse.Namespace) -> dict[str, Any]:
         "examples": [],
         "crash_artifacts": [],
     }
-    counters = ("decoded", "decode_errors", "refused", "planned", "batch_errors")  # target's
-    total.update(dict.fromkeys(counters, 0))
+    counters: list[str] = []  # what the target counts, as the workers report it
     seconds = 0.0
     rss_start = rss_end = None
     seed = args.seed
@@ -180,6 +180,10 @@ def supervise(args: argparse.Namespace) -> dict[str, Any]:
             if figures.get("inputs", 0) == 0 and proc.returncode == 0:
                 raise SystemExit(f"worker ran nothing; see {work / 'libfuzzer.log'}")
             crashed = proc.returncode != 0 or not figures.get("final")
+            for name in figures.get("counters", []):
+                if name not in counters:
+                    counters.append(name)
+                    total[name] = 0
             for name in ("inputs", "unhandled_exceptions", *counters):
                 total[name] += figures.get(name, 0)
             for name, n in figures.get("exception_types", {}).items():

@@ -1,20 +1,27 @@
 """The fuzz target of ``bench/fuzz.py``: what a session does with one frame, and the
 structural mutations of frames (a helper module; run ``bench/fuzz.py``).
 
-One input is one byte saying the encoding (odd: ``hypertab.v1.msgpack`` binary frame, even:
-``hypertab.v1.json`` text frame) followed by the frame. :func:`check` does with it what a
-session does with a frame (``server/hub/session.py``), without a socket:
+One input is one byte saying the encoding (bit 0 set: ``hypertab.v1.msgpack``, binary
+frames; clear: ``hypertab.v1.json``, text frames; bit 1 set: the frame arrives as the other
+frame type) followed by the frame. :func:`check` does with it what a session does with a
+frame (``server/hub/session.py``), without a socket:
 
-1. ``Codec.decode_client`` - the only documented failure is :class:`DecodeError`; then the
-   session's answer to a bad frame is built and encoded (error code ``unknown_type`` or
-   ``bad_message``, the request id read leniently by ``Codec.request_id``).
+1. A text frame must be UTF-8 (else the connection fails with 1007) and the frame type must
+   match the encoding (else ``bad_message``). ``Codec.decode_client`` then decodes it: the
+   only documented failure is :class:`DecodeError`, answered as the session answers it
+   (``classify`` gives a registered error code and the failing op's index, the request id
+   is read leniently by ``Codec.request_id``, the answer is encoded).
 2. A decoded message goes through the session rules: ``refusal`` (scopes and table
    allowlist) for several principals, ``message_cost`` (what admission charges), and for an
    ``apply`` the pure op engine ``plan_batch`` against a table with every column type and a
-   formula column (the real formula check); a ``function_define`` is compiled by a fresh
-   ``FunctionRegistry``. Their documented refusals are ``BatchError`` and ``FormulaError``.
+   formula column (the real formula check); a ``query`` on that table is compiled by
+   ``plan_query`` and the SQL run on an empty in-memory copy of the table (SQLite must
+   accept it); a ``function_define`` is compiled by a fresh ``FunctionRegistry``. Their
+   documented refusals are ``BatchError``, ``QueryError`` and ``FormulaError``.
 
-Anything else escaping :func:`check` is a defect.
+Anything else escaping :func:`check` is a defect, as is an answer breaking the wire's rules
+(:class:`RuleViolation`: an unregistered error code, a negative op index, an out-of-range
+request id echoed).
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ from __future__ import annotations
 import copy
 import functools
 import random
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from protocol.codec import JSON, MSGPACK, codec_for
-from protocol.errors import DecodeError
+from protocol.codec import JSON, MSGPACK, Codec, classify, codec_for
+from protocol.errors import ERRORS, DecodeError
 from protocol.formulas import FunctionDefine
-from protocol.messages import Apply, Error
+from protocol.messages import Apply, Error, Query
 from protocol.ops import ColumnType
 from server.auth.principal import CredentialKind, Plan, Principal, Scope
 from server.engine.batch import BatchError, plan_batch
@@ -39,12 +47,14 @@ from server.engine.formulas import FormulaCache, make_check
 from server.formula import DEFAULT_LIMITS, FormulaError, FunctionRegistry
 from server.hub.admission import message_cost
 from server.hub.authorize import refusal
+from server.store.query import QueryError, install_functions, plan_query
 
 ENCODINGS = (JSON, MSGPACK)
 
-COUNTERS = ("decoded", "decode_errors", "refused", "planned", "batch_errors")
-"""What :func:`check` counts: frames decoded / refused by the decoder, refusals by the
-authorizer, batches planned / refused by the op engine (or function definitions refused)."""
+COUNTERS = ("decoded", "decode_errors", "closed_1007", "refused", "planned", "batch_errors")
+"""What :func:`check` counts: frames decoded / refused (decoder or frame type), text frames
+failing their UTF-8 check, refusals by the authorizer, batches and queries planned / refused
+by the op engine or the query planner (or function definitions refused)."""
 
 # --- the target: what a session does with one frame ---------------------------------------
 
@@ -68,6 +78,15 @@ TABLE = TableState(
     ),
 )
 """The table batches are planned against (``t1``; any other id is a table never created)."""
+
+_DATABASE = sqlite3.connect(":memory:")
+_DATABASE.execute(
+    f"CREATE TABLE {TABLE.sql} (_id TEXT PRIMARY KEY, _ord TEXT NOT NULL"
+    + "".join(f", {c.sql}" for c in TABLE.columns)
+    + ")"
+)
+install_functions(_DATABASE)
+"""An empty table of ``TABLE``'s shape: every planned query runs on it (valid SQL?)."""
 
 _FORMULAS = FormulaCache(max_entries=256)  # bounded: memory must not grow with inputs
 _CHECK = make_check(_FORMULAS)
@@ -93,19 +112,50 @@ PRINCIPALS = (
 )
 
 
+class RuleViolation(Exception):
+    """An answer the session would send that breaks the wire's own rules (a defect)."""
+
+
+def _answer_bad_frame(codec: Codec, frame: bytes | str, reason: str) -> None:
+    """The session's answer to an undecodable frame (``Session.handle_frame``), checked."""
+    code, op_index = classify(reason)
+    request = codec.request_id(frame)
+    if code not in ERRORS or (op_index is not None and op_index < 0):
+        raise RuleViolation(f"decode failure answered {code!r}, op {op_index}")
+    if request is not None and not 0 <= request <= 2**53:
+        raise RuleViolation(f"request id {request} echoed")
+    codec.encode(Error(code=code, message=reason[:300], id=request, op_index=op_index))
+
+
+def _frame(data: bytes, binary: bool) -> bytes | str | None:
+    """The frame as the session receives it: ``str`` for a text frame, whose UTF-8
+    websockets checks first (None: the connection fails with 1007, RFC 6455 8.1)."""
+    if binary:
+        return data
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def check(data: bytes, counts: dict[str, int]) -> None:
     """Handle one fuzz input as a session would; raises only on a defect."""
     if not data:
         return
     codec = codec_for(MSGPACK if data[0] & 1 else JSON)
-    frame = data[1:]
+    binary = codec.binary != bool(data[0] & 2)  # bit 1: the other frame type
+    frame = _frame(data[1:], binary)
+    if frame is None:
+        counts["closed_1007"] += 1
+        return
+    if binary != codec.binary:  # the session refuses a frame of the wrong type
+        counts["decode_errors"] += 1
+        return
     try:
         message = codec.decode_client(frame)
     except DecodeError as exc:
         counts["decode_errors"] += 1
-        text = str(exc)  # the session's answer to a bad frame (server/hub/session.py)
-        code = "unknown_type" if "at `$.type`" in text else "bad_message"
-        codec.encode(Error(code=code, message=text[:300], id=codec.request_id(frame)))
+        _answer_bad_frame(codec, frame, str(exc))
         return
     counts["decoded"] += 1
     for principal in PRINCIPALS:
@@ -125,6 +175,21 @@ def check(data: bytes, counts: dict[str, int]) -> None:
             counts["planned"] += 1
         except BatchError:
             counts["batch_errors"] += 1
+    elif isinstance(message, Query) and message.table in (TABLE.id, TABLE.name):
+        try:
+            plan = plan_query(
+                TABLE,
+                where=message.where,
+                order_by=message.order_by,
+                columns=message.columns,
+                after=message.after,
+                limit=message.limit,
+            )
+        except QueryError:
+            counts["batch_errors"] += 1
+        else:  # SQLite must accept what the planner wrote (an error here is a defect)
+            _DATABASE.execute(plan.sql, plan.params).fetchall()
+            counts["planned"] += 1
     elif isinstance(message, FunctionDefine):
         try:
             FunctionRegistry(DEFAULT_LIMITS).define(message.definition)
@@ -162,9 +227,27 @@ SEED_MESSAGES: list[dict[str, Any]] = [
     {"type": "subscribe", "id": 1, "table": "t1", "since": 3},
     {"type": "subscribe", "id": 2, "name": "People"},
     {"type": "unsubscribe", "id": 3, "table": "t1"},
-    {"type": "apply", "id": 4, "table": "t1", "client": "c1", "op": "o1", "ops": _OPS[1:]},
+    {"type": "apply", "id": 4, "table": "t1", "client": "c1", "op": "o1", "ops": _OPS[3:]},
+    {"type": "apply", "id": 24, "table": "t1", "client": "c1", "op": "o3", "ops": _OPS[1:3]},
     {"type": "apply", "id": 5, "table": "t9", "client": "c1", "op": "o2", "ops": _OPS[:1]},
     {"type": "query", "id": 6, "table": "t1", "after": "a0", "limit": 100},
+    {
+        "type": "query",
+        "id": 23,
+        "table": "People",
+        "where": {
+            "op": "and",
+            "args": [
+                {"op": "gt", "column": "Age", "value": 30},
+                {"op": "not", "arg": {"op": "contains", "column": "Name", "value": "a%_"}},
+                {"op": "in", "column": "ok", "values": [True, False]},
+                {"op": "is_null", "column": "When"},
+            ],
+        },
+        "order_by": [{"column": "Name"}, {"column": "age", "desc": True}],
+        "columns": ["Name", "next"],
+        "limit": 50,
+    },
     {"type": "list_tables", "id": 7},
     {"type": "presence", "table": "t1", "state": {"cursor": [1, 2], "sel": "A1"}},
     {"type": "ping", "id": 8},
@@ -337,13 +420,15 @@ ByteMutator = Callable[[bytes, int], bytes]
 
 
 def mutate(data: bytes, max_size: int, seed: int, byte_mutate: ByteMutator) -> bytes:
-    """libFuzzer's custom mutator: structural half the time, random bytes (either
-    encoding) one time in 20, libFuzzer's byte-level mutations otherwise."""
+    """libFuzzer's custom mutator: structural half the time, random bytes one time in 20,
+    the frame type swapped a few times in 100, libFuzzer's byte mutations otherwise."""
     rng = random.Random(seed)
     draw = rng.random()
     if draw < 0.05:
         return rng.randbytes(rng.randrange(1, min(max_size, 4096) + 1))
-    if data and draw < 0.55:
+    if data and draw < 0.08:  # the same frame as the other frame type
+        return bytes([data[0] ^ 2]) + data[1:]
+    if data and draw < 0.58:
         try:
             out = structural(data, rng, max_size)
         except Exception:  # a mutation bug must not stop the run; fall back to bytes
