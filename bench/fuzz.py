@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of the wire decoder and the session rules (atheris + libFuzzer).
 
 usage: python bench/fuzz.py [--count 1000000] [--seed 1] [--max-len 16384]
+(``make bench`` runs 20,000 inputs unless ``--count`` is given: ``HYPERTAB_BENCH_QUICK``)
 
 How it works
 ------------
@@ -214,7 +215,9 @@ def supervise(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1_000_000, help="inputs to run")
+    parser.add_argument(
+        "--count", type=int, help="inputs to run (default 1,000,000; 20,000 under make bench)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer seed of the first worker")
     parser.add_argument("--max-len", type=int, default=16384, help="longest input, bytes")
     parser.add_argument("--max-crashes", type=int, default=20, help="stop after this many")
@@ -225,7 +228,11 @@ def main() -> None:
     if args.worker:
         run_worker(args)
         return
-    print(json.dumps(supervise(args)))
+    import report  # the supervisor only: the workers' RSS is one of the figures
+
+    if args.count is None:
+        args.count = 20_000 if report.quick() else 1_000_000
+    report.emit(supervise(args))
 
 
 if __name__ == "__main__":
