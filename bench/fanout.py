@@ -6,8 +6,10 @@ harness does not dominate the latencies. Each writer sends E single-cell edits c
 send time; every subscriber records the delay to receipt. Server CPU is read from /proc
 before and after the measured phase:
 ``cpu_us_per_delivery = server CPU time / (edits x subscribers)``. The same workload
-then runs against a bare ``websockets`` + uvloop broadcast relay (no auth, no storage, one
-frame per edit per subscriber). Unpaced, writers send as fast as the socket
+then runs against two baselines: a bare ``websockets`` + uvloop broadcast relay (no auth, no
+storage, one frame per edit per subscriber; bench/relay_server.py) and a durable relay
+(the same plus an aiosqlite WAL op log with group commit, ack after COMMIT;
+bench/durable_relay_server.py). Unpaced, writers send as fast as the socket
 takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
 
     python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
@@ -264,11 +266,22 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         server.stop()
 
 
-async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def count_acks(load: Load, conn: ClientConnection) -> None:
+    """The durable relay's acks (one ``ack`` frame per committed edit)."""
+    async for _ in conn:
+        load.acked += 1
+        load.last_ack = time.perf_counter()
+
+
+async def run_relay(args: argparse.Namespace, tmp: Path, *, durable: bool) -> dict[str, Any]:
     port_file = tmp / "relay.port"
-    server = start(
-        [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)], port_file
-    )
+    if durable:
+        db = tmp / f"relay-{time.monotonic_ns()}.db"
+        cmd = [sys.executable, str(ROOT / "bench" / "durable_relay_server.py"), str(port_file)]
+        cmd.append(str(db))
+    else:
+        cmd = [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)]
+    server = start(cmd, port_file)
     try:
         load = Load(args, f"ws://127.0.0.1:{server.port}", None)
         for _ in range(args.subscribers):
@@ -278,6 +291,8 @@ async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         writers = [await load.open() for _ in range(args.writers)]
         for conn in writers:
             await conn.send(b"pub")
+        if durable:
+            tasks = [asyncio.create_task(count_acks(load, c)) for c in writers]
         await asyncio.sleep(0.5)
         return await measure(load, server, writers, "bench", tasks)
     finally:
@@ -323,11 +338,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(d)
         unpaced = argparse.Namespace(**{**vars(args), "rate": 0})
         paced = argparse.Namespace(**vars(args))
-        relay = await run_relay(unpaced, tmp)
+        relay = await run_relay(unpaced, tmp, durable=False)
+        durable = await run_relay(unpaced, tmp, durable=True)
         hub = await run_hub(unpaced, tmp)
         (tmp / "hub-data").rename(tmp / "hub-data-1")
         hub_paced = await run_hub(paced, tmp) if args.rate else {}
-        relay_paced = await run_relay(paced, tmp) if args.rate else {}
+        relay_paced = await run_relay(paced, tmp, durable=False) if args.rate else {}
+        durable_paced = await run_relay(paced, tmp, durable=True) if args.rate else {}
     out: dict[str, Any] = {
         "bench": "fanout",
         "subscribers": args.subscribers,
@@ -337,15 +354,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "durability": "process",
         "hub_cpu_us_per_delivery": hub["cpu_us_per_delivery"],
         "relay_cpu_us_per_delivery": relay["cpu_us_per_delivery"],
+        "durable_relay_cpu_us_per_delivery": durable["cpu_us_per_delivery"],
         "cpu_ratio": round(hub["cpu_us_per_delivery"] / relay["cpu_us_per_delivery"], 3),
+        "cpu_ratio_durable": round(hub["cpu_us_per_delivery"] / durable["cpu_us_per_delivery"], 3),
         "delivered_per_s": hub["delivered_per_s"],
         "relay_delivered_per_s": relay["delivered_per_s"],
+        "durable_relay_delivered_per_s": durable["delivered_per_s"],
         "acked_ops_per_s": hub.get("acked_ops_per_s"),
+        "durable_relay_acked_ops_per_s": durable.get("acked_ops_per_s"),
         "hub_unpaced_p50_ms": hub["p50_ms"],
         "hub_unpaced_p99_ms": hub["p99_ms"],
         "relay_unpaced_p99_ms": relay["p99_ms"],
+        "durable_relay_unpaced_p99_ms": durable["p99_ms"],
         "hub_peak_rss_mb": hub["peak_rss_mb"],
         "relay_peak_rss_mb": relay["peak_rss_mb"],
+        "durable_relay_peak_rss_mb": durable["peak_rss_mb"],
     }
     if args.rate:
         out.update(
@@ -355,8 +378,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "hub_p99_ms": hub_paced["p99_ms"],
                 "hub_max_ms": hub_paced["max_ms"],
                 "relay_paced_p99_ms": relay_paced["p99_ms"],
+                "durable_relay_paced_p50_ms": durable_paced["p50_ms"],
+                "durable_relay_paced_p99_ms": durable_paced["p99_ms"],
                 "hub_paced_cpu_us_per_delivery": hub_paced["cpu_us_per_delivery"],
                 "relay_paced_cpu_us_per_delivery": relay_paced["cpu_us_per_delivery"],
+                "durable_relay_paced_cpu_us_per_delivery": durable_paced["cpu_us_per_delivery"],
+                "paced_cpu_ratio_durable": round(
+                    hub_paced["cpu_us_per_delivery"] / durable_paced["cpu_us_per_delivery"], 3
+                ),
             }
         )
     return out
