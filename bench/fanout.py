@@ -13,7 +13,13 @@ bench/durable_relay_server.py). Unpaced, writers send as fast as the socket
 takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
 
     python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
-                            --encoding msgpack|json]
+                            --encoding msgpack|json] [--profile FILE]
+
+Server CPU is also split into the main thread (the event loop: sockets, decoding,
+authorization, admission, fan-out, encoding) and the other threads (aiosqlite's worker
+threads, where the SQL and COMMIT run; the control.db watcher). ``--profile FILE`` runs only
+the paced hub phase, with the server's main thread under cProfile (stats written to FILE
+for ``python -m pstats``); its figures are then inflated by the profiler.
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ class Server:
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
+
+    def main_thread_cpu(self) -> float:
+        """CPU of the thread running the event loop (its id is the process id)."""
+        for thread in self.ps.threads():
+            if thread.id == self.proc.pid:
+                return float(thread.user_time + thread.system_time)
+        return 0.0
 
     def peak_rss_mb(self) -> float:
         with contextlib.suppress(OSError):
@@ -215,15 +228,32 @@ class Load:
             )
 
 
+# Runs ``hypertab serve`` with the main thread under cProfile; stats are written when the
+# server returns from SIGTERM (its graceful shutdown).
+PROFILED_SERVE = """
+import cProfile, sys
+from server.cli import main
+out = sys.argv.pop(1)
+profile = cProfile.Profile()
+profile.enable()
+try:
+    main(sys.argv[1:])
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
 async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     data_dir = tmp / "hub-data"
     key = await make_key(data_dir)
     port_file = tmp / "hub.port"
+    python = [sys.executable, "-m", "server.cli"]
+    if args.profile:
+        python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
     server = start(
         [
-            sys.executable,
-            "-m",
-            "server.cli",
+            *python,
             "serve",
             "--data-dir",
             str(data_dir),
@@ -307,11 +337,13 @@ async def measure(
     tasks: list[asyncio.Task[Any]],
 ) -> dict[str, Any]:
     cpu0 = server.cpu()
+    main0 = server.main_thread_cpu()
     t0 = time.perf_counter()
     await asyncio.gather(*(load.writer(c, table, i) for i, c in enumerate(writers)))
     await asyncio.wait_for(load.done.wait(), timeout=600)
     elapsed = time.perf_counter() - t0
     cpu = server.cpu() - cpu0
+    main_cpu = server.main_thread_cpu() - main0
     for task in tasks:
         task.cancel()
     lat = sorted(load.latencies)
@@ -323,6 +355,10 @@ async def measure(
         "p99_ms": round(lat[int(len(lat) * 0.99)] * 1e3, 2),
         "max_ms": round(lat[-1] * 1e3, 2),
         "server_cpu_s": round(cpu, 3),
+        "main_thread_us_per_edit": round(main_cpu / (deliveries / load.args.subscribers) * 1e6, 1),
+        "other_threads_us_per_edit": round(
+            (cpu - main_cpu) / (deliveries / load.args.subscribers) * 1e6, 1
+        ),
         "seconds": round(elapsed, 3),
         "peak_rss_mb": round(server.peak_rss_mb(), 1),
     }
@@ -336,6 +372,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pin(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.profile:
+            profiled = await run_hub(args, tmp)
+            return {
+                "bench": "fanout",
+                "encoding": args.encoding,
+                "profile": args.profile,
+                **profiled,
+            }
         unpaced = argparse.Namespace(**{**vars(args), "rate": 0})
         paced = argparse.Namespace(**vars(args))
         relay = await run_relay(unpaced, tmp, durable=False)
@@ -366,6 +410,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "hub_unpaced_p99_ms": hub["p99_ms"],
         "relay_unpaced_p99_ms": relay["p99_ms"],
         "durable_relay_unpaced_p99_ms": durable["p99_ms"],
+        "hub_unpaced_main_thread_us_per_edit": hub["main_thread_us_per_edit"],
+        "hub_unpaced_other_threads_us_per_edit": hub["other_threads_us_per_edit"],
         "hub_peak_rss_mb": hub["peak_rss_mb"],
         "relay_peak_rss_mb": relay["peak_rss_mb"],
         "durable_relay_peak_rss_mb": durable["peak_rss_mb"],
@@ -381,6 +427,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "durable_relay_paced_p50_ms": durable_paced["p50_ms"],
                 "durable_relay_paced_p99_ms": durable_paced["p99_ms"],
                 "hub_paced_cpu_us_per_delivery": hub_paced["cpu_us_per_delivery"],
+                "hub_paced_main_thread_us_per_edit": hub_paced["main_thread_us_per_edit"],
+                "hub_paced_other_threads_us_per_edit": hub_paced["other_threads_us_per_edit"],
+                "durable_relay_paced_main_thread_us_per_edit": durable_paced[
+                    "main_thread_us_per_edit"
+                ],
+                "durable_relay_paced_other_threads_us_per_edit": durable_paced[
+                    "other_threads_us_per_edit"
+                ],
                 "relay_paced_cpu_us_per_delivery": relay_paced["cpu_us_per_delivery"],
                 "durable_relay_paced_cpu_us_per_delivery": durable_paced["cpu_us_per_delivery"],
                 "paced_cpu_ratio_durable": round(
@@ -403,8 +457,11 @@ def parse() -> argparse.Namespace:
         help="paced run: edits/s per writer (0 skips the paced run)",
     )
     p.add_argument("--encoding", choices=["msgpack", "json"], default="msgpack")
+    p.add_argument("--profile", metavar="FILE", help="profile the paced hub phase only")
     args = p.parse_args()
     args.encoding = MSGPACK if args.encoding == "msgpack" else JSON
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)  # the server runs in another directory
     return args
 
 
