@@ -26,9 +26,9 @@ from __future__ import annotations
 import enum
 import http
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from websockets.datastructures import Headers
 
@@ -255,12 +255,34 @@ def _cut_query(text: str) -> str:
 WS_LOGGER_NAME = "server.websockets"
 
 
-def websocket_logger() -> logging.Logger:
+class QuietInfoLogger(logging.LoggerAdapter[logging.Logger]):
+    """The websockets library's logger: its INFO lines are written only when DEBUG is on.
+
+    The library's INFO lines are ``connection open`` / ``connection closed`` for every
+    connection (and ``server listening`` / ``server closing``), with no tenant, key or
+    address in them; making, redacting and writing two records per connection was about a
+    fifth of the hub's CPU per connect-welcome-close (bench/handshake.py). Connection counts
+    are in the metrics. Decided per call, so raising the level to DEBUG at any time brings
+    them back with the (filtered) debug lines; warnings and errors are always logged.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        """INFO counts as DEBUG; every other level as the logger says."""
+        return self.logger.isEnabledFor(logging.DEBUG if level == logging.INFO else level)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        """Pass the record's arguments through (the library's own ``extra`` included)."""
+        return msg, kwargs
+
+
+def websocket_logger() -> QuietInfoLogger:
     """The logger to pass to ``websockets.serve``: credentials filtered out of records."""
     logger = logging.getLogger(WS_LOGGER_NAME)
     if not any(isinstance(f, HandshakeLogFilter) for f in logger.filters):
         logger.addFilter(HandshakeLogFilter())
-    return logger
+    return QuietInfoLogger(logger)
 
 
 __all__ = [
@@ -271,6 +293,7 @@ __all__ = [
     "GateReason",
     "HandshakeGate",
     "HandshakeLogFilter",
+    "QuietInfoLogger",
     "Refusal",
     "bearer_token",
     "websocket_logger",
