@@ -75,6 +75,12 @@ _SPECS = (
         "The secret names a data key version that does not exist; it cannot be read. Set it again.",
     ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
+    ErrorSpec(
+        "webhook_refused",
+        False,
+        "The webhook URL is not allowed (https only; no private or reserved address).",
+    ),
+    ErrorSpec("unknown_webhook", False, "No webhook with that id in this tenant."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
     ErrorSpec(
         "over_plan_limit",

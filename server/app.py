@@ -25,6 +25,8 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
+from server.alerts.config import AlertConfig
+from server.alerts.hub import AlertsHub
 from server.audit import handlers as audit_handlers
 from server.audit.hub import AuditHub
 from server.auth.handshake import (
@@ -45,6 +47,8 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
+from server.delivery.destination import DestinationPolicy
+from server.delivery.retry import RetryPolicy
 from server.http.headers import security_headers
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
@@ -57,9 +61,11 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.hub.webhooks import WebhookHandlers
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.tasks import TaskOwner
+from server.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +116,24 @@ class HypertabServer:
         self.audit = AuditHub(self.stores, self.admission.denials)
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
+        # Alerts (issue 14: docs/alerts.md): the outbox dispatcher, bursts, abuse closes.
+        self.alerts = AlertsHub(AlertConfig.from_env())
+        self.on_auth_failure.append(self.alerts.auth_failed)
+        self.admission.on_abuse.append(
+            lambda s: self.alerts.abuse_closed(s.principal.tenant, s.principal.credential_id, None)
+        )
+        self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
+                           lambda: self.alerts.failed)  # fmt: skip
+        self.webhooks: WebhookDispatcher | None = None  # tenant webhooks, from start()
+        self._webhook_policy = DestinationPolicy.from_env(allow_loopback=False)
+        self._delivery_retry = RetryPolicy.from_env()
+        WebhookHandlers(lambda: self.webhooks, self._webhook_policy, self._delivery_retry).register(
+            self.services
+        )
+        self.metrics.gauge("webhook_batches_delivered", "Webhook batches delivered.",
+                           lambda: self.webhooks.delivered if self.webhooks else 0)  # fmt: skip
+        self.metrics.gauge("webhook_batches_failed", "Webhook batches dropped past the bound.",
+                           lambda: self.webhooks.failed if self.webhooks else 0)  # fmt: skip
         self.http = HttpRoutes(self)
         self.tasks = TaskOwner("hub")
         """Owner of every background task the hub starts (failures logged, not lost)."""
@@ -159,6 +183,15 @@ class HypertabServer:
             )
             await self._notify.start()
         await self.audit.start(self.control)
+        await self.alerts.start(self.control)
+        self.webhooks = WebhookDispatcher(
+            self.stores,
+            self.control,
+            lambda: self.services.lifecycle,
+            policy=self._webhook_policy,
+            retry=self._delivery_retry,
+        )
+        await self.webhooks.start()
         self._server = await serve(
             self._handle,
             cfg.host,
@@ -187,6 +220,9 @@ class HypertabServer:
         if server is not None:
             server.server.close()  # stop accepting; keep open connections for the acks
         await self.audit.stop()  # pending audit entries, before the stores close
+        await self.alerts.stop()
+        if self.webhooks is not None:  # undelivered changes stay in the outboxes
+            await self.webhooks.stop()
         await self.stores.close()  # commits what is queued; acks are written on commit
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
@@ -275,6 +311,8 @@ class HypertabServer:
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
         self.metrics.committed(changes)
         self.hub.publish(tenant, table, changes)
+        if self.webhooks is not None:
+            self.webhooks.committed(tenant)
 
     # --- revocation -----------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keyring",
     "certificate",
     "audit",
+    "alerts",
+    "webhook",
+    "incident",
     "mcp",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""

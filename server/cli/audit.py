@@ -37,6 +37,7 @@ from server.audit.log import (
     purge_expired,
     verify_db,
 )
+from server.cli.alerts import record_chain_broken
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -189,6 +190,7 @@ def verify_command(args: argparse.Namespace) -> int:
     name, broken, last = asyncio.run(run())
     if broken is not None:
         print(f"audit log of {name}: BROKEN at entry {broken}", flush=True)
+        asyncio.run(record_chain_broken(data_dir(args), name, broken))  # raises an alert
         return EXIT_FAILURE
     print(f"audit log of {name}: ok ({last} entries chained)", flush=True)
     return EXIT_OK

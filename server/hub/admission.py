@@ -162,6 +162,8 @@ class Admission:
         self._blocked: OrderedDict[str, float] = OrderedDict()  # address -> blocked until
         self._background = TaskOwner("admission")
         self._abusers: weakref.WeakSet[Session] = weakref.WeakSet()  # closing for abuse
+        self.on_abuse: list[Callable[[Session], None]] = []
+        """Called with each session closed for abuse (the alerts subscribe). Must not block."""
 
     @classmethod
     def for_url(
@@ -269,6 +271,8 @@ class Admission:
             if self.metrics is not None:
                 self.metrics.rate_abuse_closes += 1
             session.close_now(CLOSE_CODE, "rate limit abuse")
+            for hook in self.on_abuse:
+                hook(session)
         what = "connection burst" if burst else "plan"
         return Error(
             code="rate_limited",
