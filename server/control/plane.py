@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import jwt as pyjwt
 
 from protocol.identity import MAX_KEY_RATE
 from server.alerts.schema import ensure_schema as ensure_alert_schema
@@ -873,6 +872,8 @@ class ControlPlane:
             row = await cur.fetchone()
         if row is None:
             return False
+        import jwt as pyjwt  # only a JWT-verifying hub loads pyjwt (see server/auth/jwt.py)
+
         issued = pyjwt.decode(token, options={"verify_signature": False}).get("iat")
         return not isinstance(issued, int | float) or issued <= float(row[0])
 

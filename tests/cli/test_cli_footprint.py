@@ -1,8 +1,8 @@
 """``hypertab serve`` with the embedded default loads only what it uses.
 
 Redis (only with ``HYPERTAB_REDIS_URL``), pyjwt and cryptography (only for JWTs, secrets and
-deletion certificates) and the MCP server's stack (only ``hypertab mcp``) were ~45 MiB of an
-idle server's RSS. This runs the real server under ``python -X importtime``, serves one
+deletion certificates), httpx (only when a webhook or alert is posted) and the MCP server's
+stack (only ``hypertab mcp``) were ~45 MiB of an idle server's RSS. This runs the real server under ``python -X importtime``, serves one
 authenticated session, and reads which packages it imported.
 """
 
@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from protocol.codec import MSGPACK
 
 TIMEOUT = 30.0
-NOT_AT_START = {"redis", "jwt", "cryptography", "mcp", "pydantic", "starlette", "uvicorn"}
+NOT_AT_START = {"redis", "jwt", "cryptography", "httpx", "mcp", "pydantic", "starlette", "uvicorn"}
 
 
 def imported_packages(importtime_log: str) -> set[str]:
