@@ -5,7 +5,8 @@ How it works
 A handshake with an API key used to read its ``api_keys`` row (joined with its tenant) from
 control.db: three hops to aiosqlite's thread, about a fifth of the hub's CPU per
 connect-welcome-close. :class:`ControlReadCache` keeps what such a read returned for a key
-that verified, and a tenant a JWT named, so the next handshake with it reads nothing.
+that verified, and a tenant a JWT named (with its incident cutoff), so the next handshake
+with it reads nothing.
 
 Revocation is not weakened: every lookup first reads ``PRAGMA data_version`` on a private
 connection to control.db (a few microseconds, no lock, no thread hop). SQLite changes that
@@ -64,6 +65,7 @@ class ControlReadCache:
         self._version: int | None = None
         self._keys: dict[KeyId, CachedKey] = {}
         self._tenants: dict[TenantId, TenantRecord] = {}
+        self._cutoffs: dict[TenantId, float | None] = {}
 
     def open(self) -> None:
         """Open the private connection (control.db exists: the control plane created it)."""
@@ -82,6 +84,7 @@ class ControlReadCache:
         """Forget every entry."""
         self._keys.clear()
         self._tenants.clear()
+        self._cutoffs.clear()
 
     def version(self) -> int | None:
         """control.db's current ``data_version``; ``None`` (cache unusable) if unreadable.
@@ -130,3 +133,17 @@ class ControlReadCache:
         if len(self._tenants) >= MAX_ENTRIES:
             self._tenants.clear()
         self._tenants[record.id] = record
+
+    def cutoff(self, tenant: TenantId, version: int | None) -> tuple[bool, float | None]:
+        """``(known, not_before)``: the tenant's JWT cutoff (``None``: none) if cached."""
+        if version is None or version != self._version or tenant not in self._cutoffs:
+            return False, None
+        return True, self._cutoffs[tenant]
+
+    def put_cutoff(self, tenant: TenantId, not_before: float | None, version: int | None) -> None:
+        """Keep the tenant's cutoff, read after ``version`` was; dropped if control.db changed."""
+        if version is None or version != self.version():
+            return
+        if len(self._cutoffs) >= MAX_ENTRIES:
+            self._cutoffs.clear()
+        self._cutoffs[tenant] = not_before

@@ -864,18 +864,23 @@ class ControlPlane:
 
     async def _issued_before_cutoff(self, tenant: TenantId, token: str) -> bool:
         """Whether an incident cut off the tenant's JWTs issued before now (one indexed
-        read; the token's ``iat`` is read only when there is a cutoff, after its signature
-        and claims were verified)."""
-        async with self._conn.execute(
-            "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        read, cached like key reads; the token's ``iat`` is read only when there is a
+        cutoff, after its signature and claims were verified)."""
+        version = self._reads.version()
+        known, not_before = self._reads.cutoff(tenant, version)
+        if not known:
+            rows = await self._conn.execute_fetchall(
+                "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
+            )
+            row = next(iter(rows), None)
+            not_before = float(row[0]) if row is not None else None
+            self._reads.put_cutoff(tenant, not_before, version)
+        if not_before is None:
             return False
         import jwt as pyjwt  # only a JWT-verifying hub loads pyjwt (see server/auth/jwt.py)
 
         issued = pyjwt.decode(token, options={"verify_signature": False}).get("iat")
-        return not isinstance(issued, int | float) or issued <= float(row[0])
+        return not isinstance(issued, int | float) or issued <= not_before
 
     async def authenticate(self, token: str | None, *, now: float) -> Principal:
         """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""

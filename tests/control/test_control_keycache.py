@@ -131,3 +131,24 @@ async def test_change_made_with_plain_sqlite_is_seen(plane: ControlPlane, tmp_pa
     with sqlite3.connect(tmp_path / "control.db") as db:
         db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (NOW, admin.record.id))
     assert await reason(plane, admin.secret) is AuthFailure.REVOKED
+
+
+async def test_jwt_cutoff_from_another_connection_refuses_the_next_handshake(
+    plane: ControlPlane, cli: ControlPlane
+) -> None:
+    tenant, _ = await plane.create_tenant("acme", now=NOW)
+    token = pyjwt.encode(
+        {
+            "sub": "u1",
+            "aud": "authenticated",
+            "iat": int(NOW),
+            "exp": int(NOW) + 600,
+            "app_metadata": {"tenant": tenant.id},
+        },
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    for _ in range(2):  # tenant and (absent) cutoff cached after the first
+        assert (await plane.authenticate(token, now=NOW)).tenant == tenant.id
+    await cli.revoke_tenant_keys(tenant.id, now=NOW + 1, actor="t", reason="t", reissue_by=None)
+    assert await reason(plane, token) is AuthFailure.REVOKED
