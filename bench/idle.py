@@ -4,11 +4,13 @@ Starts ``python -m server.cli serve --data-dir D --port 0 --port-file F`` (no Re
 no TLS: what a first user runs) ``--runs`` times on a fresh data directory with one tenant.
 For each run it reads the server's RSS from /proc 1 s after the port file appears, then
 opens one authenticated WebSocket (API key, msgpack), waits for ``welcome``, subscribes to
-nothing, closes, waits 1 s and reads RSS again. It also lists the compiled extension
-modules the server has mapped from site-packages (which heavy packages start-up loaded).
+nothing, closes, waits 1 s and reads RSS again; then it reads the server's CPU time over
+``--idle-seconds`` with no connection (background pollers, timers). It also lists the
+compiled extension modules the server has mapped from site-packages (which heavy packages
+start-up loaded).
 Prints one JSON line with the ranges over the runs.
 
-    .venv/bin/python bench/idle.py [--runs 3]
+    .venv/bin/python bench/idle.py [--runs 3] [--idle-seconds 5]
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ async def one_session(port: int, key: str) -> None:
         await conn.recv()  # welcome
 
 
-def one_run(tmp: Path) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (from /proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(tmp: Path, idle_seconds: float) -> dict[str, Any]:
     data = tmp / "data"
     key = asyncio.run(make_key(data))
     port_file = tmp / "port"
@@ -92,7 +100,11 @@ def one_run(tmp: Path) -> dict[str, Any]:
         asyncio.run(one_session(int(port_file.read_text()), key))
         time.sleep(1.0)
         after = rss_mib(proc.pid)
+        cpu0 = cpu_s(proc.pid)
+        time.sleep(idle_seconds)
+        idle_cpu = (cpu_s(proc.pid) - cpu0) / idle_seconds * 1e3
         return {
+            "idle_cpu": idle_cpu,
             "start_s": start_s,
             "idle": idle,
             "after": after,
@@ -106,11 +118,12 @@ def one_run(tmp: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
     args = parser.parse_args()
     runs = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(one_run(Path(tmp)))
+            runs.append(one_run(Path(tmp), args.idle_seconds))
 
     def span(name: str, digits: int = 1) -> list[float]:
         values = [r[name] for r in runs]
@@ -124,6 +137,7 @@ def main() -> None:
                 "idle_rss_mib": span("idle"),
                 "rss_after_one_session_mib": span("after"),
                 "start_to_listening_s": span("start_s", 2),
+                "idle_cpu_ms_per_s": span("idle_cpu", 2),
                 "extension_packages": runs[-1]["extensions"],
             }
         )
