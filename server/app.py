@@ -14,11 +14,12 @@ import asyncio
 import http
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
@@ -62,6 +63,7 @@ from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.hub.webhooks import WebhookHandlers
+from server.logbudget import FrameLogGate, bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.tasks import TaskOwner
@@ -71,11 +73,43 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
 
+RECV_QUEUE_FRAMES = 8
+"""Frames websockets reads ahead of a busy session before it stops reading the socket. Each
+may be 1 MiB, so this bounds what one connection can pin while its session waits (a paced
+answer to a client that stopped reading): 8 MiB, not 64. Pipelined small messages are not
+slowed: a read of the socket is parsed whole, whatever this is."""
+
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake."""
+    """A server connection that carries the principal verified at the handshake, and
+    reports the client's control frames (WebSocket pings and pongs) as they arrive."""
 
     principal: Principal | None = None
+    on_control_frame: Callable[[], None] | None = None
+    """Called for every ping, and every pong that answers no ping of ours, from the client
+    (the burst limit counts them: websockets answers pings by itself, so they would
+    otherwise cost nothing)."""
+
+    def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, server, **kwargs)
+        # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
+        self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
+
+    def process_event(self, event: Any) -> None:
+        """websockets' hook for every frame received (after the handshake)."""
+        counted = (
+            self.on_control_frame is not None
+            and isinstance(event, Frame)
+            and event.opcode in _COUNTED_CONTROL
+            # A pong answering the server's own keepalive ping costs the client nothing.
+            and not (event.opcode is Opcode.PONG and bytes(event.data) in self.pending_pings)
+        )
+        super().process_event(event)
+        if counted and self.on_control_frame is not None:
+            self.on_control_frame()
+
+
+_COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
 
 
 class HypertabServer:
@@ -202,10 +236,10 @@ class HypertabServer:
             server_header=None,
             compression=None,
             max_size=MAX_FRAME_BYTES,
-            max_queue=64,
+            max_queue=RECV_QUEUE_FRAMES,
             write_limit=1 << 16,
             create_connection=HubConnection,
-            logger=websocket_logger(),
+            logger=bound_frame_logging(websocket_logger()),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -295,6 +329,8 @@ class HypertabServer:
             admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        session.outbox.paced_timeout = self.config.paced_send_timeout_s
+        conn.on_control_frame = lambda: self.admission.control_frame(session)
         _forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
             await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")

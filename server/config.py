@@ -93,3 +93,5 @@ class Config:
     )
     recheck_seconds: float = 30.0
     send_buffer_bytes: int = 8 << 20
+    paced_send_timeout_s: float = 30.0
+    """Longest wait for a client to take one frame of a large answer (server/hub/outbox.py)."""
