@@ -26,9 +26,9 @@ from __future__ import annotations
 import enum
 import http
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from websockets.datastructures import Headers
 
@@ -255,34 +255,33 @@ def _cut_query(text: str) -> str:
 WS_LOGGER_NAME = "server.websockets"
 
 
-class QuietInfoLogger(logging.LoggerAdapter[logging.Logger]):
-    """The websockets library's logger: its INFO lines are written only when DEBUG is on.
+class ConnectionChatterFilter(logging.Filter):
+    """Drops the websockets library's per-connection INFO lines unless DEBUG is on.
 
-    The library's INFO lines are ``connection open`` / ``connection closed`` for every
-    connection (and ``server listening`` / ``server closing``), with no tenant, key or
-    address in them; making, redacting and writing two records per connection was about a
-    fifth of the hub's CPU per connect-welcome-close (bench/handshake.py). Connection counts
-    are in the metrics. Decided per call, so raising the level to DEBUG at any time brings
-    them back with the (filtered) debug lines; warnings and errors are always logged.
+    ``connection open`` and ``connection closed`` carry no tenant, key or address, yet
+    formatting, redacting and writing them was about a quarter of the hub's CPU per
+    connect-welcome-close (bench/handshake.py). Connection counts are in the metrics.
+    Decided per record, so raising the level to DEBUG at any time brings them back.
     """
 
-    def isEnabledFor(self, level: int) -> bool:
-        """INFO counts as DEBUG; every other level as the logger says."""
-        return self.logger.isEnabledFor(logging.DEBUG if level == logging.INFO else level)
+    CHATTER = frozenset({"connection open", "connection closed"})
 
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        """Pass the record's arguments through (the library's own ``extra`` included)."""
-        return msg, kwargs
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the two lifecycle lines at INFO while the logger is not at DEBUG."""
+        if record.levelno != logging.INFO or record.msg not in self.CHATTER:
+            return True
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
-def websocket_logger() -> QuietInfoLogger:
-    """The logger to pass to ``websockets.serve``: credentials filtered out of records."""
+def websocket_logger() -> logging.Logger:
+    """The logger to pass to ``websockets.serve``: credentials filtered out of records, the
+    per-connection INFO lines dropped unless DEBUG is on (:class:`ConnectionChatterFilter`)."""
     logger = logging.getLogger(WS_LOGGER_NAME)
+    if not any(isinstance(f, ConnectionChatterFilter) for f in logger.filters):
+        logger.addFilter(ConnectionChatterFilter())  # first: a dropped line costs no more
     if not any(isinstance(f, HandshakeLogFilter) for f in logger.filters):
         logger.addFilter(HandshakeLogFilter())
-    return QuietInfoLogger(logger)
+    return logger
 
 
 __all__ = [
@@ -290,10 +289,10 @@ __all__ = [
     "UNAUTHORIZED_BODY",
     "AuthFailure",
     "AuthFailureHook",
+    "ConnectionChatterFilter",
     "GateReason",
     "HandshakeGate",
     "HandshakeLogFilter",
-    "QuietInfoLogger",
     "Refusal",
     "bearer_token",
     "websocket_logger",

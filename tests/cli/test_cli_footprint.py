@@ -2,8 +2,9 @@
 
 Redis (only with ``HYPERTAB_REDIS_URL``), pyjwt and cryptography (only for JWTs, secrets and
 deletion certificates), httpx (only when a webhook or alert is posted) and the MCP server's
-stack (only ``hypertab mcp``) were ~45 MiB of an idle server's RSS. This runs the real server under ``python -X importtime``, serves one
-authenticated session, and reads which packages it imported.
+stack (only ``hypertab mcp``) were ~45 MiB of an idle server's RSS. This runs the real server
+under ``python -X importtime``, serves one authenticated session, and reads which packages
+it imported.
 """
 
 from __future__ import annotations
