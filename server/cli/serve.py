@@ -24,6 +24,7 @@ from server.auth.apikeys import IssuedKey
 from server.auth.errors import AuthConfigError
 from server.auth.jwt import SUPPORTED_ALGORITHMS
 from server.auth.principal import Plan
+from server.broker.base import BrokerError
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -37,6 +38,7 @@ from server.cli.common import (
 from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
+from server.dirlock import DataDirInUse
 from server.lifecycle.keysource import ensure_local_key_file
 from server.logs import configure_logging
 from server.secrets.errors import SecretsError
@@ -183,6 +185,11 @@ def ws_url(host: str, port: int) -> str:
     return f"ws://{shown}:{port}{WS_PATH}"
 
 
+def page_url(ws: str) -> str:
+    """The spreadsheet page of the hub at WebSocket URL ``ws``."""
+    return "http" + ws.removeprefix("ws").removesuffix(WS_PATH) + "/"
+
+
 async def _ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]:
     """The demo tenant, and its key when it was created just now."""
     async with lifecycle_of(directory) as (plane, lifecycle):
@@ -198,12 +205,15 @@ def _print_demo(tenant: TenantRecord, issued: IssuedKey | None, url: str, direct
         print(f"demo tenant {tenant.id} created; its API key (shown once, stored hashed):")
         print(f"  {issued.secret}")
         print(f"connect: client_sdk.Client.connect({url!r}, api_key=<the key above>)")
+        print(f"open in a browser: {page_url(url)}#key={issued.secret}")
+        print("  (the key sits in the #fragment: browsers never send it to the server)")
     else:
         print(
             f"demo tenant {tenant.id} exists; its key was shown on first run and cannot be "
             f"shown again. New one: hypertab key create --data-dir {directory} "
             f"--tenant {DEMO_TENANT} --name demo"
         )
+        print(f"open in a browser: {page_url(url)} and paste a key")
     sys.stdout.flush()
 
 
@@ -239,7 +249,7 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
             flush=True,
         )
         return EXIT_FAILURE
-    except SecretsError as exc:  # e.g. a master key file readable by others
+    except (SecretsError, DataDirInUse, BrokerError) as exc:  # e.g. a key readable by others
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
