@@ -21,6 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
@@ -85,8 +86,9 @@ slowed: a read of the socket is parsed whole, whatever this is."""
 
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake, and
-    reports the client's control frames (WebSocket pings and pongs) as they arrive."""
+    """A server connection that carries the principal verified at the handshake, reports
+    the client's control frames (WebSocket pings and pongs) as they arrive, and puts the
+    security headers on every HTTP response it sends."""
 
     principal: Principal | None = None
     on_control_frame: Callable[[], None] | None = None
@@ -94,10 +96,20 @@ class HubConnection(ServerConnection):
     (the burst limit counts them: websockets answers pings by itself, so they would
     otherwise cost nothing)."""
 
-    def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
+    def __init__(self, protocol: ServerProtocol, server: Any, **kwargs: Any) -> None:
         super().__init__(protocol, server, **kwargs)
         # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
         self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
+        # websockets answers a request it cannot parse (request line or headers too long:
+        # 414, 431) by itself, without calling process_response; every response, those
+        # included, leaves through send_response.
+        send_response = protocol.send_response
+
+        def send_with_headers(response: Response) -> None:
+            add_security_headers(response)
+            send_response(response)
+
+        protocol.send_response = send_with_headers  # type: ignore[method-assign]
 
     def process_event(self, event: Any) -> None:
         """websockets' hook for every frame received (after the handshake)."""
@@ -114,6 +126,19 @@ class HubConnection(ServerConnection):
 
 
 _COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
+
+
+def add_security_headers(response: Response) -> None:
+    """Set every security header on ``response``, once each (idempotent). A page's own
+    nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``."""
+    headers = security_headers()
+    page_policy = response.headers.get(CSP)
+    if page_policy is not None:
+        headers[CSP] = page_policy
+    for name, value in headers.items():
+        if name in response.headers:
+            del response.headers[name]
+        response.headers[name] = value
 
 
 class HypertabServer:
@@ -314,13 +339,7 @@ class HypertabServer:
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        headers = security_headers()
-        page_policy = response.headers.get(CSP)
-        if page_policy is not None:  # a page's own nonce policy (server/web/pages.py)
-            del response.headers[CSP]
-            headers[CSP] = page_policy
-        for name, value in headers.items():
-            response.headers[name] = value
+        add_security_headers(response)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:

@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "alerts",
     "webhook",
     "incident",
+    "backup",
     "mcp",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""
