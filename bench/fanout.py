@@ -6,12 +6,20 @@ harness does not dominate the latencies. Each writer sends E single-cell edits c
 send time; every subscriber records the delay to receipt. Server CPU is read from /proc
 before and after the measured phase:
 ``cpu_us_per_delivery = server CPU time / (edits x subscribers)``. The same workload
-then runs against a bare ``websockets`` + uvloop broadcast relay (no auth, no storage, one
-frame per edit per subscriber). Unpaced, writers send as fast as the socket
+then runs against two baselines: a bare ``websockets`` + uvloop broadcast relay (no auth, no
+storage, one frame per edit per subscriber; bench/relay_server.py) and a durable relay
+(the same plus an aiosqlite WAL op log with group commit, ack after COMMIT;
+bench/durable_relay_server.py). Unpaced, writers send as fast as the socket
 takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
 
     python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
-                            --encoding msgpack|json]
+                            --encoding msgpack|json] [--profile FILE]
+
+Server CPU is also split into the main thread (the event loop: sockets, decoding,
+authorization, admission, fan-out, encoding) and the other threads (aiosqlite's worker
+threads, where the SQL and COMMIT run; the control.db watcher). ``--profile FILE`` runs only
+the paced hub phase, with the server's main thread under cProfile (stats written to FILE
+for ``python -m pstats``); its figures are then inflated by the profiler.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow,
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS_PER_WRITER = 10
-# One entry per measured run, in run order (relay, hub, then hub and relay paced): plots.
+# One entry per measured run, in run order (see plots()): the plots.
 PLOT_DATA: list[dict[str, Any]] = []
 
 
@@ -63,6 +71,13 @@ class Server:
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
+
+    def main_thread_cpu(self) -> float:
+        """CPU of the thread running the event loop (its id is the process id)."""
+        for thread in self.ps.threads():
+            if thread.id == self.proc.pid:
+                return float(thread.user_time + thread.system_time)
+        return 0.0
 
     def peak_rss_mb(self) -> float:
         with contextlib.suppress(OSError):
@@ -220,15 +235,32 @@ class Load:
             )
 
 
+# Runs ``hypertab serve`` with the main thread under cProfile; stats are written when the
+# server returns from SIGTERM (its graceful shutdown).
+PROFILED_SERVE = """
+import cProfile, sys
+from server.cli import main
+out = sys.argv.pop(1)
+profile = cProfile.Profile()
+profile.enable()
+try:
+    main(sys.argv[1:])
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
 async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     data_dir = tmp / "hub-data"
     key = await make_key(data_dir)
     port_file = tmp / "hub.port"
+    python = [sys.executable, "-m", "server.cli"]
+    if args.profile:
+        python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
     server = start(
         [
-            sys.executable,
-            "-m",
-            "server.cli",
+            *python,
             "serve",
             "--data-dir",
             str(data_dir),
@@ -271,11 +303,22 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         server.stop()
 
 
-async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def count_acks(load: Load, conn: ClientConnection) -> None:
+    """The durable relay's acks (one ``ack`` frame per committed edit)."""
+    async for _ in conn:
+        load.acked += 1
+        load.last_ack = time.perf_counter()
+
+
+async def run_relay(args: argparse.Namespace, tmp: Path, *, durable: bool) -> dict[str, Any]:
     port_file = tmp / "relay.port"
-    server = start(
-        [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)], port_file
-    )
+    if durable:
+        db = tmp / f"relay-{time.monotonic_ns()}.db"
+        cmd = [sys.executable, str(ROOT / "bench" / "durable_relay_server.py"), str(port_file)]
+        cmd.append(str(db))
+    else:
+        cmd = [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)]
+    server = start(cmd, port_file)
     try:
         load = Load(args, f"ws://127.0.0.1:{server.port}", None)
         for _ in range(args.subscribers):
@@ -285,6 +328,8 @@ async def run_relay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         writers = [await load.open() for _ in range(args.writers)]
         for conn in writers:
             await conn.send(b"pub")
+        if durable:
+            tasks = [asyncio.create_task(count_acks(load, c)) for c in writers]
         await asyncio.sleep(0.5)
         return await measure(load, server, writers, "bench", tasks)
     finally:
@@ -300,11 +345,13 @@ async def measure(
 ) -> dict[str, Any]:
     rss = report.RssSampler(server.proc.pid).start()
     cpu0 = server.cpu()
+    main0 = server.main_thread_cpu()
     t0 = time.perf_counter()
     await asyncio.gather(*(load.writer(c, table, i) for i, c in enumerate(writers)))
     await asyncio.wait_for(load.done.wait(), timeout=600)
     elapsed = time.perf_counter() - t0
     cpu = server.cpu() - cpu0
+    main_cpu = server.main_thread_cpu() - main0
     PLOT_DATA.append(
         {
             "latency_ms": [s * 1e3 for s in load.latencies],
@@ -325,6 +372,10 @@ async def measure(
         "p99_ms": round(lat[int(len(lat) * 0.99)] * 1e3, 2),
         "max_ms": round(lat[-1] * 1e3, 2),
         "server_cpu_s": round(cpu, 3),
+        "main_thread_us_per_edit": round(main_cpu / (deliveries / load.args.subscribers) * 1e6, 1),
+        "other_threads_us_per_edit": round(
+            (cpu - main_cpu) / (deliveries / load.args.subscribers) * 1e6, 1
+        ),
         "seconds": round(elapsed, 3),
         "peak_rss_mb": round(server.peak_rss_mb(), 1),
     }
@@ -338,13 +389,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pin(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.profile:
+            profiled = await run_hub(args, tmp)
+            return {
+                "bench": "fanout",
+                "encoding": args.encoding,
+                "profile": args.profile,
+                **profiled,
+            }
         unpaced = argparse.Namespace(**{**vars(args), "rate": 0})
         paced = argparse.Namespace(**vars(args))
-        relay = await run_relay(unpaced, tmp)
+        relay = await run_relay(unpaced, tmp, durable=False)
+        durable = await run_relay(unpaced, tmp, durable=True)
         hub = await run_hub(unpaced, tmp)
         (tmp / "hub-data").rename(tmp / "hub-data-1")
         hub_paced = await run_hub(paced, tmp) if args.rate else {}
-        relay_paced = await run_relay(paced, tmp) if args.rate else {}
+        relay_paced = await run_relay(paced, tmp, durable=False) if args.rate else {}
+        durable_paced = await run_relay(paced, tmp, durable=True) if args.rate else {}
     out: dict[str, Any] = {
         "bench": "fanout",
         "subscribers": args.subscribers,
@@ -354,15 +415,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "durability": "process",
         "hub_cpu_us_per_delivery": hub["cpu_us_per_delivery"],
         "relay_cpu_us_per_delivery": relay["cpu_us_per_delivery"],
+        "durable_relay_cpu_us_per_delivery": durable["cpu_us_per_delivery"],
         "cpu_ratio": round(hub["cpu_us_per_delivery"] / relay["cpu_us_per_delivery"], 3),
+        "cpu_ratio_durable": round(hub["cpu_us_per_delivery"] / durable["cpu_us_per_delivery"], 3),
         "delivered_per_s": hub["delivered_per_s"],
         "relay_delivered_per_s": relay["delivered_per_s"],
+        "durable_relay_delivered_per_s": durable["delivered_per_s"],
         "acked_ops_per_s": hub.get("acked_ops_per_s"),
+        "durable_relay_acked_ops_per_s": durable.get("acked_ops_per_s"),
         "hub_unpaced_p50_ms": hub["p50_ms"],
         "hub_unpaced_p99_ms": hub["p99_ms"],
         "relay_unpaced_p99_ms": relay["p99_ms"],
+        "durable_relay_unpaced_p99_ms": durable["p99_ms"],
+        "hub_unpaced_main_thread_us_per_edit": hub["main_thread_us_per_edit"],
+        "hub_unpaced_other_threads_us_per_edit": hub["other_threads_us_per_edit"],
         "hub_peak_rss_mb": hub["peak_rss_mb"],
         "relay_peak_rss_mb": relay["peak_rss_mb"],
+        "durable_relay_peak_rss_mb": durable["peak_rss_mb"],
     }
     if args.rate:
         out.update(
@@ -372,8 +441,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "hub_p99_ms": hub_paced["p99_ms"],
                 "hub_max_ms": hub_paced["max_ms"],
                 "relay_paced_p99_ms": relay_paced["p99_ms"],
+                "durable_relay_paced_p50_ms": durable_paced["p50_ms"],
+                "durable_relay_paced_p99_ms": durable_paced["p99_ms"],
                 "hub_paced_cpu_us_per_delivery": hub_paced["cpu_us_per_delivery"],
+                "hub_paced_main_thread_us_per_edit": hub_paced["main_thread_us_per_edit"],
+                "hub_paced_other_threads_us_per_edit": hub_paced["other_threads_us_per_edit"],
+                "durable_relay_paced_main_thread_us_per_edit": durable_paced[
+                    "main_thread_us_per_edit"
+                ],
+                "durable_relay_paced_other_threads_us_per_edit": durable_paced[
+                    "other_threads_us_per_edit"
+                ],
                 "relay_paced_cpu_us_per_delivery": relay_paced["cpu_us_per_delivery"],
+                "durable_relay_paced_cpu_us_per_delivery": durable_paced["cpu_us_per_delivery"],
+                "paced_cpu_ratio_durable": round(
+                    hub_paced["cpu_us_per_delivery"] / durable_paced["cpu_us_per_delivery"], 3
+                ),
             }
         )
     return out
@@ -391,14 +474,22 @@ def parse() -> argparse.Namespace:
         help="paced run: edits/s per writer (0 skips the paced run)",
     )
     p.add_argument("--encoding", choices=["msgpack", "json"], default="msgpack")
+    p.add_argument("--profile", metavar="FILE", help="profile the paced hub phase only")
     args = p.parse_args()
     args.encoding = MSGPACK if args.encoding == "msgpack" else JSON
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)  # the server runs in another directory
     return args
 
 
 def plots(result: dict[str, Any]) -> dict[str, report.Plot]:
     """Latency CDFs, deliveries/s and server RSS over time, CPU per delivery: hub vs relay."""
-    names = ["relay, unpaced", "hub, unpaced", "hub, paced", "relay, paced"]
+    if "profile" in result:
+        return {}
+    names = [  # the order main() runs them in
+        *("relay, unpaced", "durable relay, unpaced", "hub, unpaced"),
+        *("hub, paced", "relay, paced", "durable relay, paced"),
+    ]
     runs = dict(zip(names, PLOT_DATA, strict=False))
     load = f"{result['subscribers']} subscribers, {result['writers']} writers"
     paced = {k: v for k, v in runs.items() if "unpaced" not in k}
@@ -406,12 +497,14 @@ def plots(result: dict[str, Any]) -> dict[str, report.Plot]:
         "unpaced": {
             "hub (durable)": result["hub_cpu_us_per_delivery"],
             "bare relay": result["relay_cpu_us_per_delivery"],
+            "durable relay": result["durable_relay_cpu_us_per_delivery"],
         }
     }
     if "hub_paced_cpu_us_per_delivery" in result:
         cpu["paced"] = {
             "hub (durable)": result["hub_paced_cpu_us_per_delivery"],
             "bare relay": result["relay_paced_cpu_us_per_delivery"],
+            "durable relay": result["durable_relay_paced_cpu_us_per_delivery"],
         }
     rate = result.get("paced_rate_per_writer")
     return {
@@ -433,7 +526,7 @@ def plots(result: dict[str, Any]) -> dict[str, report.Plot]:
             "RSS (MiB)",
         ),
         "cpu": lambda: report.bar_plot(
-            "fanout: server CPU per delivered edit, hub against the bare relay",
+            "fanout: server CPU per delivered edit, hub against its baselines",
             cpu,
             "µs CPU per delivery",
         ),

@@ -5,9 +5,16 @@ logs to a file), on a fresh data directory with one tenant. The bench process op
 ``--count`` connections per credential kind, ``--concurrency`` at a time (client on
 uvloop too); each one does the full handshake (TCP, HTTP upgrade, credential verified
 against control.db or by HS256 signature and claims, welcome received) and then closes.
-JWTs are signed beforehand, so only the server's verification is measured. Prints one JSON line.
+JWTs are signed beforehand, so only the server's verification is measured.
 
-    .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50]
+Server CPU per connect-welcome-close cycle is read from the server process (user + system,
+/proc) around each measured phase. The same cycles then run against a bare ``websockets`` +
+uvloop server in its own process (bench/relay_server.py ``--welcome``: no auth, sends one
+frame of the welcome's size, waits for the close), so ``cpu_ratio`` compares the two in the
+same run. ``--profile FILE`` runs the hub's server under cProfile (main thread) for the
+API-key phase and writes the stats there. Prints one JSON line.
+
+    .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
+import psutil
 import report
 from websockets.asyncio.client import connect
 
@@ -65,6 +73,24 @@ async def _prepare(data: Path, keys: int) -> tuple[list[str], list[str]]:
     return secrets, tokens
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# The hub's welcome for these keys is ~330 bytes of msgpack; the bare server sends as much.
+WELCOME_BYTES = 330
+# ``hypertab serve`` with its main thread under cProfile (see bench/fanout.py).
+PROFILED_SERVE = """
+import cProfile, sys
+from server.cli import main
+out = sys.argv.pop(1)
+profile = cProfile.Profile()
+profile.enable()
+try:
+    main(sys.argv[1:])
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
 async def _one(url: str, credential: str) -> float:
     start = time.perf_counter()
     async with connect(
@@ -104,11 +130,71 @@ async def _run(
     }
 
 
-async def _measure(url: str, secrets: list[str], tokens: list[str], args: Any) -> Any:
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+async def _measured(
+    url: str,
+    credentials: list[str],
+    count: int,
+    concurrency: int,
+    server: psutil.Process,
+    label: str = "",
+) -> dict[str, float]:
+    cpu0 = _cpu(server)
+    result = await _run(url, credentials, count, concurrency, label)
+    result["server_cpu_ms"] = round((_cpu(server) - cpu0) / count * 1e3, 3)
+    return result
+
+
+async def _measure(
+    url: str, secrets: list[str], tokens: list[str], args: Any, server: psutil.Process
+) -> Any:
     await _run(url, secrets, 200, args.concurrency)  # warm-up
-    api = await _run(url, secrets, args.count, args.concurrency, "API key")
-    jwt = await _run(url, tokens, args.count, args.concurrency, "JWT (HS256)")
+    api = await _measured(url, secrets, args.count, args.concurrency, server, "API key")
+    if args.profile:
+        return api, {}
+    jwt = await _measured(url, tokens, args.count, args.concurrency, server, "JWT (HS256)")
     return api, jwt
+
+
+def _start(command: list[str], port_file: Path, env: dict[str, str], log: Any) -> Any:
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise SystemExit("server did not start")
+        time.sleep(0.05)
+    return server
+
+
+def _bare(tmp: Path, secrets: list[str], args: Any) -> dict[str, float]:
+    """The same cycles against a bare websockets server (the credential header is sent
+    and ignored, so both servers parse the same request)."""
+    port_file = tmp / "bare.port"
+    command = [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)]
+    with open(tmp / "bare.log", "wb") as log:
+        server = _start(
+            [*command, "--welcome", str(WELCOME_BYTES)], port_file, os.environ.copy(), log
+        )
+        try:
+            url = f"ws://127.0.0.1:{int(port_file.read_text())}/"
+            ps = psutil.Process(server.pid)
+
+            async def both() -> dict[str, float]:
+                await _run(url, secrets, 200, args.concurrency)  # warm-up
+                return await _measured(
+                    url, secrets, args.count, args.concurrency, ps, "bare websockets (no auth)"
+                )
+
+            result: dict[str, float] = _loop_run(both())
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return result
 
 
 def _loop_run(coro: Any) -> Any:
@@ -123,41 +209,49 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the hub's API-key phase")
     args = parser.parse_args()
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         secrets, tokens = asyncio.run(_prepare(data, 10))
         port_file = Path(tmp) / "port"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
         env["HYPERTAB_JWT_SECRET"] = SECRET
-        command = [sys.executable, "-m", "server.cli", "serve", "--port", "0"]
+        python = [sys.executable, "-m", "server.cli"]
+        if args.profile:
+            python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
+        command = [*python, "serve", "--port", "0"]
         with open(Path(tmp) / "server.log", "wb") as log:
-            server = subprocess.Popen(
+            server = _start(
                 [*command, "--port-file", str(port_file), "--data-dir", str(data)],
-                env=env,
-                stdout=log,
-                stderr=log,
+                port_file,
+                env,
+                log,
             )
             try:
-                deadline = time.monotonic() + 30
-                while not port_file.exists():
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("server did not start")
-                    time.sleep(0.05)
                 url = f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws"
-                api, jwt = _loop_run(_measure(url, secrets, tokens, args))
+                ps = psutil.Process(server.pid)
+                api, jwt = _loop_run(_measure(url, secrets, tokens, args, ps))
             finally:
                 server.terminate()
                 server.wait(timeout=30)
+        bare = {} if args.profile else _bare(Path(tmp), secrets, args)
+    out: dict[str, Any] = {
+        "bench": "handshake",
+        "server": "subprocess (hypertab serve, uvloop)",
+        "count": args.count,
+        "concurrency": args.concurrency,
+        "api_key": api,
+        "jwt": jwt,
+        "bare_websockets": bare,
+    }
+    if bare:
+        out["cpu_ratio_api_key"] = round(api["server_cpu_ms"] / bare["server_cpu_ms"], 3)
+        out["cpu_ratio_jwt"] = round(jwt["server_cpu_ms"] / bare["server_cpu_ms"], 3)
     report.emit(
-        {
-            "bench": "handshake",
-            "server": "subprocess (hypertab serve, uvloop)",
-            "count": args.count,
-            "concurrency": args.concurrency,
-            "api_key": api,
-            "jwt": jwt,
-        },
+        out,
         {
             "latency": lambda: report.cdf_plot(
                 f"handshake: connect → welcome, {args.concurrency} in flight\n"

@@ -281,9 +281,30 @@ def _cut_query(text: str) -> str:
 WS_LOGGER_NAME = "server.websockets"
 
 
+class ConnectionChatterFilter(logging.Filter):
+    """Drops the websockets library's per-connection INFO lines unless DEBUG is on.
+
+    ``connection open`` and ``connection closed`` carry no tenant, key or address, yet
+    formatting, redacting and writing them was about a quarter of the hub's CPU per
+    connect-welcome-close (bench/handshake.py). Connection counts are in the metrics.
+    Decided per record, so raising the level to DEBUG at any time brings them back.
+    """
+
+    CHATTER = frozenset({"connection open", "connection closed"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the two lifecycle lines at INFO while the logger is not at DEBUG."""
+        if record.levelno != logging.INFO or record.msg not in self.CHATTER:
+            return True
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 def websocket_logger() -> logging.Logger:
-    """The logger to pass to ``websockets.serve``: credentials filtered out of records."""
+    """The logger to pass to ``websockets.serve``: credentials filtered out of records, the
+    per-connection INFO lines dropped unless DEBUG is on (:class:`ConnectionChatterFilter`)."""
     logger = logging.getLogger(WS_LOGGER_NAME)
+    if not any(isinstance(f, ConnectionChatterFilter) for f in logger.filters):
+        logger.addFilter(ConnectionChatterFilter())  # first: a dropped line costs no more
     if not any(isinstance(f, HandshakeLogFilter) for f in logger.filters):
         logger.addFilter(HandshakeLogFilter())
     return logger
@@ -294,6 +315,7 @@ __all__ = [
     "UNAUTHORIZED_BODY",
     "AuthFailure",
     "AuthFailureHook",
+    "ConnectionChatterFilter",
     "GateReason",
     "HandshakeGate",
     "HandshakeLogFilter",

@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt as pyjwt
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-
 from server.auth.errors import AuthConfigError, AuthError, AuthFailure
 from server.auth.ids import is_tenant_id
 from server.auth.principal import CredentialKind, Plan, Principal, Scope, TenantId
@@ -114,6 +111,11 @@ def _check_secret(secret: bytes | None) -> None:
 
 def _load_jwks(path: Path) -> tuple[tuple[str | None, str, Any], ...]:
     """``(kid, family, public key object)`` for every usable key in a local JWKS file."""
+    # pyjwt (and the cryptography package it loads, ~8 MB) is imported only by a server
+    # that verifies JWTs: the embedded default, API keys only, never loads it.
+    import jwt as pyjwt
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -207,6 +209,8 @@ class JwtVerifier:
 
     def verify_claims(self, token: str | None, *, now: float) -> VerifiedToken:
         """Check algorithm, signature and claims; return what the token says."""
+        import jwt as pyjwt  # imported here, not at module level: see _load_jwks
+
         cfg = self.config
         if not token:
             raise AuthError(AuthFailure.MISSING)

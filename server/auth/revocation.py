@@ -31,13 +31,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server.auth.principal import TenantId
+
+if TYPE_CHECKING:
+    # Imported when a Redis bus is made: the embedded default never loads redis (~10 MB).
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,8 @@ class RedisRevocationBus:
         The client pings an idle subscription every 15 s, so a connection that died
         silently (no RST) is noticed and re-opened rather than waited on forever.
         """
+        import redis.asyncio as aioredis  # only multi-process deployments load redis
+
         client = aioredis.Redis.from_url(url, health_check_interval=15, socket_keepalive=True)
         bus = cls(client, channel=channel)
         bus._owns_client = True
@@ -287,6 +289,9 @@ class RedisRevocationBus:
             await self._client.aclose()
 
     async def _run(self) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         backoff = 0.05
         first = True
         while not self._stopping():

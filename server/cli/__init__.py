@@ -44,14 +44,19 @@ COMMAND_MODULES: tuple[str, ...] = (
 """Modules of :mod:`server.cli` that register a command group, in help order."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``hypertab`` parser, with every group of :data:`COMMAND_MODULES` registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``hypertab`` parser, with every group of :data:`COMMAND_MODULES` registered.
+
+    ``only`` registers just that group: ``hypertab serve`` then does not import what the
+    other commands need (the MCP server's stack alone is ~20 MB of the server's RSS).
+    """
     parser = argparse.ArgumentParser(
         prog="hypertab",
         description="Hypertab: realtime collaboration server for tables.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    names = (only,) if only is not None and only in COMMAND_MODULES else COMMAND_MODULES
+    for name in names:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(commands)
     return parser
@@ -64,8 +69,9 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on usage errors
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)  # exits 2 on usage errors
     handler: Handler = args.handler
     try:
         return handler(args)

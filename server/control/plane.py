@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import jwt as pyjwt
 
 from protocol.identity import MAX_KEY_RATE
 from server.alerts.schema import ensure_schema as ensure_alert_schema
@@ -59,6 +58,7 @@ from server.control.errors import (
     UnknownTenant,
     WouldWiden,
 )
+from server.control.keycache import CachedKey, ControlReadCache
 from server.control.notify import poke_all
 from server.control.schema import ensure_schema
 from server.control.tenants import TenantRecord, clean_name
@@ -161,6 +161,7 @@ class ControlPlane:
         self._bus = bus
         self._owns_bus = owns_bus
         self._jwt = jwt
+        self._reads = ControlReadCache(path)
         self._lock = asyncio.Lock()
         self._watcher: ControlDbWatcher | None = None
         # revocation_log seqs this process published itself; the watcher skips them.
@@ -215,6 +216,11 @@ class ControlPlane:
             owns_bus=bus is None,
             jwt=jwt,
         )
+        try:
+            plane._reads.open()
+        except BaseException:
+            await plane.close()
+            raise
         if watch:
             plane._watcher = ControlDbWatcher(
                 path, plane._bus, interval=watch_interval, skip=plane._is_own_seq
@@ -259,6 +265,7 @@ class ControlPlane:
         if self._watcher is not None:
             await self._watcher.stop()
         await self.drain()
+        self._reads.close()
         await self._conn.close()
         if self._owns_bus:
             await self._bus.close()
@@ -783,26 +790,54 @@ class ControlPlane:
     # -- authentication ------------------------------------------------------------------
 
     async def authenticate_api_key(self, token: str | None, *, now: float) -> Principal:
-        """The principal for an API key, or :class:`AuthError`. One indexed read."""
+        """The principal for an API key, or :class:`AuthError`.
+
+        One indexed read, skipped while control.db is unchanged since the key last verified
+        (:mod:`server.control.keycache`); the secret is HMAC-checked either way.
+        """
         parsed = apikeys.parse_key(token, environment=self._environment)
-        async with self._conn.execute(
-            f"SELECT {_KEY_COLUMNS}, k.secret_hash, t.plan, t.deleted_at"  # noqa: S608
-            " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?",
-            (parsed.key_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        stored_hash = bytes(row[13]) if row is not None else _DUMMY_HASH
+        version = self._reads.version()
+        cached = self._reads.key(parsed.key_id, version)
+        if cached is None:
+            cached = await self._read_key(parsed.key_id, version)
+        stored_hash = cached.stored_hash if cached is not None else _DUMMY_HASH
         matches = apikeys.secret_matches(self._pepper, parsed.secret, stored_hash)
-        if row is None or not matches:
+        if cached is None or not matches:
             raise AuthError(AuthFailure.UNKNOWN, credential_id=parsed.key_id)
-        record = _key_record(row)
-        if record.environment != self._environment:
-            raise AuthError(AuthFailure.UNKNOWN, credential_id=parsed.key_id)
+        record = cached.record
         apikeys.check_usable(record, now=now)
-        if row[15] is not None:
+        if cached.tenant_deleted:
             raise AuthError(AuthFailure.TENANT_DELETED, credential_id=parsed.key_id)
         self._touch(record, now)
-        return apikeys.principal_for(record, Plan(row[14]))
+        return apikeys.principal_for(record, cached.plan)
+
+    async def _read_key(self, key_id: KeyId, version: int | None) -> CachedKey | None:
+        """The stored key for a handshake; ``None`` for no such key in this environment.
+
+        Keys that may be used (not revoked, tenant not deleted) are cached; the caller
+        refuses the others, after the secret matched (a guesser learns nothing of a key's
+        state).
+        """
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_KEY_COLUMNS}, k.secret_hash, t.plan, t.deleted_at"  # noqa: S608
+            " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?",
+            (key_id,),
+        )
+        row = next(iter(rows), None)
+        if row is None:
+            return None
+        record = _key_record(row)
+        if record.environment != self._environment:
+            return None
+        entry = CachedKey(
+            stored_hash=bytes(row[13]),
+            record=record,
+            plan=Plan(row[14]),
+            tenant_deleted=row[15] is not None,
+        )
+        if record.revoked_at is None and not entry.tenant_deleted:
+            self._reads.put_key(key_id, entry, version)
+        return entry
 
     async def authenticate_jwt(self, token: str | None, *, now: float) -> Principal:
         """The principal for a JWT access token whose tenant exists and is not deleted."""
@@ -813,7 +848,12 @@ class ControlPlane:
                 raise AuthError(AuthFailure.MALFORMED)
             raise AuthError(AuthFailure.UNSUPPORTED)
         verified = self._jwt.verify_claims(token, now=now)
-        tenant = await self.get_tenant(verified.tenant)
+        version = self._reads.version()
+        tenant = self._reads.tenant(verified.tenant, version)
+        if tenant is None:
+            tenant = await self.get_tenant(verified.tenant)
+            if tenant is not None and tenant.active:
+                self._reads.put_tenant(tenant, version)
         if tenant is None:
             raise AuthError(AuthFailure.UNKNOWN_TENANT)
         if not tenant.active:
@@ -824,16 +864,23 @@ class ControlPlane:
 
     async def _issued_before_cutoff(self, tenant: TenantId, token: str) -> bool:
         """Whether an incident cut off the tenant's JWTs issued before now (one indexed
-        read; the token's ``iat`` is read only when there is a cutoff, after its signature
-        and claims were verified)."""
-        async with self._conn.execute(
-            "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        read, cached like key reads; the token's ``iat`` is read only when there is a
+        cutoff, after its signature and claims were verified)."""
+        version = self._reads.version()
+        known, not_before = self._reads.cutoff(tenant, version)
+        if not known:
+            rows = await self._conn.execute_fetchall(
+                "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
+            )
+            row = next(iter(rows), None)
+            not_before = float(row[0]) if row is not None else None
+            self._reads.put_cutoff(tenant, not_before, version)
+        if not_before is None:
             return False
+        import jwt as pyjwt  # only a JWT-verifying hub loads pyjwt (see server/auth/jwt.py)
+
         issued = pyjwt.decode(token, options={"verify_signature": False}).get("iat")
-        return not isinstance(issued, int | float) or issued <= float(row[0])
+        return not isinstance(issued, int | float) or issued <= not_before
 
     async def authenticate(self, token: str | None, *, now: float) -> Principal:
         """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""

@@ -8,7 +8,10 @@ watcher keeps a dedicated read-only connection and, every ``interval`` (50 ms), 
 ``PRAGMA data_version``: SQLite changes that number exactly when *another connection*
 committed to the file, and reading it touches no table (a few microseconds, no disk I/O
 beyond the shared-memory WAL index). Only then does the watcher read the log rows after
-the last ``seq`` it saw and publish them on the local revocation bus.
+the last ``seq`` it saw and publish them on the local revocation bus. The pragma runs on
+a plain ``sqlite3`` connection on the event loop (``busy_timeout`` 0: a busy file fails the
+round, the next one retries): through aiosqlite, its three thread hops 20 times a second
+were most of an idle hub's CPU.
 
 Why this and not a unix socket: the database is already the one place every writer goes
 through, so the watcher cannot miss a revocation from a writer that forgot to notify, a
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +54,7 @@ class ControlDbWatcher:
         self._interval = interval
         self._skip = skip
         self._conn: aiosqlite.Connection | None = None
+        self._version_conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._data_version: int | None = None
         self._last_seq = 0
@@ -70,7 +75,12 @@ class ControlDbWatcher:
         if self._task is not None:
             return
         self._conn = await aiosqlite.connect(self._uri, uri=True)
-        self._data_version = await self._read_data_version()
+        version_conn = sqlite3.connect(
+            self._uri, uri=True, isolation_level=None, check_same_thread=False
+        )
+        version_conn.execute("PRAGMA busy_timeout=0")
+        self._version_conn = version_conn
+        self._data_version = self._read_data_version()
         async with self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM revocation_log") as cur:
             row = await cur.fetchone()
         self._last_seq = int(row[0]) if row is not None else 0
@@ -86,6 +96,9 @@ class ControlDbWatcher:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._version_conn is not None:
+            self._version_conn.close()
+            self._version_conn = None
 
     async def poll_once(self) -> int:
         """Check once for other writers' commits; return how many events were published.
@@ -95,7 +108,7 @@ class ControlDbWatcher:
         """
         async with self._poll_lock:
             try:
-                version = await self._read_data_version()
+                version = self._read_data_version()
                 if version == self._data_version:
                     return 0
                 self._data_version = version
@@ -105,10 +118,9 @@ class ControlDbWatcher:
                 self._data_version = None
                 raise
 
-    async def _read_data_version(self) -> int:
-        assert self._conn is not None
-        async with self._conn.execute("PRAGMA data_version") as cur:
-            row = await cur.fetchone()
+    def _read_data_version(self) -> int:
+        assert self._version_conn is not None
+        row = self._version_conn.execute("PRAGMA data_version").fetchone()
         return int(row[0]) if row is not None else 0
 
     async def _publish_new(self) -> int:

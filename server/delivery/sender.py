@@ -12,11 +12,13 @@ response body is never read.
 from __future__ import annotations
 
 import ssl
-
-import httpx
+from typing import TYPE_CHECKING
 
 from server.delivery.destination import DestinationPolicy
 from server.delivery.errors import SendFailed
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "Hypertab-Delivery/1"
 
@@ -33,22 +35,36 @@ class Sender:
     ) -> None:
         """``verify``: the TLS trust to use (default: the system's CA bundle, via httpx)."""
         self.policy = policy
-        self._client = httpx.AsyncClient(
-            verify=verify if verify is not None else True,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        )
+        self._timeout = timeout
+        self._verify = verify
+        # Made at the first POST: a hub with no webhook or alert to deliver never imports
+        # httpx or loads a CA bundle (~7 MiB of an idle server's RSS per sender).
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                verify=self._verify if self._verify is not None else True,
+                timeout=httpx.Timeout(self._timeout),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            )
+        return self._client
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST ``body``; returns the 2xx status, else raises SendFailed (or
         DestinationRefused when the destination is not allowed now)."""
         target = await self.policy.resolve(url)
+        client = self._http()
+        import httpx
+
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         try:
-            async with self._client.stream(
+            async with client.stream(
                 "POST",
                 target.connect_url,
                 content=body,
@@ -64,4 +80,5 @@ class Sender:
 
     async def aclose(self) -> None:
         """Close the connection pool (idempotent)."""
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

@@ -46,8 +46,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
-
 from protocol.audit import AuditExport, ToolCall
 from protocol.messages import Apply, ClientMessage, Error, ServerLimits
 from server.audit.events import actor_of
@@ -64,7 +62,7 @@ from server.ratelimit import (
     MemoryRateLimiter,
     PlanLimits,
     RateLimiter,
-    RedisRateLimiter,
+    backend_errors,
 )
 from server.tasks import TaskOwner
 
@@ -177,6 +175,8 @@ class Admission:
     ) -> Admission:
         """Windows shared through the Redis at ``redis_url`` when set, else in memory."""
         if redis_url:
+            from server.ratelimit.redis_backend import RedisRateLimiter
+
             limiter = RedisRateLimiter.from_url(redis_url)
             return cls(limiter, settings, preauth=limiter, metrics=metrics)
         return cls(MemoryRateLimiter(), settings, metrics=metrics)
@@ -264,7 +264,7 @@ class Admission:
     async def _acquire(self, charges: tuple[Charge, ...], now: float) -> Decision:
         try:
             return await self.limiter.acquire(charges, now)
-        except RedisError as exc:
+        except backend_errors() as exc:
             if now - self._fallback_logged >= _FALLBACK_LOG_EVERY_S:
                 self._fallback_logged = now
                 log.warning(
@@ -352,6 +352,6 @@ class Admission:
         now = self.clock()
         try:
             decision = await self.preauth.acquire((charge,), now)
-        except RedisError:
+        except backend_errors():
             decision = await self._fallback.acquire((charge,), now)
         self._note_failure(address, decision)

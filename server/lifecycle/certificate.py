@@ -37,17 +37,20 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from typing import TYPE_CHECKING, Any
 
 from server.secrets.errors import KeyringError
 from server.secrets.files import read_private_file, write_private_file
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+# cryptography (~8 MB of RSS) is imported by the functions that sign or verify, not here:
+# a running hub imports this module through the lifecycle service but signs only when a
+# tenant is deleted.
 
 CERT_FORMAT = "hypertab-deletion-certificate/1"
 """Value of the ``format`` member of every certificate this module issues."""
@@ -124,6 +127,9 @@ def canonical_json(value: Any) -> bytes:
 
 def public_key_b64(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     """The raw 32-byte public key, base64: publish this so verifiers can pin it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
@@ -236,6 +242,9 @@ def verify_certificate(
     or ``trusted_keys`` (public keys or their :func:`public_key_b64` form) is given and
     does not contain it.
     """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if not isinstance(doc, dict) or set(doc) != _DOC_KEYS:
         raise _fail("members must be format, payload, signature, public_key")
     if doc["format"] != CERT_FORMAT:
@@ -300,6 +309,9 @@ def load_or_create_signing_key(path: Path | str) -> Ed25519PrivateKey:
     Created atomically with mode 0600 when absent. An existing file readable or writable by
     group or others is refused (:class:`~server.secrets.errors.InsecureKeyFileError`).
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     path = Path(path)
     if not path.exists():
         key = Ed25519PrivateKey.generate()

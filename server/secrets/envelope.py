@@ -40,12 +40,22 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from server.auth.principal import TenantId
 from server.secrets.errors import DecryptionError, SecretsUsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+def _aesgcm(material: bytes) -> AESGCM:
+    # cryptography (~8 MB of RSS) is imported at the first seal or open, not at start: a hub
+    # whose tenants keep no secrets never loads it.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(material)
+
 
 FORMAT_V1 = 0x01
 """First byte of every ciphertext made by this module."""
@@ -206,7 +216,7 @@ def encrypt(key: SymmetricKey, plaintext: bytes, *, tenant: str, purpose: str, n
     nonce = os.urandom(NONCE_SIZE)
     key_id = key.key_id.encode("ascii")
     ad = associated_data(key.key_id, tenant, purpose, name)
-    sealed = AESGCM(key.material).encrypt(nonce, plaintext, ad)
+    sealed = _aesgcm(key.material).encrypt(nonce, plaintext, ad)
     return b"".join((bytes([FORMAT_V1, len(key_id)]), key_id, nonce, sealed))
 
 
@@ -222,8 +232,10 @@ def decrypt(key: SymmetricKey, blob: bytes, *, tenant: str, purpose: str, name: 
             f"ciphertext was made with key {env.key_id!r}, not {key.key_id!r}",
         )
     ad = associated_data(env.key_id, tenant, purpose, name, version=env.version)
+    from cryptography.exceptions import InvalidTag
+
     try:
-        return AESGCM(key.material).decrypt(env.nonce, env.sealed, ad)
+        return _aesgcm(key.material).decrypt(env.nonce, env.sealed, ad)
     except InvalidTag:
         raise DecryptionError(
             "ciphertext failed authentication (tampered, truncated, or bound to another "
