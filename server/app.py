@@ -105,9 +105,13 @@ class HypertabServer:
         self.services.metrics = self.metrics
         bind_server(self.metrics, self)
         self.admission = Admission.for_url(
-            config.redis_url, AdmissionSettings.from_env(), metrics=self.metrics
+            config.redis_url,
+            config.admission or AdmissionSettings.from_env(),
+            metrics=self.metrics,
         )
-        self.audit = AuditHub(self.stores, self.admission.denials)
+        self.audit = AuditHub(
+            self.stores, self.admission.denials, retention_days=config.audit_retention_days
+        )
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
         self.http = HttpRoutes(self)
