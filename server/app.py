@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import ssl
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -45,7 +46,9 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
-from server.http.headers import security_headers
+from server.http import forwarded
+from server.http.headers import HSTS, security_headers
+from server.http.tls import server_context
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub.admission import Admission, AdmissionSettings
@@ -70,6 +73,8 @@ class HubConnection(ServerConnection):
     """A server connection that carries the principal verified at the handshake."""
 
     principal: Principal | None = None
+    client_ip: str | None = None
+    """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
 
 
 class HypertabServer:
@@ -118,6 +123,9 @@ class HypertabServer:
         self.tasks = TaskOwner("hub")
         """Owner of every background task the hub starts (failures logged, not lost)."""
         self.port = config.port
+        self.trusted_proxies = forwarded.networks(config.trusted_proxies)
+        self.tls: ssl.SSLContext | None = None
+        """The TLS context (``tls_cert``/``tls_key``), made by :meth:`start`; ``None``: plain."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -125,6 +133,8 @@ class HypertabServer:
         """Open the control plane and start listening."""
         cfg = self.config
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            self.tls = server_context(cfg.tls_cert, cfg.tls_key)  # TlsConfigError, likewise
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -177,6 +187,7 @@ class HypertabServer:
             write_limit=1 << 16,
             create_connection=HubConnection,
             logger=websocket_logger(),
+            ssl=self.tls,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -221,19 +232,30 @@ class HypertabServer:
                 return proto
         return None  # the session then speaks JSON
 
+    def client(self, conn: ServerConnection, request: Request) -> forwarded.Client:
+        """Who sent ``request``: address and scheme, through a trusted proxy's headers."""
+        return forwarded.resolve(
+            peer_host(conn), request.headers, self.trusted_proxies, tls=self.tls is not None
+        )
+
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        for name, value in security_headers().items():
+        https = self.client(conn, request).https
+        for name, value in security_headers(https=https).items():
             response.headers[name] = value
+        if not https:  # never HSTS over plain HTTP, whoever set it (RFC 6797 7.2)
+            del response.headers[HSTS[0]]
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
+        ip = self.client(conn, request).ip
+        assert isinstance(conn, HubConnection)
+        conn.client_ip = ip
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
         assert self._gate is not None
-        ip = peer_host(conn)
         wait_ms = self.admission.handshake_retry_after(ip)  # repeated failed handshakes
         if wait_ms is not None:
             refused = conn.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many attempts.\n")
@@ -242,7 +264,6 @@ class HypertabServer:
         principal = await self._gate.check(request.headers, query, ip=ip, now=time.time())
         if isinstance(principal, Refusal):
             return conn.respond(principal.status, principal.body)
-        assert isinstance(conn, HubConnection)
         conn.principal = principal
         return None
 

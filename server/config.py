@@ -15,7 +15,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from server.store.schema import Durability

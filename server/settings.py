@@ -149,12 +149,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "--jwt-algorithm",
         ),
     ] = []
-    jwt_issuer: Annotated[
-        str | None, _m("required iss claim", "a string", "--jwt-issuer")
-    ] = None
-    jwt_audience: Annotated[
-        str, _m("required aud claim", "a string", "--jwt-audience")
-    ] = "authenticated"
+    jwt_issuer: Annotated[str | None, _m("required iss claim", "a string", "--jwt-issuer")] = None
+    jwt_audience: Annotated[str, _m("required aud claim", "a string", "--jwt-audience")] = (
+        "authenticated"
+    )
     jwt_leeway: Annotated[
         float,
         Meta(ge=0, le=300),
@@ -276,7 +274,7 @@ def _check(f: _Field, value: Any, *, from_text: bool) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         elif f.name == "log_level":
             value = value.upper()
-        elif _strip(f.annotation) != str and value == "" and f.default is None:
+        elif value == "" and f.default is None:  # set but empty: unset
             value = None
     try:
         decoded = msgspec.convert(value, f.annotation, strict=not from_text)
@@ -366,9 +364,7 @@ def load(
         try:
             values[f.name] = _check(f, raw, from_text=True)
         except ValueError as exc:
-            problems.append(
-                f"{ENV_NAMES[f.name]}={_shown(raw)}: {exc}; accepts {f.accepts}"
-            )
+            problems.append(f"{ENV_NAMES[f.name]}={_shown(raw)}: {exc}; accepts {f.accepts}")
     for name, value in (flags or {}).items():
         f = _BY_NAME[name]
         try:

@@ -23,7 +23,7 @@ from server.audit.chain import AuditError
 from server.audit.export import csv_header, csv_line, jsonl_line
 from server.audit.log import entries
 from server.auth.principal import Plan
-from server.hub.httproutes import peer_host
+from server.hub.httproutes import client_host
 
 if TYPE_CHECKING:
     from server.hub.services import Services
@@ -51,7 +51,7 @@ async def tool_call(session: Session, message: ToolCall) -> None:
         return
     digest = message.args_digest or events.args_digest(message.args)
     entry = events.tool_call(
-        session.principal, message.tool, digest, peer_host(session.conn), time.time()
+        session.principal, message.tool, digest, client_host(session.conn), time.time()
     )
     try:
         async with session.stores.use(session.tenant) as store:
@@ -83,7 +83,7 @@ async def audit_export(session: Session, message: AuditExport) -> None:
                     message.format,
                     message.since,
                     "websocket",
-                    peer_host(session.conn),
+                    client_host(session.conn),
                     time.time(),
                 )
                 await events.audit_tenant_event(conn, entry)
