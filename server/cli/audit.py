@@ -44,10 +44,12 @@ from server.cli.common import (
     Commands,
     UsageError,
     actor,
+    add_json_flag,
     control_plane,
     data_dir,
     data_dir_parent,
     now,
+    print_json,
     resolve_tenant,
 )
 from server.control.plane import ControlPlane
@@ -84,6 +86,7 @@ def register(commands: Commands) -> None:
     which = ver.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", help="tenant id or unique name")
     which.add_argument("--control", action="store_true", help="the control database's log")
+    add_json_flag(ver)
     ver.set_defaults(handler=verify_command)
 
     pur = sub.add_parser(
@@ -98,6 +101,7 @@ def register(commands: Commands) -> None:
     scope.add_argument("--control", action="store_true", help="the control database's log")
     scope.add_argument("--all", action="store_true", help="the control log and every tenant's")
     pur.add_argument("--days", type=float, help="retention in days (default: see above)")
+    add_json_flag(pur)
     pur.set_defaults(handler=purge_command)
 
 
@@ -187,6 +191,9 @@ def verify_command(args: argparse.Namespace) -> int:
         return f"tenant {tenant.id}", broken, last
 
     name, broken, last = asyncio.run(run())
+    if args.json:
+        print_json({"log": name, "ok": broken is None, "broken_at": broken, "entries": last})
+        return EXIT_OK if broken is None else EXIT_FAILURE
     if broken is not None:
         print(f"audit log of {name}: BROKEN at entry {broken}", flush=True)
         return EXIT_FAILURE
@@ -226,6 +233,9 @@ def purge_command(args: argparse.Namespace) -> int:
                 done.append((f"tenant {tenant.id}", await purge_expired(conn, at, days)))
         return done
 
-    for name, count in asyncio.run(run()):
+    done = asyncio.run(run())
+    if args.json:
+        print_json({"days": days, "purged": [{"log": n, "entries": c} for n, c in done]})
+    for name, count in [] if args.json else done:
         print(f"{name}: {count} entries older than {days:g} days purged", flush=True)
     return EXIT_OK
