@@ -244,7 +244,7 @@ class HypertabServer:
         https = self.client(conn, request).https
         for name, value in security_headers(https=https).items():
             response.headers[name] = value
-        if not https:  # never HSTS over plain HTTP, whoever set it (RFC 6797 7.2)
+        if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
             del response.headers[HSTS[0]]
         return response
 

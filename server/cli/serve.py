@@ -300,7 +300,8 @@ def _print_demo(
         "new_key_command": new_key,
         "cli": cli,
     }
-    lines = [f"demo tenant {tenant.id}, plan {tenant.plan.value}: {shown}"]
+    state = "created" if issued is not None else "exists"
+    lines = [f"demo tenant {tenant.id} {state}, plan {tenant.plan.value}: {shown}"]
     if issued is not None:
         lines += [
             "  its API key (shown once, stored hashed; it has every scope):",
