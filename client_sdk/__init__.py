@@ -13,6 +13,7 @@ from client_sdk.errors import (
     ConnectionLost,
     HypertabError,
     RateLimited,
+    RateLimitWarning,
     ServerError,
 )
 from client_sdk.table import Table
@@ -22,6 +23,7 @@ __all__ = [
     "Client",
     "ConnectionLost",
     "HypertabError",
+    "RateLimitWarning",
     "RateLimited",
     "ServerError",
     "Table",

@@ -56,6 +56,7 @@ from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
+from server.hub.logcontext import name_connections
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
@@ -186,7 +187,7 @@ class HypertabServer:
             max_queue=64,
             write_limit=1 << 16,
             create_connection=HubConnection,
-            logger=websocket_logger(),
+            logger=name_connections(websocket_logger()),
             ssl=self.tls,
         )
         sock = next(iter(self._server.sockets))
