@@ -2,7 +2,8 @@
 
 No auth, no storage, no decoding: a connection that says ``sub`` receives every frame any
 ``pub`` connection sends, one frame per edit per subscriber (``websockets.broadcast``).
-Run as ``python bench/relay_server.py PORT_FILE``; it writes its port there.
+Run as ``python bench/relay_server.py PORT_FILE``; it writes its port there. It is a helper
+that ``bench/fanout.py`` starts, not a benchmark: ``make bench`` skips ``bench/*_server.py``.
 """
 
 from __future__ import annotations
@@ -38,4 +39,6 @@ async def main(port_file: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python bench/relay_server.py PORT_FILE (started by bench/fanout.py)")
     uvloop.run(main(Path(sys.argv[1])))
