@@ -18,10 +18,11 @@ import logging
 import os
 import random
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -64,11 +65,16 @@ from protocol.messages import (
     Unsubscribe,
     Welcome,
 )
-from protocol.ops import ColumnDef, ColumnType, CreateTable, Op
+from protocol.ops import ColumnDef, ColumnType, CreateTable, Op, Row
+from protocol.query import Filter, OrderBy
 
 log = logging.getLogger(__name__)
 
 TokenProvider = Callable[[], str | Awaitable[str]]
+
+SortSpec = str | tuple[str, bool] | Mapping[str, Any]
+"""One ``order_by`` entry: a column (ascending), ``(column, desc)``, or the wire's
+``{"column": C, "desc": bool}``."""
 
 
 @dataclass(slots=True)
@@ -504,13 +510,67 @@ class Client:
         assert isinstance(result, TableList)
         return result.tables
 
-    async def query(self, table: str, *, after: str | None = None, limit: int = 500) -> QueryResult:
-        """A page of rows without subscribing (``after``: the previous page's ``next``)."""
+    async def query(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[SortSpec] = (),
+        columns: Sequence[str] | None = None,
+        limit: int = 500,
+        after: str | None = None,
+    ) -> QueryResult:
+        """One page of a server-side query, without subscribing.
+
+        ``table``: an id or a name. ``where``: a filter in its wire form, plain dicts such
+        as ``{"op": "gt", "column": "Age", "value": 30}`` (docs/protocol.md, "Queries").
+        ``order_by``: columns, each a name/id (ascending), ``(column, desc)`` or the
+        wire's ``{"column": C, "desc": bool}``; the table's row order breaks ties.
+        ``columns``: the cells the rows carry (all when None). ``after``: the previous
+        page's ``next``. Rows carry cells keyed by column id.
+        Raises :class:`ServerError` (``invalid_filter`` for a ``where`` that is not a filter,
+        before anything is sent; ``unknown_column``, ``invalid_cursor`` … from the server).
+        """
+        wire_where, wire_order = _filter(where), _order_by(order_by)
+        selected = list(columns) if columns is not None else None
         result = await self.request(
-            lambda rid: Query(id=rid, table=table, after=after, limit=limit)
+            lambda rid: Query(
+                id=rid,
+                table=table,
+                where=wire_where,
+                order_by=wire_order,
+                columns=selected,
+                after=after,
+                limit=limit,
+            )
         )
         assert isinstance(result, QueryResult)
         return result
+
+    async def query_all(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[SortSpec] = (),
+        columns: Sequence[str] | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Row]:
+        """Every row a query matches, page after page (see :meth:`query`).
+
+        Rows inserted while this runs may or may not appear; rows that existed when it
+        started appear exactly once unless they are edited or moved meanwhile.
+        """
+        after: str | None = None
+        while True:
+            page = await self.query(
+                table, where=where, order_by=order_by, columns=columns, limit=page_size, after=after
+            )
+            for row in page.rows:
+                yield row
+            if page.next is None:
+                return
+            table, after = page.table, page.next  # the id: a rename cannot break the paging
 
     async def send_presence(self, table: str, state: dict[str, Any]) -> None:
         """Send presence for a subscribed table (see :meth:`Table.set_presence`)."""
@@ -531,6 +591,33 @@ def _column(spec: ColumnDef | tuple[str, str] | tuple[str, str, str]) -> ColumnD
         return ColumnDef(id=cid, name=name, type=ColumnType(kind))
     cid, name, kind = spec
     return ColumnDef(id=cid, name=name, type=ColumnType(kind))
+
+
+def _filter(where: Mapping[str, Any] | None) -> Filter | None:
+    if where is None:
+        return None
+    try:
+        converted: Filter = msgspec.convert(where, Filter)
+    except msgspec.ValidationError as exc:
+        raise ServerError("invalid_filter", f"where is not a filter: {exc}") from None
+    return converted
+
+
+def _order_by(order_by: Sequence[SortSpec] | str) -> list[OrderBy]:
+    entries = (order_by,) if isinstance(order_by, str) else order_by
+    out = []
+    for entry in entries:
+        if isinstance(entry, str):
+            out.append(OrderBy(column=entry))
+        elif isinstance(entry, Mapping):
+            try:
+                out.append(msgspec.convert(entry, OrderBy))
+            except msgspec.ValidationError as exc:
+                raise ServerError("invalid_filter", f"order_by entry: {exc}") from None
+        else:
+            column, desc = entry
+            out.append(OrderBy(column=column, desc=bool(desc)))
+    return out
 
 
 def _server_error(message: Error) -> ServerError:

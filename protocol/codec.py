@@ -51,6 +51,8 @@ class _Side(Generic[T]):
             return self._decoder.decode(data)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
             raise DecodeError(str(exc)) from None
+        except RecursionError:  # msgspec's own depth guard: a frame nested ~1000 deep
+            raise DecodeError("the message is nested too deeply") from None
 
 
 class Codec:

@@ -41,6 +41,21 @@ _SPECS = (
     ErrorSpec("read_only", False, "The column is computed (formula) and cannot be written."),
     ErrorSpec("formula_error", False, "The formula is invalid or would create a cycle."),
     ErrorSpec("unknown_function", False, "No custom function with that name in this tenant."),
+    ErrorSpec(
+        "invalid_filter",
+        False,
+        "A query's filter or sort is over its limits or does not fit the column types.",
+    ),
+    ErrorSpec(
+        "query_timeout",
+        False,
+        "The query page ran past the server's time limit; narrow the filter.",
+    ),
+    ErrorSpec(
+        "invalid_cursor",
+        False,
+        "The query cursor is malformed or from another query; start again without `after`.",
+    ),
     ErrorSpec("not_subscribed", False, "The request needs a subscription to the table first."),
     ErrorSpec("forbidden", False, "The credential's scopes or table allowlist do not permit this."),
     ErrorSpec("plan_required", False, "The tenant's plan does not include this feature."),

@@ -60,3 +60,22 @@ MAX_QUERY_LIMIT = 5000
 
 MAX_PRESENCE_KEYS = 32
 """Most keys in one presence state."""
+
+MAX_FILTER_NODES = 64
+"""Most nodes (``and``/``or``/``not`` and leaf conditions) in one query filter."""
+
+MAX_FILTER_DEPTH = 8
+"""Deepest nesting of a query filter (a lone condition has depth 1)."""
+
+MAX_FILTER_VALUES = 1000
+"""Most values one query filter carries, ``in`` lists included (each ``in`` list is also
+bounded by this)."""
+
+MAX_MATCH_CHARS = 256
+"""Longest ``contains`` / ``starts_with`` text."""
+
+MAX_ORDER_BY = 8
+"""Most sort columns in one query."""
+
+MAX_CURSOR_CHARS = 300_000
+"""Longest query cursor (it holds the sort key of a page's last row)."""

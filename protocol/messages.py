@@ -19,8 +19,16 @@ from protocol.audit import AuditChunk, AuditExport, ToolCall
 from protocol.formulas import FunctionClientMessage, FunctionServerMessage
 from protocol.identity import IdentityClientMessage, IdentityServerMessage
 from protocol.ids import Id, Name, RequestId, Version
-from protocol.limits import MAX_OPS_PER_BATCH, MAX_PRESENCE_KEYS, MAX_QUERY_LIMIT
+from protocol.limits import (
+    MAX_COLUMNS,
+    MAX_CURSOR_CHARS,
+    MAX_OPS_PER_BATCH,
+    MAX_ORDER_BY,
+    MAX_PRESENCE_KEYS,
+    MAX_QUERY_LIMIT,
+)
 from protocol.ops import ColumnDef, Op, Row
+from protocol.query import ColumnRef, Filter, OrderBy
 from protocol.secrets import SecretClientMessage, SecretServerMessage
 
 # --- client -> server -------------------------------------------------------------------
@@ -63,12 +71,20 @@ class Apply(Struct, tag="apply"):
 
 
 class Query(Struct, tag="query", omit_defaults=True):
-    """Read rows in order without subscribing, a page at a time (``after`` = cursor)."""
+    """Read rows without subscribing, a page at a time (``after``: the previous ``next``).
+
+    ``table`` is a table id or, when no table has that id, a table name. ``where`` filters,
+    ``order_by`` sorts (the table's row order breaks ties and is the default), ``columns``
+    selects the cells the rows carry. See protocol/query.py and docs/protocol.md.
+    """
 
     id: RequestId
-    table: Id
-    after: str | None = None
+    table: Name
+    after: Annotated[str, Meta(max_length=MAX_CURSOR_CHARS)] | None = None
     limit: Annotated[int, Meta(ge=1, le=MAX_QUERY_LIMIT)] = 500
+    where: Filter | None = None
+    order_by: Annotated[list[OrderBy], Meta(max_length=MAX_ORDER_BY)] = []
+    columns: Annotated[list[ColumnRef], Meta(max_length=MAX_COLUMNS)] | None = None
 
 
 class ListTables(Struct, tag="list_tables"):

@@ -1,7 +1,7 @@
 """Per-message authorization: which scope each message needs (pure).
 
 Checked for every message before it reaches a store; the table allowlist is checked where
-the table is known (after a subscribe by name resolves it).
+the table is known (after a subscribe or query by name resolves it).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def refusal(principal: Principal, message: ClientMessage) -> str | None:
         if not principal.can(scope):
             return f"this credential lacks the {scope.value} scope"
     table = getattr(message, "table", None)
+    if isinstance(message, Query):
+        return None  # ``table`` may be a name: checked once resolved (Session.query)
     if isinstance(table, str) and not principal.may_touch(table):
         return "this credential may not touch that table"
     return None

@@ -52,6 +52,7 @@ from server.hub.frames import changes_frames, split_encode
 from server.hub.outbox import Outbox
 from server.hub.services import Services
 from server.store.manager import StoreManager
+from server.store.query import QueryError
 from server.store.tenant import StoreError, TenantStore
 from server.store.writer import BatchOutcome
 
@@ -202,7 +203,7 @@ class Session:
         except DecodeError as exc:
             self.bad_frames += 1
             text = str(exc)
-            code = "unknown_type" if "at `$.type`" in text else "bad_message"
+            code = _decode_error_code(text)
             self.error(code, text[:300], self.codec.request_id(data))
             if self.bad_frames >= MAX_BAD_FRAMES:
                 self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
@@ -377,31 +378,61 @@ class Session:
         return snap.table.version
 
     async def query(self, message: Query) -> None:
-        """Answer a page of rows (fewer than asked when they would not fit one frame)."""
+        """Answer a page of a query (fewer rows than asked when they would not fit one
+        frame; ``next`` then resumes after the last row sent)."""
+        rid = message.id
         async with self.stores.use(self.tenant) as store:
-            if store.table(message.table) is None:
-                self.error("unknown_table", "no such table", message.id)
+            state = self._query_table(store, message.table)
+            if state is None:
+                return self._refuse_table(rid)
+            try:
+                page = await store.query(state.id, message)
+            except QueryError as exc:
+                self.error(exc.code, exc.message, rid)
                 return
-            page = await store.page(message.table, message.after, message.limit)
         if page is None:
-            self.error("unknown_table", "no such table", message.id)
-            return
-        rows = page.rows
-        more = len(rows) == message.limit
+            return self._refuse_table(rid)
+        rows, count, more = page.rows, len(page.rows), page.more
         while True:
             frame = self.codec.encode(
                 QueryResult(
-                    id=message.id,
-                    table=message.table,
+                    id=rid,
+                    table=state.id,
                     version=page.table.version,
-                    rows=rows,
-                    next=rows[-1].order if more and rows else None,
+                    rows=rows[:count],
+                    next=page.cursor_after(count) if more and count else None,
                 )
             )
-            if len(frame) <= MAX_FRAME_BYTES or len(rows) <= 1:
+            if len(frame) <= MAX_FRAME_BYTES or count <= 1:
                 break
-            rows, more = rows[: len(rows) // 2], True
+            count, more = count // 2, True
         await self._send_frames([frame])
+
+    def _query_table(self, store: TenantStore, ref: str) -> TableState | None:
+        """The table ``ref`` names for a query: a table id, else a table name, among the
+        tables this credential may touch (so a name reveals nothing about the others)."""
+        state = store.table(ref)
+        if state is not None and self.principal.may_touch(state.id):
+            return state
+        named = store.table_named(ref)
+        if named is not None and self.principal.may_touch(named.id):
+            return named
+        return None
+
+    def _refuse_table(self, rid: int) -> None:
+        if self.principal.tables is not None:  # one answer for "other" and "no such" table
+            self.error("forbidden", "this credential may not touch that table", rid)
+        else:
+            self.error("unknown_table", "no such table", rid)
+
+
+def _decode_error_code(text: str) -> str:
+    """The error code for a frame msgspec refused, from where the problem was."""
+    if "at `$.type`" in text:
+        return "unknown_type"
+    if "at `$.where" in text or "at `$.order_by" in text:
+        return "invalid_filter"  # the same code as the checks made after decoding
+    return "bad_message"
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:

@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from protocol.messages import Change
+from protocol.messages import Change, Query
 from protocol.ops import Op
 from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
 from server.store.failures import log_failure
+from server.store.query import install_functions
 from server.store.schema import Durability, checkpoint, configure
 from server.store.writer import BatchOutcome, BatchRequest, FormulaRecompute, commit_group
 
@@ -123,6 +124,7 @@ class TenantStore:
             tables, next_sql = await _run_in(writer, reader.load_catalog)
             readers = await aiosqlite.connect(path, isolation_level=None)
             await _run_in(readers, configure, durability, False)
+            await _run_in(readers, install_functions)
         except BaseException:
             await writer.close()
             raise
@@ -259,9 +261,9 @@ class TenantStore:
         """The table's rows at its current version."""
         return await _run_in(self._reader, reader.read_snapshot, table_id)
 
-    async def page(self, table_id: str, after: str | None, limit: int) -> reader.TableRead | None:
-        """A page of rows after an order key."""
-        return await _run_in(self._reader, reader.read_page, table_id, after, limit)
+    async def query(self, table_id: str, request: Query) -> reader.QueryPage | None:
+        """A page of a query (filter, sort, selection, cursor); raises ``QueryError``."""
+        return await _run_in(self._reader, reader.read_query, table_id, request)
 
     async def since(self, table_id: str, version: int) -> tuple[TableState, list[Change]] | None:
         """Changes after ``version`` from the op log, or None if a snapshot is needed."""
