@@ -101,4 +101,6 @@ def test_tls_needs_both_files() -> None:
 
 def test_docs_table_lists_every_setting() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
-    assert settings_table() in docs  # regenerate: python -c 'from server.settings import *; print(settings_table())'
+    assert (
+        settings_table() in docs
+    )  # regenerate: python -c 'from server.settings import *; print(settings_table())'
