@@ -97,7 +97,7 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(tmp_path: Path)
     ):
         server = await _start(tmp_path / trusted[0].replace("/", "_"), trusted_proxies=trusted)
         seen: list[str | None] = []
-        server.on_auth_failure.append(lambda reason, ip, credential: seen.append(ip))
+        server.on_auth_failure.append(lambda reason, ip, credential, seen=seen: seen.append(ip))
         try:
             _, headers, _ = await asyncio.to_thread(_get, server.port, forwarded, None)
             assert (HSTS in headers) is expect_hsts
