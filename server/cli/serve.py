@@ -238,6 +238,11 @@ def ws_url(host: str, port: int, *, tls: bool = False) -> str:
     return f"{'wss' if tls else 'ws'}://{shown}:{port}{WS_PATH}"
 
 
+def page_url(ws: str) -> str:
+    """The spreadsheet page of the hub at WebSocket URL ``ws`` (``https`` for ``wss``)."""
+    return "http" + ws.removeprefix("ws").removesuffix(WS_PATH) + "/"
+
+
 def cli_command() -> str:
     """How the operator runs this CLI: the path they used (``.venv/bin/hypertab``), relative
     to the working directory when it is under it, else ``hypertab``."""
@@ -291,7 +296,9 @@ def _print_demo(
         if limits["ops_per_minute"]
         else "no rate limits"
     )
+    page = page_url(url)
     fields: dict[str, Any] = {
+        "page": f"{page}#key={issued.secret}" if issued is not None else page,
         "tenant": tenant.id,
         "plan": tenant.plan.value,
         "limits": limits,
@@ -306,12 +313,15 @@ def _print_demo(
         lines += [
             "  its API key (shown once, stored hashed; it has every scope):",
             f"    {issued.secret}",
+            f"  open in a browser: {page}#key={issued.secret}",
+            "    (the key sits in the #fragment: browsers never send it to the server)",
             f"  Python: await client_sdk.Client.connect({url!r}, api_key=<the key above>)",
         ]
     else:
         lines += [
             "  its first key was shown on the first run and cannot be shown again. New one:",
             f"    {new_key}",
+            f"  open in a browser: {page} and paste a key",
         ]
     lines += [
         f"  the command line: {cli} --help"
