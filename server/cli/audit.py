@@ -28,7 +28,6 @@ from server.audit import events
 from server.audit.chain import AuditEntry
 from server.audit.export import Format
 from server.audit.handlers import EXPORT_PLANS
-from server.audit.hub import retention_days_from_env
 from server.audit.log import (
     append,
     ensure_schema,
@@ -54,6 +53,7 @@ from server.cli.common import (
 )
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
+from server.settings import load as load_settings
 from server.store.schema import tenant_path
 
 
@@ -208,7 +208,7 @@ async def _verify_control(plane: ControlPlane) -> tuple[int | None, int]:
 
 def purge_command(args: argparse.Namespace) -> int:
     """``audit purge``."""
-    days: float = args.days if args.days is not None else retention_days_from_env()
+    days: float = args.days if args.days is not None else load_settings().audit_retention_days
     if days <= 0:
         raise UsageError("--days must be positive")
 

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -90,7 +89,7 @@ def is_data_dir(directory: Path) -> bool:
 
 def environment() -> str:
     """The key environment (``HYPERTAB_ENV``: ``live`` or ``test``) the server accepts."""
-    return os.environ.get("HYPERTAB_ENV", "live")
+    return load_settings().environment
 
 
 @contextlib.asynccontextmanager
