@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def check_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": True, "settings": values})
     else:
-        source = args.config or "(no file: defaults and environment)"
+        source = args.config or os.environ.get(ENV_CONFIG) or "(no file: defaults, environment)"
         print(f"{source}: ok")
         for name, value in values.items():
             print(f"  {name} = {value!r}")
