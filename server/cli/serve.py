@@ -220,7 +220,7 @@ def _jwt_secret(settings: Settings) -> str | None:
     try:
         secret = read_private_file(Path(settings.jwt_secret_file))
     except SecretsError as exc:
-        raise CliError(f"jwt_secret_file: {exc}") from None
+        raise CliError(f"--jwt-secret-file (jwt_secret_file): {exc}") from None
     return secret.decode("utf-8", "replace").strip()
 
 
