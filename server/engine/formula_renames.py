@@ -1,10 +1,15 @@
 """Keeping formulas working when a column they reference is renamed (pure).
 
 Formulas reference columns by name in their text. Renaming a column rewrites the text of
-every formula of the table that references it, so formulas keep working and show the new
-name, as in a spreadsheet. Only the ``{...}`` references that resolve to the renamed column
-(by the compiler's rule: exact name, else a unique case-insensitive match) are rewritten;
-the rest of the text is kept byte for byte. The op engine reports the rewritten columns as
+every formula of the table whose references it affects, so formulas keep working and show
+the new name, as in a spreadsheet. A ``{...}`` reference is rewritten when the column it
+resolves to before the rename (by the compiler's rule,
+:func:`server.formula.names.resolve_column`) is not the one it would resolve to after it:
+the references to the renamed column, and any other that the new name would capture or
+make ambiguous (renaming ``x`` to ``QTY`` while ``{qty}`` meant ``Qty``). A rewritten
+reference spells its column's exact name, which always resolves to it, so the formula means
+what it meant and reads the same columns: nothing needs recomputing and nothing goes stale.
+The rest of the text is kept byte for byte. The op engine reports the rewritten columns as
 ``FormulaRewritten`` steps and the store broadcasts their new text as ``set_formula`` ops.
 """
 
@@ -16,18 +21,8 @@ from protocol.ops import ColumnType
 from server.engine.catalog import ColumnState, TableState
 from server.formula.errors import FormulaSyntaxError
 from server.formula.limits import DEFAULT_LIMITS, Limits
+from server.formula.names import quote_name, resolve_column
 from server.formula.tokenizer import Kind, tokenize
-
-
-def resolve_name(names: Mapping[str, str], name: str) -> str | None:
-    """The column id ``name`` resolves to, by the compiler's rule: exact, else a unique
-    case-insensitive match."""
-    found = names.get(name)
-    if found is not None:
-        return found
-    folded = name.casefold()
-    matches = {cid for n, cid in names.items() if n.casefold() == folded}
-    return matches.pop() if len(matches) == 1 else None
 
 
 def _reference_end(text: str, start: int) -> int:
@@ -43,27 +38,38 @@ def _reference_end(text: str, start: int) -> int:
         return j + 1
 
 
-def quote_name(name: str) -> str:
-    """A column name as a formula reference: ``{name}`` with ``}`` doubled."""
-    return "{" + name.replace("}", "}}") + "}"
-
-
 def rewrite_references(
-    text: str, names: Mapping[str, str], column_id: str, new_name: str, limits: Limits
+    text: str,
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    limits: Limits,
+    renamed: str | None = None,
 ) -> str:
-    """``text`` with every reference resolving (under ``names``) to ``column_id`` renamed
-    to ``new_name``; unchanged if it has none or does not tokenize."""
+    """``text`` with every reference to column ``renamed``, and every other whose column
+    (under the name map ``before``) differs from its resolution under ``after``, spelled as
+    that column's exact name in ``after``; unchanged if there is none or the text does not
+    tokenize."""
     try:
         tokens = tokenize(text, limits)
     except FormulaSyntaxError:
         return text
+    names = {cid: name for name, cid in after.items()}
     out: list[str] = []
     pos = 0
     for token in tokens:
-        if token.kind is Kind.COLUMN and resolve_name(names, token.text) == column_id:
-            out.append(text[pos : token.pos])
-            out.append(quote_name(new_name))
-            pos = _reference_end(text, token.pos)
+        if token.kind is not Kind.COLUMN:
+            continue
+        meant = resolve_column(before, token.text)
+        if meant is None or meant not in names:
+            continue
+        if meant == renamed:
+            if token.text == names[meant]:
+                continue
+        elif resolve_column(after, token.text) == meant:
+            continue
+        out.append(text[pos : token.pos])
+        out.append(quote_name(names[meant]))
+        pos = _reference_end(text, token.pos)
     if not out:
         return text
     out.append(text[pos:])
@@ -78,12 +84,13 @@ def rename_references(
     renamed = after.column(column_id)
     if renamed is None or not any(c.type is ColumnType.FORMULA for c in after.columns):
         return after, ()
-    names = {c.name: c.id for c in before.columns}
+    old_names = {c.name: c.id for c in before.columns}
+    new_names = {c.name: c.id for c in after.columns}
     changed: list[ColumnState] = []
     columns: list[ColumnState] = []
     for column in after.columns:
         if column.type is ColumnType.FORMULA and column.formula is not None:
-            text = rewrite_references(column.formula, names, column_id, renamed.name, limits)
+            text = rewrite_references(column.formula, old_names, new_names, limits, column_id)
             if text != column.formula:
                 column = ColumnState(column.id, column.name, column.type, column.sql, text)
                 changed.append(column)

@@ -25,6 +25,13 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class Error:
+    """An error literal such as ``#N/A`` (its code, upper case)."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
 class Bool:
     """``TRUE`` or ``FALSE``."""
 
@@ -47,7 +54,7 @@ class Name:
 
 @dataclass(frozen=True, slots=True)
 class Unary:
-    """``-x`` or ``+x``."""
+    """``-x``, ``+x``, or the postfix percent ``x%`` (op ``"%"``: x / 100)."""
 
     op: str
     operand: Expr
@@ -70,5 +77,5 @@ class Call:
     args: tuple[Expr, ...]
 
 
-Expr: TypeAlias = Number | Text | Bool | ColumnRef | Name | Unary | Binary | Call
+Expr: TypeAlias = Number | Text | Error | Bool | ColumnRef | Name | Unary | Binary | Call
 """Any expression node."""

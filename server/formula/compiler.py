@@ -37,11 +37,14 @@ from server.formula.errors import (
     Signal,
 )
 from server.formula.functions import BUILTINS
+from server.formula.functions.dates import Moment, moment_arithmetic, number_or_moment
 from server.formula.functions.numeric import power
 from server.formula.limits import DEFAULT_LIMITS, Limits
+from server.formula.names import resolve_column
 from server.formula.parser import parse_formula
 from server.formula.values import (
     DIV0,
+    ERRORS,
     LIMIT,
     NAME,
     NUM,
@@ -51,9 +54,11 @@ from server.formula.values import (
     ErrorValue,
     check_number,
     compare,
+    numbers_compare,
     output,
     to_number,
     to_text,
+    too_big,
 )
 
 Closure = Callable[[Any, EvalContext], Any]
@@ -145,8 +150,10 @@ class Formula:
             return output(self._fn(row, ctx), limits.max_number)
         except Signal as s:
             return s.error
-        except (Abort, RecursionError, MemoryError, OverflowError):
+        except (Abort, RecursionError, MemoryError):
             return LIMIT
+        except OverflowError:
+            return NUM
         except Exception:  # defensive: the engine's contract is to never raise
             return VALUE
 
@@ -175,22 +182,17 @@ class _Scope:
     nodes: int = 0
 
     def resolve(self, name: str) -> ColumnId | None:
-        """The id of column ``name``: exact match, else a unique case-insensitive one."""
+        """The id of column ``name`` by :func:`~server.formula.names.resolve_column`."""
         if self.params is not None:
             raise FormulaDefinitionError(
                 f"custom functions cannot read columns ({{{name}}}); pass values as parameters"
             )
         if self.columns is None:
             return name
-        found = self.columns.get(name)
-        if found is not None:
-            return found
-        folded = name.casefold()
-        matches = {cid for n, cid in self.columns.items() if n.casefold() == folded}
-        if len(matches) == 1:
-            return matches.pop()
-        self.unknown_columns.add(name)
-        return None
+        found = resolve_column(self.columns, name)
+        if found is None:
+            self.unknown_columns.add(name)
+        return found
 
 
 def compile_formula(
@@ -210,7 +212,16 @@ def compile_formula(
     """
     expr = parse_formula(text, limits)
     scope = _Scope(limits=limits, columns=columns)
-    fn, height = _compile(expr, scope)
+    if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):
+        # Spreadsheets set the result of a formula's *final* addition or subtraction to 0
+        # when it is only rounding noise (0.1 + 0.2 - 0.3 shows 0); so do we.
+        scope.nodes += 1
+        left, lh = _compile(expr.left, scope)
+        right, rh = _compile(expr.right, scope)
+        fn: Closure = _binary(expr.op, left, right, limits, snap=True)
+        height = 1 + max(lh, rh)
+    else:
+        fn, height = _compile(expr, scope)
     return Formula(text, expr, fn, scope, height)
 
 
@@ -237,12 +248,16 @@ def _compile(node: ast.Expr, scope: _Scope) -> tuple[Closure, int]:
         return _constant(node.value), 1
     if isinstance(node, ast.Bool):
         return _constant(node.value), 1
+    if isinstance(node, ast.Error):
+        return _raises(ERRORS[node.code]), 1
     if isinstance(node, ast.ColumnRef):
         return _row_ref(node.name, scope), 1
     if isinstance(node, ast.Name):
         return _name(node.name, scope), 1
     if isinstance(node, ast.Unary):
         operand, h = _compile(node.operand, scope)
+        if node.op == "%":
+            return _percent(operand), h + 1
         return (_negate(operand) if node.op == "-" else operand), h + 1
     if isinstance(node, ast.Binary):
         left, lh = _compile(node.left, scope)
@@ -267,7 +282,7 @@ def _raises(error: ErrorValue) -> Closure:
 
 def _number_literal(value: int | float, limits: Limits) -> Closure:
     if not -limits.max_number <= value <= limits.max_number:
-        return _raises(LIMIT)
+        return _raises(too_big(limits.max_number))
     return _constant(value)
 
 
@@ -315,8 +330,78 @@ def _negate(operand: Closure) -> Closure:
     return negate
 
 
-def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
+# A final sum this much smaller than its larger operand is rounding noise (about 8 ulps).
+_NOISE: Final = 2.0**-49
+
+
+def _snapped(
+    apply: Callable[[Any, Any], Any], left: Closure, right: Closure, op: str, top: float
+) -> Closure:
+    """``+``/``-`` as a formula's last operation: a float result within rounding noise of
+    zero becomes 0, as spreadsheets do (``0.1 + 0.2 - 0.3`` is 0, not 5.55E-17)."""
+
+    def final_add_or_subtract(row: Any, ctx: EvalContext) -> object:
+        a = left(row, ctx)
+        if type(a) not in _NUMERIC:
+            a = number_or_moment(a)
+            if type(a) is Moment:
+                return moment_arithmetic(op, a, number_or_moment(right(row, ctx)))
+        b = right(row, ctx)
+        if type(b) not in _NUMERIC:
+            b = number_or_moment(b)
+            if type(b) is Moment:
+                return moment_arithmetic(op, a, b)
+        r = apply(a, b)
+        # The cheap range test first: noise only matters for results near zero (operands up
+        # to ~5e11 noise stays below 1e-3; beyond, the double is kept).
+        if (
+            -1e-3 < r < 1e-3
+            and type(r) is float
+            and r != 0
+            and abs(r) <= _NOISE * max(abs(a), abs(b))
+        ):
+            return 0
+        if -top <= r <= top:
+            return r
+        return check_number(r, top)
+
+    return final_add_or_subtract
+
+
+def _percent(operand: Closure) -> Closure:
+    def percent(row: Any, ctx: EvalContext) -> object:
+        v = operand(row, ctx)
+        return (v if type(v) in _NUMERIC else to_number(v)) / 100
+
+    return percent
+
+
+def _binary(
+    op: str, left: Closure, right: Closure, limits: Limits, *, snap: bool = False
+) -> Closure:
     top = limits.max_number
+    if op in ("+", "-"):
+        apply = _ARITHMETIC[op]
+        if snap:
+            return _snapped(apply, left, right, op, top)
+
+        def add_or_subtract(row: Any, ctx: EvalContext) -> object:
+            a = left(row, ctx)
+            if type(a) not in _NUMERIC:
+                a = number_or_moment(a)  # before the right side: the leftmost error wins
+                if type(a) is Moment:
+                    return moment_arithmetic(op, a, number_or_moment(right(row, ctx)))
+            b = right(row, ctx)
+            if type(b) not in _NUMERIC:
+                b = number_or_moment(b)
+                if type(b) is Moment:
+                    return moment_arithmetic(op, a, b)
+            r = apply(a, b)
+            if -top <= r <= top:
+                return r
+            return check_number(r, top)
+
+        return add_or_subtract
     if op in _ARITHMETIC:
         apply = _ARITHMETIC[op]
 
@@ -372,8 +457,11 @@ def _binary(op: str, left: Closure, right: Closure, limits: Limits) -> Closure:
     def comparison(row: Any, ctx: EvalContext) -> object:
         a = left(row, ctx)
         b = right(row, ctx)
-        if type(a) in _NUMERIC and type(b) in _NUMERIC:
-            return test(a, b)
+        ta, tb = type(a), type(b)
+        if ta is int and tb is int:
+            return test(a, b)  # exact: no rounding can make two integers equal
+        if ta in _NUMERIC and tb in _NUMERIC:
+            return test(numbers_compare(a, b), 0)
         return test(compare(a, b), 0)
 
     return comparison
@@ -384,7 +472,7 @@ def _python_error(exc: Exception) -> ErrorValue:
     if isinstance(exc, ZeroDivisionError):
         return DIV0
     if isinstance(exc, OverflowError):
-        return LIMIT
+        return NUM
     if isinstance(exc, ArithmeticError):
         return NUM
     return VALUE
@@ -404,19 +492,23 @@ def _call(node: ast.Call, scope: _Scope) -> tuple[Closure, int]:
         else:
             expected = f"{spec.min_args} to {spec.max_args}"
         raise FormulaSyntaxError(f"{name} takes {expected} argument(s), not {n}")
-    if name == "IFS" and n % 2:
-        raise FormulaSyntaxError("IFS takes condition/value pairs")
+    if spec.arg_parity is not None and n % 2 != spec.arg_parity:
+        raise FormulaSyntaxError(f"{name} takes its arguments in pairs")
     scope.volatile = scope.volatile or spec.volatile
     args: list[Closure] = []
     height = 0
     for i, arg in enumerate(node.args):
-        if i in spec.column_params or (spec.aggregate and isinstance(arg, ast.ColumnRef)):
+        whole = isinstance(arg, ast.ColumnRef) and (
+            spec.aggregate or i in spec.range_params or i in spec.stats_params
+        )
+        if i in spec.column_params or whole:
             if not isinstance(arg, ast.ColumnRef):
                 raise FormulaSyntaxError(
                     f"argument {i + 1} of {name} must be a column reference like {{Name}}"
                 )
             scope.nodes += 1
-            args.append(_whole_column(arg.name, scope, as_view=i in spec.column_params))
+            as_view = i in spec.column_params or i in spec.range_params
+            args.append(_whole_column(arg.name, scope, as_view=as_view))
             h = 1
         else:
             closure, h = _compile(arg, scope)

@@ -9,6 +9,10 @@ snapshot and passes it to every :meth:`Formula.evaluate` of that pass. It holds
 * ``functions``: the tenant's custom functions;
 * ``now``: the time ``NOW()`` and ``TODAY()`` return (the engine never reads a clock).
 
+Conditional aggregates and wildcard or approximate lookups keep their groupings, sorted
+copies and answers in ``memo`` for the context's lifetime, and charge every extra scan to
+``scanned`` (bounded by ``Limits.max_scan_cells``).
+
 It also carries the per-evaluation budget counters, reset by every ``evaluate`` call. So a
 context is a snapshot and a scratchpad: do not keep it across data changes, and do not share
 it between threads.
@@ -17,13 +21,13 @@ it between threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
-from server.formula.errors import Signal
+from server.formula.errors import Abort, Signal
 from server.formula.limits import DEFAULT_LIMITS, Limits
-from server.formula.values import REF, CellValue, ErrorValue
+from server.formula.values import REF, CellValue, ErrorValue, round15
 
 ColumnId: TypeAlias = str
 """A column's id as the table layer knows it (any string; e.g. its NewType id)."""
@@ -59,7 +63,9 @@ class FunctionLookup(Protocol):
 
 @dataclass(slots=True)
 class ColumnStats:
-    """One scan of a column: what SUM/AVERAGE/MIN/MAX/COUNT/COUNTA need."""
+    """One scan of a column: what SUM/AVERAGE/MIN/MAX/COUNT/COUNTA need, its values and
+    numbers, and a cache (``derived``) for figures other aggregates compute once per
+    context from a column given alone (the sorted numbers for MEDIAN, the variance...)."""
 
     total: float | int
     count: int  # numbers (booleans and numeric text in cells are not numbers here)
@@ -67,6 +73,9 @@ class ColumnStats:
     low: float | int | None
     high: float | int | None
     error: ErrorValue | None  # the first error value in the column, if any
+    values: Sequence[CellValue] = ()
+    numbers: list[float | int] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def scan(cls, values: Sequence[CellValue]) -> ColumnStats:
@@ -81,7 +90,15 @@ class ColumnStats:
             low=min(numbers) if numbers else None,
             high=max(numbers) if numbers else None,
             error=error,
+            values=values,
+            numbers=numbers,
         )
+
+    def cached(self, key: str, compute: Callable[[list[float | int]], Any]) -> Any:
+        """``compute(self.numbers)``, computed once per context under ``key``."""
+        if key not in self.derived:
+            self.derived[key] = compute(self.numbers)
+        return self.derived[key]
 
 
 class ColumnView:
@@ -109,8 +126,10 @@ class ColumnView:
 def lookup_key(v: object) -> tuple[int, object] | None:
     """Hashable match key; the tag keeps TRUE apart from 1 (Python says True == 1)."""
     t = type(v)
-    if t is int or t is float:
+    if t is int:
         return (0, v)
+    if t is float:
+        return (0, round15(v))  # type: ignore[arg-type]  # equal at 15 significant digits
     if t is str:
         return (1, v.casefold())  # type: ignore[attr-defined]
     if t is bool:
@@ -129,7 +148,9 @@ class EvalContext:
         "eval_depth",
         "functions",
         "limits",
+        "memo",
         "now",
+        "scanned",
         "steps",
     )
 
@@ -145,6 +166,11 @@ class EvalContext:
         self.now = now
         self._stats: dict[ColumnId, ColumnStats] = {}
         self._lookups: dict[ColumnId, ColumnView] = {}
+        #: results and indexes of conditional aggregates and wildcard lookups, by a key the
+        #: function builds from its name, columns and criteria (one pass: one snapshot)
+        self.memo: dict[tuple[object, ...], Any] = {}
+        #: cells scanned for ``memo`` entries so far, bounded by ``Limits.max_scan_cells``
+        self.scanned = 0
         # Budget counters; Formula.evaluate resets them for each cell.
         self.limits: Limits = DEFAULT_LIMITS
         self.steps = 0
@@ -164,6 +190,19 @@ class EvalContext:
         if values is None:
             raise Signal(REF)
         return values
+
+    def charge_scan(self, cells: int) -> None:
+        """Account for scanning ``cells`` more cells in this context; a scan beyond
+        ``Limits.max_scan_cells`` aborts the evaluation (``#LIMIT!``) before it starts."""
+        self.scanned += cells
+        if self.scanned > self.limits.max_scan_cells:
+            raise Abort
+
+    def charge_steps(self, steps: int) -> None:
+        """Charge ``steps`` to the current cell's budget (``#LIMIT!`` beyond it)."""
+        self.steps += steps
+        if self.steps > self.limits.max_steps:
+            raise Abort
 
     def column_stats(self, column: ColumnId) -> ColumnStats:
         """Aggregate figures of a column, computed once per context."""

@@ -16,6 +16,7 @@ Precedence, loosest first (all binary operators are left-associative, as in Exce
     + -                 addition, subtraction
     * /                 multiplication, division
     ^                   power: 2^3^2 is (2^3)^2 = 64
+    %    (postfix)      percent: 50% is 0.5; binds tighter than ^ (2^50% is 2^0.5)
     - +  (prefix)       negation binds tighter than ^: -2^2 is 4, as in Excel
 """
 
@@ -171,8 +172,8 @@ class _Parser:
             tok = self.tokens[self.i]
             if tok.kind is not Kind.OP:
                 break
-            power = _BINARY_POWER[tok.text]
-            if power < min_power:
+            power = _BINARY_POWER.get(tok.text)
+            if power is None or power < min_power:  # a stray % is reported by the caller
                 break
             self.i += 1
             right, right_height = self.expr(power + 1)  # +1: left-associative
@@ -183,6 +184,16 @@ class _Parser:
         return left, height
 
     def prefix(self) -> tuple[ast.Expr, int]:
+        """An operand: a primary or a prefix operation, with any postfix ``%`` after it."""
+        node, height = self.primary()
+        while (tok := self.tokens[self.i]).kind is Kind.OP and tok.text == "%":
+            self.i += 1
+            height += 1
+            self.node(height, tok.pos)
+            node = ast.Unary("%", node)
+        return node, height
+
+    def primary(self) -> tuple[ast.Expr, int]:
         """A literal, reference, call, parenthesised expression or prefix operation."""
         tok = self.tokens[self.i]
         self.i += 1
@@ -191,6 +202,8 @@ class _Parser:
             node: ast.Expr = ast.Number(_number(tok.text))
         elif kind is Kind.TEXT:
             node = ast.Text(tok.text)
+        elif kind is Kind.ERROR:
+            node = ast.Error(tok.text)
         elif kind is Kind.COLUMN:
             node = ast.ColumnRef(tok.text)
         elif kind is Kind.IDENT:

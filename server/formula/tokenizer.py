@@ -2,7 +2,10 @@
 
 How it works: one left-to-right scan with a position index. Every token kind is recognised by
 its first character, so the scan never backtracks and runs in linear time. Strings use
-``"..."`` with ``""`` for a quote; column references ``{...}`` use ``}}`` for a brace.
+``"..."`` with ``""`` for a quote; column references ``{...}`` use ``}}`` for a brace and
+keep every character, spaces included (any legal column name can be referenced; the
+compiler's name resolution forgives stray spaces only when nothing matches exactly).
+Error literals (``#N/A``, ``#DIV/0!``...) are one token each.
 The text length is checked before anything else, so the token list is bounded too.
 """
 
@@ -25,6 +28,7 @@ class Kind(Enum):
     COLUMN = "column"
     IDENT = "identifier"
     OP = "operator"
+    ERROR = "error value"
     LPAREN = "("
     RPAREN = ")"
     COMMA = ","
@@ -45,7 +49,9 @@ _NUMBER_RE: Final = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII
 # start with a dot, so ``1 .real`` is a syntax error rather than an attribute access.
 _IDENT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _TWO_CHAR_OPS: Final = frozenset({"<>", "<=", ">="})
-_ONE_CHAR_OPS: Final = frozenset("+-*/^&=<>")
+_ONE_CHAR_OPS: Final = frozenset("+-*/^&=<>%")
+# The error literals spreadsheets accept, longest first so "#N/A" never shadows another.
+_ERROR_LITERALS: Final = ("#DIV/0!", "#VALUE!", "#NULL!", "#NAME?", "#REF!", "#NUM!", "#N/A")
 _SPACE: Final = frozenset(" \t\r\n")
 _DIGITS: Final = frozenset("0123456789")  # ASCII only: "²".isdigit() is true
 
@@ -74,6 +80,12 @@ def tokenize(text: str, limits: Limits) -> list[Token]:
             assert m is not None
             tokens.append(Token(Kind.IDENT, m.group(), i))
             i = m.end()
+        elif c == "#":
+            code = next((e for e in _ERROR_LITERALS if text[i : i + len(e)].upper() == e), None)
+            if code is None:
+                raise FormulaSyntaxError("unknown error value (expected one like #N/A)", i)
+            tokens.append(Token(Kind.ERROR, code, i))
+            i += len(code)
         elif text[i : i + 2] in _TWO_CHAR_OPS:
             tokens.append(Token(Kind.OP, text[i : i + 2], i))
             i += 2
@@ -110,9 +122,7 @@ def _scan_quoted(text: str, start: int, close: str, kind: Kind, out: list[Token]
             i = j + 2
             continue
         value = "".join(parts)
-        if kind is Kind.COLUMN:
-            value = value.strip()
-            if not value:
-                raise FormulaSyntaxError("empty column reference {}", start)
+        if kind is Kind.COLUMN and not value:
+            raise FormulaSyntaxError("empty column reference {}", start)
         out.append(Token(kind, value, start))
         return j + 1

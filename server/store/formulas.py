@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from protocol.limits import MAX_CELL_CHARS
+from protocol.limits import MAX_ABS_NUMBER, MAX_CELL_CHARS
 from protocol.ops import ColumnType, InsertRows, Op, SetFormula, UpdateCells
 from server.engine.batch import (
     DeleteRowsStep,
@@ -71,6 +71,7 @@ from server.formula import (
     CYCLE,
     ERRORS,
     LIMIT,
+    NUM,
     VALUE,
     CellValue,
     CustomFunction,
@@ -96,8 +97,12 @@ _FALSE: Final = "FALSE"
 def to_wire(value: CellValue) -> Any:
     """A computed value as stored and broadcast: error values and booleans become text."""
     t = type(value)
-    if value is None or t is int or t is float:
+    if value is None or t is int:
         return value
+    if t is float:
+        # The wire bounds numbers (protocol.limits.MAX_ABS_NUMBER); the engine computes up
+        # to a double's range, so a result between the two is stored as #NUM!.
+        return value if -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER else NUM.code  # type: ignore[operator]
     if t is str:
         return value if len(value) <= MAX_CELL_CHARS else LIMIT.code  # type: ignore[arg-type]
     if t is bool:

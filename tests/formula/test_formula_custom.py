@@ -77,13 +77,13 @@ def test_recursion_works_within_bounds() -> None:
     reg = FunctionRegistry.from_definitions(
         [
             "FACT(n) = IF(n <= 1, 1, n * FACT(n - 1))",
-            "EVEN(n) = IF(n = 0, TRUE, ODD(n - 1))",
-            "ODD(n) = IF(n = 0, FALSE, EVEN(n - 1))",
+            "IS.EVEN(n) = IF(n = 0, TRUE, IS.ODD(n - 1))",
+            "IS.ODD(n) = IF(n = 0, FALSE, IS.EVEN(n - 1))",
         ]
     )
     assert ev(reg, "FACT(10)") == 3628800
-    assert ev(reg, "EVEN(10)") is True
-    assert ev(reg, "ODD(7)") is True
+    assert ev(reg, "IS.EVEN(10)") is True
+    assert ev(reg, "IS.ODD(7)") is True
 
 
 def test_self_and_mutual_recursion_without_end_is_limit() -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from server.formula import (
     DIV0,
-    LIMIT,
     NAME,
+    NUM,
     REF,
     VALUE,
     CellValue,
@@ -131,7 +131,17 @@ def test_ambiguous_case_insensitive_name_is_unknown() -> None:
 
 def test_column_reference_escapes() -> None:
     f = compile_formula("{a}}b} & { spaced }")
-    assert f.row_refs == {"a}b", "spaced"}
+    assert f.row_refs == {"a}b", " spaced "}
+
+
+def test_spaced_column_names_are_referable() -> None:
+    columns = {" Qty ": "q1", "Qty": "q2", "Price ": "p"}
+    f = compile_formula("{ Qty } * 10 + {Qty} + {Price} + {price }", columns=columns)
+    assert f.evaluate({"q1": 1, "q2": 2, "p": 3}) == 1 * 10 + 2 + 3 + 3
+    assert f.unknown_columns == frozenset()
+    # Stray spaces are forgiven only when nothing matches exactly or case-insensitively.
+    g = compile_formula("{ qty}", columns={" Qty ": "q1", "QTY": "q2"})
+    assert g.unknown_columns == {" qty"}
 
 
 def test_custom_calls_and_volatility_are_exposed() -> None:
@@ -165,6 +175,9 @@ def test_output_normalisation() -> None:
         "[1]",
         "x => 1",
         "1 % 2",
+        "%",
+        "#FOO!",
+        "#N/A(1)",
         "@x",
         "ROUND()",
         "IF(1)",
@@ -194,9 +207,10 @@ def test_parse_formula_gives_frozen_tree() -> None:
     )
 
 
-def test_number_literal_out_of_range_is_limit() -> None:
-    assert ev("1e999") == LIMIT
+def test_number_literal_out_of_range_is_num() -> None:
+    assert ev("1e999") == NUM  # beyond a double, as a spreadsheet's overflow
     assert ev("IFERROR(1e999, 0)") == 0
+    assert ev("10^308") == 1e308  # a valid double: computed, not refused
 
 
 def test_bare_name_outside_function_is_name_error() -> None:

@@ -52,6 +52,13 @@ SEEDS = [
     'FIB({b}) + LEN(PING("")) + LOOP(1)',
     '-{a}^2 <> ({b} & "") = TRUE',
     'SUBSTITUTE(TRIM({Name}), " ", "") & TEXT({When}, "yyyy-mm-dd hh:mm")',
+    'SUMIFS({a}, {Name}, "a*?~*", {b}, ">=" & {b}) + COUNTIF({Name}, {Name}) + 50%',
+    'SEARCH("*a?b*", {Name}) + MATCH({Name} & "*", {Name}, 0) + VLOOKUP({a}, {b}, {a})',
+    "XLOOKUP({a}, {b}, {Name}, #N/A, -1, -1) & RANK({a}, {a}) & MEDIAN({a}, {b})",
+    "WORKDAY({When}, {a}, {When}) & NETWORKDAYS({When}, {When} + {b})",
+    'DATEDIF({When}, "2030-01-01", "MD") & DATEDIF({When}, {When} + {a}, "YD")',
+    "SUMPRODUCT({a}, {b}) / STDEV({a}) + MODE({b}) + LARGE({a}, 2) + CHOOSE({b}, 1, 2)",
+    "IFERROR(ERROR.TYPE(#DIV/0!), 0) + CEILING({a}, -{b}) + MROUND({a}, {b}) + DATEVALUE({When})",
 ]
 cells = st.one_of(
     st.none(),
@@ -59,7 +66,8 @@ cells = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
-    st.sampled_from(["2024-02-29", "2024-03-31T12:00:00", "1e308", "50%", " 7 "]),
+    st.sampled_from(["2024-02-29", "2024-03-31T12:00:00", "1e308", "50%", " 7 ", "*a?", "~"]),
+    st.sampled_from(["$1,000", "(5)", "12%", "2024-01-01 10:00:00"]),
     st.sampled_from([ErrorValue("#DIV/0!"), ErrorValue("#N/A")]),
 )
 rows = st.fixed_dictionaries({cid: cells for cid in COLUMNS.values()})
@@ -101,6 +109,17 @@ TOKENS = [
     "9^9^9",
     "10^9",
     "1/0",
+    "%",
+    "#N/A",
+    "#DIV/0!",
+    '"*"',
+    '"?*~"',
+    "~",
+    "SUMIF(",
+    "COUNTIFS(",
+    "SEARCH(",
+    "{When}",
+    "1e308",
 ]
 
 
@@ -163,6 +182,7 @@ atoms = st.one_of(
     st.sampled_from(["{a}", "{b}", "{Name}", "{When}", "{Flag}", "{zz}", "TRUE", "x"]),
     st.integers(-(10**6), 10**6).map(str),
     st.sampled_from(["0", "0.5", "1e300", "9", '""', '"abc"', '"2024-01-31"', '"0.00"']),
+    st.sampled_from(['"a*b?"', '"~*"', '">=5"', '"<>"', "#N/A", "50%", '"$1,000"', "45292"]),
 )
 
 

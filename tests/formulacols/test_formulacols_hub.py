@@ -165,6 +165,11 @@ async def test_rename_keeps_formulas_working(hub_url: str, tenant: Any) -> None:
         assert t.replica.columns["C"].formula == "{Base}+1"
         await t.update(row, {"A": 2})
         assert t.rows[row] == {"A": 2, "B": 22, "C": 23}
+        # A name with surrounding spaces is referable, and the formulas keep recomputing.
+        await t.apply([RenameColumn(column="A", name="  Amount ")])
+        assert t.replica.columns["B"].formula == "{  Amount } * 10 + SUM({  Amount })"
+        await t.update(row, {"A": 7})
+        assert t.rows[row] == {"A": 7, "B": 77, "C": 78}
 
 
 async def test_hostile_formulas_end_as_error_values(hub_url: str, tenant: Any) -> None:
@@ -198,7 +203,7 @@ async def test_hostile_formulas_end_as_error_values(hub_url: str, tenant: Any) -
         row = await t.insert({"N": 0})
         assert t.rows[row] == {
             "N": 0,
-            "pow": "#LIMIT!",
+            "pow": "#NUM!",
             "rept": "#LIMIT!",
             "imp": "#NAME?",
             "ev": "#NAME?",

@@ -14,6 +14,7 @@ from protocol.ops import (
     InsertRows,
     MoveRow,
     NewRow,
+    RenameColumn,
     SetFormula,
     UpdateCells,
 )
@@ -55,11 +56,30 @@ def test_check_hook_names_the_failing_op() -> None:
 
 
 def test_rewrite_only_references_to_the_renamed_column() -> None:
-    names = {"Qty": "q", "qty2": "q2"}
+    before = {"Qty": "q", "qty2": "q2"}
+    after = {"Count": "q", "qty2": "q2"}
     text = '{Qty} + {qty2} & "{Qty}" + SUM({ QTY })'
     assert (
-        rewrite_references(text, names, "q", "Count", DEFAULT_LIMITS)
+        rewrite_references(text, before, after, DEFAULT_LIMITS, "q")
         == '{Count} + {qty2} & "{Qty}" + SUM({Count})'
+    )
+
+
+def test_rewrite_to_a_spaced_name_keeps_the_spaces() -> None:
+    before = {"Qty": "q", "Price": "p"}
+    after = {" Qty ": "q", "Price": "p"}
+    assert rewrite_references("{Qty} * {Price}", before, after, DEFAULT_LIMITS, "q") == (
+        "{ Qty } * {Price}"
+    )
+
+
+def test_rewrite_fixes_references_a_new_name_would_capture() -> None:
+    # {qty} meant Qty (its only case-insensitive match); renaming x to "qty" would capture
+    # it, so it is spelled out exactly; the renamed column's own reference follows it.
+    before = {"Qty": "q", "x": "x"}
+    after = {"Qty": "q", "qty": "x"}
+    assert rewrite_references("{qty} + {x}", before, after, DEFAULT_LIMITS, "x") == (
+        "{Qty} + {qty}"
     )
 
 
@@ -127,5 +147,56 @@ async def test_lookups_follow_row_order(tmp_path: Path) -> None:
         assert out.change is not None
         moved = {op.row: op.values for op in out.change.ops if isinstance(op, UpdateCells)}
         assert moved == {"r1": {"first": 2}, "r2": {"first": 2}}
+    finally:
+        await store.close()
+
+
+async def test_rename_to_a_spaced_name_keeps_formulas_recomputing(tmp_path: Path) -> None:
+    """The reported case: renaming an input to a name with surrounding spaces left the
+    dependent formula unable to reference it (10 stayed 10 after the input became 7)."""
+    runtime = FormulaRuntime()
+    log: list[Change] = []
+    store = await open_store(tmp_path, runtime, log)
+    try:
+        cols = [
+            ColumnDef(id="q", name="Qty", type=ColumnType.NUMBER),
+            ColumnDef(id="p", name="Price", type=ColumnType.NUMBER),
+            ColumnDef(id="t", name="Total", type=ColumnType.FORMULA, formula="{Qty} * {Price}"),
+            ColumnDef(
+                id="s", name="Sum", type=ColumnType.FORMULA, formula="SUMIF({qty}, 2, {Total})"
+            ),
+        ]
+        out = await store.apply("t", "c", "1", [CreateTable(name="T", columns=cols)], "x")
+        assert out.error is None
+        out = await store.apply(
+            "t", "c", "2", [InsertRows(rows=[NewRow(id="r", values={"q": 2, "p": 5})])], "x"
+        )
+        assert out.error is None and out.change is not None
+        assert UpdateCells(row="r", values={"t": 10, "s": 10}) in out.change.ops
+        out = await store.apply("t", "c", "3", [RenameColumn(column="q", name="  Qty ")], "x")
+        assert out.error is None and out.change is not None
+        rewritten = {op.column: op.formula for op in out.change.ops if isinstance(op, SetFormula)}
+        assert rewritten == {"t": "{  Qty } * {Price}", "s": "SUMIF({  Qty }, 2, {Total})"}
+        # Renaming Price to "qty" must not capture anything: {  Qty } is spelled exactly.
+        out = await store.apply("t", "c", "4", [RenameColumn(column="p", name="qty")], "x")
+        assert out.error is None and out.change is not None
+        rewritten = {op.column: op.formula for op in out.change.ops if isinstance(op, SetFormula)}
+        assert rewritten == {"t": "{  Qty } * {qty}"}
+        out = await store.apply("t", "c", "5", [UpdateCells(row="r", values={"q": 7})], "x")
+        assert out.error is None and out.change is not None
+        # Total follows the input; Sum (SUMIF over the renamed column) too: 7 is not 2.
+        assert out.change.ops[1:] == [UpdateCells(row="r", values={"t": 35, "s": 0})]
+    finally:
+        await store.close()
+    # After a restart the stored, rewritten text still computes.
+    store = await open_store(tmp_path, FormulaRuntime(), log)
+    try:
+        out = await store.apply("t", "c", "6", [UpdateCells(row="r", values={"p": 3})], "x")
+        assert out.error is None and out.change is not None
+        assert out.change.ops[1:] == [UpdateCells(row="r", values={"t": 21})]
+        read = await store.snapshot("t")
+        assert read is not None
+        assert read.rows[0].values == {"q": 7, "p": 3, "t": 21, "s": 0}
+        assert read.table.column("t") is not None
     finally:
         await store.close()

@@ -6,11 +6,19 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
-from server.formula.functions import aggregate, dates, logic, lookup, numeric, text
+from server.formula.functions import (
+    aggregate,
+    conditional,
+    dates,
+    logic,
+    lookup,
+    numeric,
+    text,
+)
 from server.formula.functions.spec import Builtin
 
 _FAMILIES: Final = (
-    ("math", numeric.FUNCTIONS + aggregate.FUNCTIONS),
+    ("math", numeric.FUNCTIONS + aggregate.FUNCTIONS + conditional.FUNCTIONS),
     ("text", text.FUNCTIONS),
     ("logic", logic.FUNCTIONS),
     ("date", dates.FUNCTIONS),

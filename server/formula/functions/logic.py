@@ -16,7 +16,16 @@ from typing import Any
 from server.formula.context import Closure, EvalContext
 from server.formula.errors import Signal
 from server.formula.functions.spec import Builtin, builtin
-from server.formula.values import NA, ErrorValue, compare, to_bool
+from server.formula.values import (
+    CYCLE,
+    LIMIT,
+    NA,
+    SPREADSHEET_ERRORS,
+    ErrorValue,
+    compare,
+    to_bool,
+    to_int,
+)
 
 
 def _if(row: Any, ctx: EvalContext, args: Sequence[Closure]) -> object:
@@ -59,6 +68,37 @@ def _ifna(row: Any, ctx: EvalContext, args: Sequence[Closure]) -> object:
         if s.error is not NA:
             raise
         return args[1](row, ctx)
+
+
+def _choose(row: Any, ctx: EvalContext, args: Sequence[Closure]) -> object:
+    index = to_int(args[0](row, ctx), 1, len(args) - 1)  # #VALUE! outside 1..N, as in Excel
+    return args[index](row, ctx)
+
+
+def _na(ctx: EvalContext) -> object:
+    raise Signal(NA)
+
+
+def _iserr(ctx: EvalContext, v: object) -> bool:
+    return type(v) is ErrorValue and v != NA
+
+
+def _isnontext(ctx: EvalContext, v: object) -> bool:
+    return type(v) is not str
+
+
+# Hypertab's own errors have no spreadsheet number; they get numbers no spreadsheet uses.
+_ERROR_NUMBERS = {
+    **{e: i + 1 for i, e in enumerate(SPREADSHEET_ERRORS)},
+    CYCLE: 101,
+    LIMIT: 102,
+}
+
+
+def _error_type(ctx: EvalContext, v: object) -> int:
+    if type(v) is not ErrorValue:
+        raise Signal(NA)
+    return _ERROR_NUMBERS.get(v, 3)
 
 
 def _and(ctx: EvalContext, *args: object) -> bool:
@@ -123,7 +163,13 @@ FUNCTIONS: tuple[Builtin, ...] = (
         kind="lazy",
     ),
     builtin(
-        "IFS", _ifs, 2, None, "The value after the first true condition; #N/A if none.", kind="lazy"
+        "IFS",
+        _ifs,
+        2,
+        None,
+        "The value after the first true condition; #N/A if none.",
+        kind="lazy",
+        arg_parity=0,
     ),
     builtin(
         "SWITCH",
@@ -137,6 +183,21 @@ FUNCTIONS: tuple[Builtin, ...] = (
         "IFERROR", _iferror, 2, 2, "The value, or the fallback if it is an error.", kind="lazy"
     ),
     builtin("IFNA", _ifna, 2, 2, "The value, or the fallback if it is #N/A.", kind="lazy"),
+    builtin("CHOOSE", _choose, 2, None, "The N-th of the following values (1-based).", kind="lazy"),
+    builtin("NA", _na, 0, 0, "The error value #N/A."),
+    builtin(
+        "ERROR.TYPE",
+        _error_type,
+        1,
+        1,
+        "The number of an error: #NULL! 1, #DIV/0! 2, #VALUE! 3, #REF! 4, #NAME? 5, #NUM! 6, "
+        "#N/A 7 (#CYCLE! 101, #LIMIT! 102); #N/A if not an error.",
+        kind="sees_errors",
+    ),
+    builtin(
+        "ISERR", _iserr, 1, 1, "Whether the value is an error other than #N/A.", kind="sees_errors"
+    ),
+    builtin("ISNONTEXT", _isnontext, 1, 1, "Whether the value is not text.", kind="sees_errors"),
     builtin("AND", _and, 1, None, "TRUE if every argument is true."),
     builtin("OR", _or, 1, None, "TRUE if any argument is true."),
     builtin("XOR", _xor, 1, None, "TRUE if an odd number of arguments are true."),

@@ -10,7 +10,11 @@ Four calling conventions, chosen per function:
   (``IF``, ``IFERROR``, ``SWITCH``). ``fn(row, ctx, closures)``.
 * whole-column arguments: ``aggregate`` functions turn any bare ``{Column}`` argument into
   the column's :class:`ColumnStats`; ``column_params`` positions *must* be bare column
-  references and arrive as :class:`ColumnView` (lookups).
+  references and arrive as :class:`ColumnView` (lookups); ``range_params`` positions take
+  a whole column as a :class:`ColumnView` when given a bare ``{Column}`` and a scalar
+  otherwise (``NETWORKDAYS`` holidays); ``stats_params`` likewise but as
+  :class:`ColumnStats` (``LARGE``, ``RANK``);
+* ``arg_parity``: the argument count must be even (0) or odd (1): pairs like ``IFS``'s.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class Builtin:
     kind: CallKind = "eager"
     aggregate: bool = False
     column_params: frozenset[int] = frozenset()
+    range_params: frozenset[int] = frozenset()
+    stats_params: frozenset[int] = frozenset()
+    arg_parity: int | None = None
     volatile: bool = False
     family: str = ""
 
@@ -51,6 +58,9 @@ def builtin(
     kind: CallKind = "eager",
     aggregate: bool = False,
     column_params: tuple[int, ...] = (),
+    range_params: tuple[int, ...] = (),
+    stats_params: tuple[int, ...] = (),
+    arg_parity: int | None = None,
     volatile: bool = False,
 ) -> Builtin:
     """Describe a built-in; ``max_args=None`` means variadic (up to ``MAX_VARIADIC``)."""
@@ -63,5 +73,8 @@ def builtin(
         kind=kind,
         aggregate=aggregate,
         column_params=frozenset(column_params),
+        range_params=frozenset(range_params),
+        stats_params=frozenset(stats_params),
+        arg_parity=arg_parity,
         volatile=volatile,
     )

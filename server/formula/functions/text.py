@@ -9,6 +9,7 @@ from server.formula.errors import Signal
 from server.formula.functions.dates import parse_moment
 from server.formula.functions.spec import Builtin, builtin
 from server.formula.functions.textformat import format_date, format_number, is_date_format
+from server.formula.functions.wildcard import compile_pattern, fold, has_wildcards
 from server.formula.values import (
     LIMIT,
     VALUE,
@@ -122,7 +123,77 @@ def _find(ctx: EvalContext, needle: object, haystack: object, start: object = 1)
 
 
 def _search(ctx: EvalContext, needle: object, haystack: object, start: object = 1) -> int:
-    return _find_in(to_text(needle).casefold(), to_text(haystack).casefold(), start)
+    pattern, text = fold(to_text(needle)), fold(to_text(haystack))
+    if not has_wildcards(pattern):
+        return _find_in(pattern, text, start)
+    first = to_int(start, 1, _BIG) - 1
+    if first > len(text):
+        raise Signal(VALUE)
+    compiled = compile_pattern(pattern)
+    # Charged before matching: a long pattern against a long text costs its word operations.
+    ctx.charge_steps(compiled.cost(len(text) - first) // 64)
+    at = compiled.search(text, first)
+    if at < 0:
+        raise Signal(VALUE)
+    return at + 1
+
+
+def _replace(ctx: EvalContext, old: object, start: object, count: object, new: object) -> str:
+    text = to_text(old)
+    first = to_int(start, 1, _BIG) - 1
+    n = to_int(count, 0, _HUGE)
+    head, tail = text[:first], text[first + min(n, _BIG) :]
+    insert = to_text(new)
+    if len(head) + len(insert) + len(tail) > ctx.limits.max_text_length:
+        raise Signal(LIMIT)
+    return head + insert + tail
+
+
+def _t(ctx: EvalContext, v: object) -> str:
+    return v if type(v) is str else ""
+
+
+def _n(ctx: EvalContext, v: object) -> Number:
+    t = type(v)
+    if t is int or t is float:
+        return v  # type: ignore[return-value]
+    if t is bool:
+        return 1 if v else 0
+    return 0
+
+
+def _char(ctx: EvalContext, code: object) -> str:
+    n = to_int(code, 1, 255)
+    return bytes([n]).decode("cp1252", errors="replace")
+
+
+def _code(ctx: EvalContext, s: object) -> int:
+    text = to_text(s)
+    if not text:
+        raise Signal(VALUE)
+    try:
+        encoded = text[0].encode("cp1252")
+    except UnicodeEncodeError:
+        return 63  # "?", as Windows spreadsheets give for characters outside their code page
+    return encoded[0]
+
+
+def _unichar(ctx: EvalContext, code: object) -> str:
+    n = to_int(code, 1, 0x10FFFF)
+    if 0xD800 <= n <= 0xDFFF:
+        raise Signal(VALUE)
+    return chr(n)
+
+
+def _unicode(ctx: EvalContext, s: object) -> int:
+    text = to_text(s)
+    if not text:
+        raise Signal(VALUE)
+    return ord(text[0])
+
+
+def _clean(ctx: EvalContext, s: object) -> str:
+    return "".join(c for c in to_text(s) if ord(c) >= 32)
 
 
 def _text(ctx: EvalContext, value: object, fmt: object) -> str:
@@ -166,7 +237,21 @@ FUNCTIONS: tuple[Builtin, ...] = (
     builtin("SUBSTITUTE", _substitute, 3, 4, "Replace occurrences (or only the Nth) of a text."),
     builtin("REPT", _rept, 2, 2, "A text repeated N times."),
     builtin("FIND", _find, 2, 3, "1-based position of a text, case-sensitive; #VALUE! if absent."),
-    builtin("SEARCH", _search, 2, 3, "Like FIND but case-insensitive."),
+    builtin(
+        "SEARCH",
+        _search,
+        2,
+        3,
+        "Like FIND but case-insensitive, with wildcards: ? one character, * any, ~ escapes.",
+    ),
+    builtin("REPLACE", _replace, 4, 4, "Replace N characters from a 1-based position by a text."),
+    builtin("T", _t, 1, 1, "The value if it is text, else empty text."),
+    builtin("N", _n, 1, 1, "The value if it is a number, TRUE as 1, anything else 0."),
+    builtin("CHAR", _char, 1, 1, "The character of a code 1-255 (Windows-1252)."),
+    builtin("CODE", _code, 1, 1, "The code (Windows-1252) of a text's first character."),
+    builtin("UNICHAR", _unichar, 1, 1, "The character of a Unicode code point."),
+    builtin("UNICODE", _unicode, 1, 1, "The Unicode code point of a text's first character."),
+    builtin("CLEAN", _clean, 1, 1, "Remove non-printable characters (codes 0-31)."),
     builtin(
         "TEXT", _text, 2, 2, 'A number or date formatted: "0.00", "#,##0", "0%", "yyyy-mm-dd".'
     ),

@@ -5,7 +5,8 @@ How it works: the format text is read by our own scanner, never handed to Python
 Python's formatting only ever sees a spec we assemble from integers.
 
 * Numbers: ``0`` (digit), ``#`` (optional digit), ``,`` (thousands separator), ``.``,
-  ``%`` (multiply by 100), with any literal prefix/suffix: ``"$#,##0.00"``, ``"0.0%"``.
+  ``%`` (multiply by 100), with any literal prefix/suffix: ``"$#,##0.00"``, ``"0.0%"``;
+  scientific ``"0.00E+00"`` (``E-`` shows the exponent's sign only when negative).
 * Dates (the value is ISO date text): ``yyyy yy mmmm mmm mm m dddd ddd dd d hh h ss``
   (``mm``/``m`` right after ``h`` mean minutes), ``AM/PM``.
 """
@@ -20,6 +21,7 @@ from typing import Final
 from server.formula.values import to_number
 
 _PLACEHOLDER_RE: Final = re.compile(r"[0#][0#,]*(?:\.[0#]*)?|\.[0#]+")
+_SCIENTIFIC_RE: Final = re.compile(r"[0#]+(?:\.([0#]*))?[eE]([+-])(0+)")
 _DATE_TOKEN_RE: Final = re.compile(
     r"yyyy|yy|mmmm|mmm|mm|m|dddd|ddd|dd|d|hh|h|ss|s|am/pm|.", re.IGNORECASE | re.DOTALL
 )
@@ -52,6 +54,9 @@ def is_date_format(fmt: str) -> bool:
 def format_number(value: object, fmt: str) -> str:
     """``value`` as a number laid out by ``fmt``."""
     n = to_number(value)
+    scientific = _SCIENTIFIC_RE.search(fmt)
+    if scientific is not None:
+        return _format_scientific(n, fmt, scientific)
     match = _PLACEHOLDER_RE.search(fmt)
     if match is None:
         return fmt.replace('"', "") if fmt else ""
@@ -82,6 +87,26 @@ def format_number(value: object, fmt: str) -> str:
     prefix = fmt[: match.start()].replace('"', "")
     suffix = fmt[match.end() :].replace('"', "")
     return sign + prefix + body + suffix
+
+
+def _format_scientific(n: float | int, fmt: str, match: re.Match[str]) -> str:
+    """``n`` as a mantissa with one integer digit and a decimal exponent."""
+    fraction, exponent_sign, exponent_zeros = match.groups()
+    decimals = min(len(fraction or ""), _MAX_DECIMALS)
+    step = Decimal((0, (1,), -decimals))
+    exact = Decimal(n) if type(n) is int else Decimal(repr(float(n)))
+    exponent = 0 if exact == 0 else exact.adjusted()
+    mantissa = exact.scaleb(-exponent).quantize(step, rounding=ROUND_HALF_UP)
+    if abs(mantissa) >= 10:  # 9.996 -> 10.00: one more power of ten
+        exponent += 1
+        mantissa = exact.scaleb(-exponent).quantize(step, rounding=ROUND_HALF_UP)
+    sign = "-" if mantissa < 0 else ""
+    shown = "-" if exponent < 0 else ("+" if exponent_sign == "+" else "")
+    digits = str(abs(exponent)).rjust(len(exponent_zeros), "0")
+    prefix = fmt[: match.start()].replace('"', "")
+    suffix = fmt[match.end() :].replace('"', "")
+    body = format(abs(mantissa), f".{decimals}f")
+    return f"{sign}{prefix}{body}E{shown}{digits}{suffix}"
 
 
 def format_date(moment: datetime, fmt: str) -> str:
