@@ -36,17 +36,20 @@ from client_sdk.errors import (
 )
 from client_sdk.functions import Functions
 from client_sdk.keys import Keys
+from client_sdk.names import column_id_for
 from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
+from client_sdk.toolcalls import ToolCalls
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
 from protocol.identity import Keys as KeysMessage
-from protocol.limits import MAX_SERVER_FRAME_BYTES
+from protocol.limits import MAX_OPS_PER_BATCH, MAX_SERVER_FRAME_BYTES
 from protocol.messages import (
     Ack,
     Apply,
+    Change,
     Changes,
     Error,
     ListTables,
@@ -130,10 +133,15 @@ class Client:
         self.refresher = TokenRefresher(self._credential, self.request)
         """Refreshes a ``token_provider`` token in band before it expires."""
         self._credential_changed = asyncio.Event()
+        self._last_key: str | None = None
         self.secrets = Secrets(self)
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
         """The tenant's custom formula functions (``client_sdk/functions.py``)."""
+        self.tool_calls = ToolCalls(self)
+        """Audit records of an agent's tool calls (``client_sdk/toolcalls.py``)."""
+        self._probes: dict[str, list[Change]] = {}  # table id -> changes_since() collector
+        self._probe_snapshot: dict[int, bool] = {}  # subscribe request id -> snapshot seen
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -190,6 +198,7 @@ class Client:
 
     async def _open(self) -> None:
         credential = await self._credential()
+        self._last_key = self.api_key  # the key this attempt uses (None with a provider)
         tls: dict[str, Any] = {"ssl": self._ssl} if self._ssl is not None else {}
         try:
             conn = await connect(
@@ -220,6 +229,7 @@ class Client:
     async def close(self) -> None:
         """Close the connection; pending requests fail with ConnectionLost. Idempotent."""
         self._closed = True
+        self._credential_changed.set()  # wakes a reconnect loop waiting for a new key
         await self.refresher.aclose()
         if self._conn is not None:
             await self._conn.close()
@@ -233,6 +243,14 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def batch_ops(self) -> int:
+        """Most ops the bulk helpers put in one batch: the wire's limit, or the rate this
+        credential may spend per minute when that is smaller (a larger batch could never
+        be admitted: ``over_plan_limit``)."""
+        rate = self.welcome.limits.ops_per_minute if self.welcome is not None else 0
+        return min(MAX_OPS_PER_BATCH, rate) if rate > 0 else MAX_OPS_PER_BATCH
 
     @property
     def closed(self) -> bool:
@@ -260,10 +278,17 @@ class Client:
             if self._closed or not self.reconnect or advice is Reconnect.NO:
                 self._fail_all(ConnectionLost("connection closed", code))
                 return
+            stale: str | None = None  # an API key the server will not take again
             if advice is Reconnect.NEW_CREDENTIAL and self.token_provider is None:
-                # A revoked key does not come back: wait for set_api_key() with a new one.
                 self._failure = ConnectionLost("credential revoked or expired", code)
+                stale = self._last_key  # set_api_key() may already have replaced it
             while not self._closed:
+                if stale is not None and self.api_key == stale:
+                    # A revoked key does not come back: retrying it would only add failed
+                    # handshakes (and audit entries). Wait for set_api_key() with a new one.
+                    await self._credential_changed.wait()
+                    self._credential_changed.clear()
+                    continue
                 delay = min(self.max_backoff, 0.05 * 2**attempt) * (0.5 + random.random())
                 if advice is Reconnect.BACKOFF:
                     delay = max(delay, 1.0)
@@ -274,6 +299,9 @@ class Client:
                 except (OSError, HypertabError, ConnectionClosed, TimeoutError) as exc:
                     if isinstance(exc, AuthenticationError) and self._failure is None:
                         self._failure = ConnectionLost("credential refused", code)
+                    refused = isinstance(exc, AuthenticationError) and exc.status == 401
+                    if refused and self.token_provider is None:
+                        stale = self._last_key  # refused outright: not worth retrying
                     continue
                 attempt = 0
                 self._failure = None
@@ -318,6 +346,8 @@ class Client:
                 if table is not None:
                     for change in changes:
                         table._change(change)
+                elif tid in self._probes:
+                    self._probes[tid].extend(changes)
             case Ack(id=rid, version=version):
                 batch = self._batches.pop(rid, None)
                 if batch is not None:
@@ -334,6 +364,8 @@ class Client:
                 self._unacked.pop(batch.op, None)
                 if not batch.future.done():
                     batch.future.set_exception(_server_error(message))
+            case Snapshot(id=rid) if rid in self._probe_snapshot:
+                self._probe_snapshot[rid] = True  # the op log does not reach back far enough
             case Snapshot(id=rid):
                 table = self._subscribing.get(rid)
                 if table is not None:
@@ -465,12 +497,35 @@ class Client:
         """Create a table and return it subscribed.
 
         ``columns``: ``ColumnDef``s or ``(name, type)`` tuples (the id is made from the
-        name) or ``(id, name, type)``.
+        name, always valid: see ``client_sdk/names.py``) or ``(id, name, type)``.
+        ``table_exists`` if a table already has that name: see :meth:`get_or_create_table`.
         """
-        defs = [_column(c) for c in columns]
+        defs = _columns(columns)
         tid = table_id or new_id()
         await self.apply(tid, [CreateTable(name=name, columns=defs)])
         return await self.table(tid)
+
+    async def get_or_create_table(
+        self,
+        name: str,
+        columns: Sequence[ColumnDef | tuple[str, str] | tuple[str, str, str]] = (),
+    ) -> Table:
+        """The table called ``name``, subscribed; created with ``columns`` if there is none.
+
+        An existing table is returned as it is (its columns are not changed). Safe to run
+        again and again, and against a concurrent creator of the same name.
+        """
+        for _ in range(2):
+            tables = await self.list_tables()
+            info = next((t for t in tables if t.name == name), None)
+            if info is not None:
+                return await self.table(info.id)
+            try:
+                return await self.create_table(name, columns)
+            except ServerError as exc:
+                if exc.code != "table_exists":
+                    raise
+        return await self.table(name)
 
     async def table(self, name_or_id: str) -> Table:
         """Subscribe to a table (by id, else by name) and return its live replica."""
@@ -547,6 +602,36 @@ class Client:
         assert isinstance(result, QueryResult)
         return result
 
+    async def changes_since(self, table: str, since: int) -> list[Change] | None:
+        """The committed changes of ``table`` (an id) after version ``since``, in order,
+        without following the table; ``None`` when the server's op log no longer reaches
+        back to ``since`` (read the table afresh instead).
+
+        For tables this client does not follow (a followed table has them already, in
+        :meth:`Table.changes`): ``ValueError`` otherwise.
+        """
+        if table in self._tables or table in self._probes:
+            raise ValueError("changes_since is for tables this client does not follow")
+        await self._wait_ready()
+        collected: list[Change] = []
+        self._probes[table] = collected
+        rid = next(self._ids)
+        self._probe_snapshot[rid] = False
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            await self._send(Subscribe(id=rid, table=table, since=since))
+            subscribed = await future
+            assert isinstance(subscribed, Subscribed)
+            await self.request(lambda r: Unsubscribe(id=r, table=table))
+        finally:
+            self._probes.pop(table, None)
+            snapshot = self._probe_snapshot.pop(rid, False)
+            self._pending.pop(rid, None)
+        if snapshot:
+            return None
+        return [c for c in collected if since < c.version <= subscribed.version]
+
     async def query_all(
         self,
         table: str,
@@ -582,15 +667,28 @@ class Client:
         await self.request(lambda rid: Ping(id=rid))
 
 
-def _column(spec: ColumnDef | tuple[str, str] | tuple[str, str, str]) -> ColumnDef:
-    if isinstance(spec, ColumnDef):
-        return spec
-    if len(spec) == 2:
-        name, kind = spec
-        cid = "".join(ch if ch.isalnum() else "_" for ch in name)[:64] or new_id()
-        return ColumnDef(id=cid, name=name, type=ColumnType(kind))
-    cid, name, kind = spec
-    return ColumnDef(id=cid, name=name, type=ColumnType(kind))
+def _columns(
+    specs: Sequence[ColumnDef | tuple[str, str] | tuple[str, str, str]],
+) -> list[ColumnDef]:
+    """Column definitions from specs; ids made from names never collide with each other."""
+    taken = {s.id if isinstance(s, ColumnDef) else s[0] for s in specs if not _is_pair(s)}
+    defs: list[ColumnDef] = []
+    for spec in specs:
+        if isinstance(spec, ColumnDef):
+            defs.append(spec)
+        elif len(spec) == 2:
+            name, kind = spec
+            cid = column_id_for(name, taken)
+            taken.add(cid)
+            defs.append(ColumnDef(id=cid, name=name, type=ColumnType(kind)))
+        else:
+            cid, name, kind = spec
+            defs.append(ColumnDef(id=cid, name=name, type=ColumnType(kind)))
+    return defs
+
+
+def _is_pair(spec: ColumnDef | tuple[str, ...]) -> bool:
+    return not isinstance(spec, ColumnDef) and len(spec) == 2
 
 
 def _filter(where: Mapping[str, Any] | None) -> Filter | None:

@@ -4,6 +4,7 @@ HypertabError
  ├── ServerError            the server refused a request: ``code`` from the wire registry
  │    └── RateLimited       over the plan's limit (the SDK retries these itself)
  ├── AuthenticationError    the handshake was refused (401/403): fix the credential
+ ├── TooManyRows            a ``*_where`` filter matched more than ``max_rows`` (bulk.py)
  └── ConnectionLost         the connection closed and will not be re-established
 """
 

@@ -73,13 +73,20 @@ class Keys:
         *,
         tables: Iterable[str] | None = None,
         expires_at: float | None = None,
+        rate: int | None = None,
     ) -> NewKey:
-        """Create a key with at most this credential's scopes and tables."""
+        """Create a key with at most this credential's scopes and tables; ``rate`` holds it
+        to that many ops per minute when tighter than the plan's (agent keys)."""
         scope_list = sorted(set(scopes))
         table_list = sorted(set(tables)) if tables is not None else None
         answer = await self._client.request(
             lambda rid: KeyCreate(
-                id=rid, name=name, scopes=scope_list, tables=table_list, expires_at=expires_at
+                id=rid,
+                name=name,
+                scopes=scope_list,
+                tables=table_list,
+                expires_at=expires_at,
+                rate=rate,
             )
         )
         assert isinstance(answer, KeyCreated)

@@ -6,6 +6,12 @@ Client -> server:
   a SHA-256 digest of the arguments in the tenant's audit log, never the arguments: send
   ``args_digest`` (64 lowercase hex digits, SHA-256 of your canonical encoding) or ``args``
   (any JSON value; the server digests its canonical JSON and drops it). Answered by ``ok``.
+  An agent gateway (``hypertab mcp``) sends it *before* the tool's effect with a ``call``
+  id and what the tool needs (``scopes``, ``tables``): the server checks those against the
+  credential and records the call as ``allowed`` or ``refused``; a refused call is answered
+  by ``forbidden`` (after its entry is written) and the gateway does not run it.
+- ``tool_result``: the outcome of an allowed ``call`` (``ok``, or ``error`` with the error
+  ``code``), recorded as a second entry of the same call. Answered by ``ok``.
 - ``audit_export``: read the tenant's audit log (``audit:read`` scope, Pro plan and above),
   one page per request. Answered by ``audit_chunk``; while its ``next`` is set, ask again
   with ``after=next`` for the following page. The export is recorded (``export``) once,
@@ -39,13 +45,43 @@ ExportFormat = Literal["jsonl", "csv"]
 """The audit export formats."""
 
 
+MAX_OPEN_TOOL_CALLS = 64
+"""Most allowed ``call``s one connection may have awaiting their ``tool_result``."""
+
+CallId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""A tool call's id, chosen by the agent gateway."""
+
+ToolOutcome = Literal["ok", "error"]
+"""How an allowed tool call ended."""
+
+
 class ToolCall(Struct, tag="tool_call", omit_defaults=True):
-    """Record one tool invocation by an agent; exactly one of ``args_digest`` or ``args``."""
+    """Record one tool invocation by an agent; exactly one of ``args_digest`` or ``args``.
+
+    With ``call``: recorded before the tool's effect, checked against ``scopes`` (scope
+    names the tool needs) and ``tables`` (table ids, or names as the agent gave them, the
+    tool touches); answered by ``ok`` (allowed: run it, then send ``tool_result``) or
+    ``forbidden`` (refused and recorded as such).
+    """
 
     id: RequestId
     tool: ToolName
     args_digest: Sha256Hex | None = None
     args: Any = None
+    call: CallId | None = None
+    scopes: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(max_length=16)] = []
+    tables: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=128)]], Meta(max_length=16)
+    ] = []
+
+
+class ToolResult(Struct, tag="tool_result", omit_defaults=True):
+    """The outcome of an allowed tool ``call`` of this connection; ``code`` with ``error``."""
+
+    id: RequestId
+    call: CallId
+    outcome: ToolOutcome
+    code: Annotated[str, Meta(pattern=r"^[a-z_]{1,64}$")] | None = None
 
 
 class AuditExport(Struct, tag="audit_export", omit_defaults=True):

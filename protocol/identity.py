@@ -24,6 +24,7 @@ MAX_TOKEN_CHARS = 8192
 MAX_KEY_NAME_CHARS = 100
 MAX_SCOPES = 32
 MAX_KEY_TABLES = 1000
+MAX_KEY_RATE = 1_000_000
 
 Token = Annotated[str, Meta(min_length=1, max_length=MAX_TOKEN_CHARS)]
 KeyRef = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -50,7 +51,9 @@ class Auth(Struct, tag="auth"):
 class KeyCreate(Struct, tag="key_create", omit_defaults=True):
     """Create an API key of the caller's tenant (scopes and tables at most the caller's).
 
-    ``expires_at`` is Unix seconds; ``tables`` restricts the key to those table ids.
+    ``expires_at`` is Unix seconds; ``tables`` restricts the key to those table ids;
+    ``rate`` holds the key to that many ops per minute when tighter than the plan's (agent
+    keys). A creator with a ``rate`` of its own can only create keys at most as fast.
     """
 
     id: RequestId
@@ -58,6 +61,7 @@ class KeyCreate(Struct, tag="key_create", omit_defaults=True):
     scopes: Annotated[list[str], Meta(min_length=1, max_length=MAX_SCOPES)]
     tables: Annotated[list[str], Meta(max_length=MAX_KEY_TABLES)] | None = None
     expires_at: float | None = None
+    rate: Annotated[int, Meta(ge=1, le=MAX_KEY_RATE)] | None = None
 
 
 class KeyList(Struct, tag="key_list"):
@@ -115,6 +119,7 @@ class KeyInfo(Struct, omit_defaults=True):
     revoked_at: float | None = None
     last_used_at: float | None = None
     replaced_by: str | None = None
+    rate: int | None = None
 
 
 class KeyCreated(Struct, tag="key_created", omit_defaults=True):

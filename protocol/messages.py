@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
-from protocol.audit import AuditChunk, AuditExport, ToolCall
+from protocol.audit import AuditChunk, AuditExport, ToolCall, ToolResult
 from protocol.formulas import FunctionClientMessage, FunctionServerMessage
 from protocol.identity import IdentityClientMessage, IdentityServerMessage
 from protocol.ids import Id, Name, RequestId, Version
@@ -115,6 +115,7 @@ ClientMessage = (
     | Presence
     | Ping
     | ToolCall
+    | ToolResult
     | AuditExport
     | IdentityClientMessage
     | SecretClientMessage

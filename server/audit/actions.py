@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     KEY_UPDATED = "key.updated"
     AUTH_FAILED = "auth.failed"
     TOOL_CALL = "tool.call"
+    TOOL_RESULT = "tool.result"
     # Action names, not credentials (ruff S105 guesses from the word "secret").
     SECRET_READ = "secret.read"  # noqa: S105
     SECRET_WRITTEN = "secret.written"  # noqa: S105

@@ -135,6 +135,7 @@ def key_created(record: KeyRecord, actor: str) -> AuditEntry:
             "scopes": sorted(s.value for s in record.scopes),
             "tables": sorted(record.tables) if record.tables is not None else None,
             "expires_at": record.expires_at,
+            **({"rate": record.rate} if record.rate is not None else {}),
         },
     )
 
@@ -187,16 +188,50 @@ def auth_failed(reason: str, ip: str | None, now: float, key_id: str | None) -> 
 
 
 def tool_call(
-    principal: Principal, tool: str, digest: str, ip: str | None, now: float
+    principal: Principal,
+    tool: str,
+    digest: str,
+    ip: str | None,
+    now: float,
+    *,
+    call: str | None = None,
+    refused: str | None = None,
 ) -> AuditEntry:
-    """An agent recorded a tool invocation: the tool and the digest of its arguments."""
+    """An agent recorded a tool invocation: the tool and the digest of its arguments.
+
+    With ``call`` (a gateway's call, recorded before its effect) the entry also says
+    whether the credential allowed it (``outcome``: ``allowed`` or ``refused`` + ``reason``).
+    """
+    details: dict[str, Any] = {"args_sha256": digest, "credential_id": principal.credential_id}
+    if call is not None:
+        details["call"] = call
+        details["outcome"] = "refused" if refused is not None else "allowed"
+        if refused is not None:
+            details["reason"] = refused
     return AuditEntry(
-        now,
-        actor_of(principal),
-        Action.TOOL_CALL,
-        target=tool,
-        ip=ip,
-        details={"args_sha256": digest, "credential_id": principal.credential_id},
+        now, actor_of(principal), Action.TOOL_CALL, target=tool, ip=ip, details=details
+    )
+
+
+def tool_result(
+    principal: Principal,
+    tool: str,
+    call: str,
+    outcome: str,
+    code: str | None,
+    ip: str | None,
+    now: float,
+) -> AuditEntry:
+    """How an allowed tool call ended (``ok``, or ``error`` with the wire error ``code``)."""
+    details: dict[str, Any] = {
+        "call": call,
+        "outcome": outcome,
+        "credential_id": principal.credential_id,
+    }
+    if code is not None:
+        details["code"] = code
+    return AuditEntry(
+        now, actor_of(principal), Action.TOOL_RESULT, target=tool, ip=ip, details=details
     )
 
 

@@ -151,6 +151,8 @@ class KeyRecord:
     revoked_at: float | None = None
     last_used_at: float | None = None
     replaced_by: KeyId | None = None
+    rate: int | None = None
+    """The key's own limit in ops per minute (applied when tighter than the plan's)."""
 
     def is_live(self, now: float) -> bool:
         """Not revoked and not expired at ``now``."""
@@ -190,6 +192,7 @@ def principal_for(record: KeyRecord, plan: Plan) -> Principal:
         plan=plan,
         tables=record.tables,
         expires_at=record.expires_at,
+        rate=record.rate,
     )
 
 

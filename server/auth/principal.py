@@ -47,7 +47,8 @@ class Principal:
 
     ``credential_id`` identifies the credential for revocation (an API key id, or a JWT's
     subject prefixed with ``jwt:``). ``tables`` is ``None`` when every table is allowed.
-    ``expires_at`` is a Unix time, or ``None`` for a credential without expiry.
+    ``expires_at`` is a Unix time, or ``None`` for a credential without expiry. ``rate`` is
+    the credential's own per-minute limit (``None``: the plan's alone).
     """
 
     tenant: TenantId
@@ -58,6 +59,8 @@ class Principal:
     plan: Plan
     tables: frozenset[str] | None = None
     expires_at: float | None = None
+    rate: int | None = None
+    """The credential's own ops-per-minute limit, when tighter than the plan's (agent keys)."""
 
     def can(self, scope: Scope) -> bool:
         """Whether this principal holds ``scope``."""

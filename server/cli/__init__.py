@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keyring",
     "certificate",
     "audit",
+    "mcp",
     "config",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""

@@ -178,6 +178,7 @@ def key_json(record: KeyRecord, now: float) -> dict[str, Any]:
         "revoked_at": iso(record.revoked_at),
         "last_used_at": iso(record.last_used_at),
         "replaced_by": record.replaced_by,
+        "rate": record.rate,
     }
 
 

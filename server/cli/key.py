@@ -68,6 +68,12 @@ def register(commands: Commands) -> None:
     create.add_argument(
         "--expires-in", type=float, metavar="SECONDS", help="expire after SECONDS (default: never)"
     )
+    create.add_argument(
+        "--rate",
+        type=int,
+        metavar="OPS",
+        help="hold the key to OPS ops per minute when tighter than the plan (agent keys)",
+    )
     add_json_flag(create)
     create.set_defaults(handler=create_key)
 
@@ -122,6 +128,9 @@ def create_key(args: argparse.Namespace) -> int:
     if expires_in is not None and not expires_in > 0:
         raise UsageError("--expires-in must be a positive number of seconds")
     scopes = [Scope(s) for s in args.scope] if args.scope else list(DEFAULT_SCOPES)
+    rate: int | None = args.rate
+    if rate is not None and rate < 1:
+        raise UsageError("--rate must be a positive number of ops per minute")
 
     async def run() -> int:
         async with control_plane(data_dir(args)) as plane:
@@ -135,6 +144,7 @@ def create_key(args: argparse.Namespace) -> int:
                 expires_at=at + expires_in if expires_in is not None else None,
                 created_by=actor(),
                 now=at,
+                rate=rate,
             )
         if args.json:
             print_json({"key": issued_json(issued, at)})
@@ -144,6 +154,8 @@ def create_key(args: argparse.Namespace) -> int:
             print(f"key {record.id} {record.name!r} for tenant {tenant.id} ({scope_text})")
             if record.expires_at is not None:
                 print(f"expires {iso(record.expires_at)}")
+            if record.rate is not None:
+                print(f"rate {record.rate} ops/minute")
             print_secret_notice(issued)
         return EXIT_OK
 

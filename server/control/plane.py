@@ -35,6 +35,7 @@ from typing import Any
 
 import aiosqlite
 
+from protocol.identity import MAX_KEY_RATE
 from server.audit import events as audit_events
 from server.audit.chain import AuditEntry
 from server.audit.log import ensure_schema as ensure_audit_schema
@@ -92,7 +93,7 @@ def _prepare_files(data_dir: Path, path: Path) -> None:
 
 _KEY_COLUMNS = (
     "k.id, k.tenant_id, k.name, k.environment, k.scopes, k.tables, k.created_by,"
-    " k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.replaced_by"
+    " k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.replaced_by, k.rate"
 )
 TenantHook = Callable[[aiosqlite.Connection, TenantRecord], Awaitable[None]]
 """Awaited inside a tenant create/delete transaction on the control connection."""
@@ -117,6 +118,7 @@ def _key_record(row: Any) -> KeyRecord:
         revoked_at=row[9],
         last_used_at=row[10],
         replaced_by=KeyId(row[11]) if row[11] is not None else None,
+        rate=row[12],
     )
 
 
@@ -514,6 +516,7 @@ class ControlPlane:
         expires_at: float | None,
         created_by: str,
         now: float,
+        rate: int | None = None,
     ) -> IssuedKey:
         """Insert a key row; the caller holds the transaction."""
         key_id, secret, secret_hash = apikeys.issue(self._environment, self._pepper)
@@ -527,11 +530,12 @@ class ControlPlane:
             created_by=created_by,
             created_at=now,
             expires_at=expires_at,
+            rate=rate,
         )
         await self._conn.execute(
             "INSERT INTO api_keys (id, tenant_id, name, environment, scopes, tables,"
-            " secret_hash, created_by, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " secret_hash, created_by, created_at, expires_at, rate)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key_id,
                 tenant,
@@ -543,6 +547,7 @@ class ControlPlane:
                 created_by,
                 now,
                 expires_at,
+                rate,
             ),
         )
         return IssuedKey(record=record, secret=secret)
@@ -557,10 +562,12 @@ class ControlPlane:
         expires_at: float | None = None,
         created_by: str,
         now: float,
+        rate: int | None = None,
     ) -> IssuedKey:
         """Create an API key for a live tenant. ``IssuedKey.secret`` is shown once.
 
-        ``tables`` restricts the key to those table ids (``None``: all tables).
+        ``tables`` restricts the key to those table ids (``None``: all tables); ``rate``
+        caps the key at that many ops per minute when tighter than the plan (agent keys).
         ``created_by`` names the actor for the audit trail (e.g. a key id or ``cli:alice``).
         """
         name = clean_name(name, what="key name")
@@ -572,6 +579,8 @@ class ControlPlane:
         cleaned_tables = self._clean_tables(tables)
         if expires_at is not None and not expires_at > now:
             raise InvalidInput("expires_at must be in the future")
+        if rate is not None and not 1 <= rate <= MAX_KEY_RATE:
+            raise InvalidInput(f"rate must be 1 to {MAX_KEY_RATE} ops per minute")
         async with self.transaction():
             record = await self.get_tenant(tenant)
             if record is None or not record.active:
@@ -584,6 +593,7 @@ class ControlPlane:
                 expires_at=expires_at,
                 created_by=created_by,
                 now=now,
+                rate=rate,
             )
             await self._audit(audit_events.key_created(issued.record, created_by))
             return issued
@@ -705,8 +715,8 @@ class ControlPlane:
     async def rotate_key(
         self, key_id: KeyId, *, now: float, created_by: str | None = None
     ) -> IssuedKey:
-        """Issue a new key with the same tenant, name, scopes, tables and expiry, and revoke
-        the old one (``replaced_by`` points to the new key), atomically; publishes."""
+        """Issue a new key with the same tenant, name, scopes, tables, rate and expiry, and
+        revoke the old one (``replaced_by`` points to the new key), atomically; publishes."""
         async with self._revoking() as events:
             old = await self.get_key(key_id)
             if old is None:
@@ -726,6 +736,7 @@ class ControlPlane:
                     created_by or old.created_by, what="created_by", max_length=200
                 ),
                 now=now,
+                rate=old.rate,
             )
             await self._conn.execute(
                 "UPDATE api_keys SET revoked_at = ?, replaced_by = ? WHERE id = ?",
@@ -755,7 +766,7 @@ class ControlPlane:
             (parsed.key_id,),
         ) as cur:
             row = await cur.fetchone()
-        stored_hash = bytes(row[12]) if row is not None else _DUMMY_HASH
+        stored_hash = bytes(row[13]) if row is not None else _DUMMY_HASH
         matches = apikeys.secret_matches(self._pepper, parsed.secret, stored_hash)
         if row is None or not matches:
             raise AuthError(AuthFailure.UNKNOWN, credential_id=parsed.key_id)
@@ -763,10 +774,10 @@ class ControlPlane:
         if record.environment != self._environment:
             raise AuthError(AuthFailure.UNKNOWN, credential_id=parsed.key_id)
         apikeys.check_usable(record, now=now)
-        if row[14] is not None:
+        if row[15] is not None:
             raise AuthError(AuthFailure.TENANT_DELETED, credential_id=parsed.key_id)
         self._touch(record, now)
-        return apikeys.principal_for(record, Plan(row[13]))
+        return apikeys.principal_for(record, Plan(row[14]))
 
     async def authenticate_jwt(self, token: str | None, *, now: float) -> Principal:
         """The principal for a JWT access token whose tenant exists and is not deleted."""

@@ -1,7 +1,8 @@
 """The control plane's own tables in ``control.db`` (others add theirs; we never touch them).
 
 * ``tenants``: one row per tenant, soft-deleted (``deleted_at``) so ids are never reused.
-* ``api_keys``: one row per key; ``secret_hash`` is ``HMAC-SHA256(pepper, secret)``.
+* ``api_keys``: one row per key; ``secret_hash`` is ``HMAC-SHA256(pepper, secret)``;
+  ``rate`` is the key's own ops-per-minute limit (tighter than the plan's), or NULL.
 * ``revocation_log``: one row per revocation, committed in the same transaction as the
   revocation itself. ``seq`` only grows, so the watcher of another process reads "every
   revocation after the last one I saw" without relying on anyone's clock.
@@ -36,7 +37,8 @@ SCHEMA: tuple[str, ...] = (
         expires_at    REAL,
         revoked_at    REAL,
         last_used_at  REAL,
-        replaced_by   TEXT
+        replaced_by   TEXT,
+        rate          INTEGER
     ) STRICT
     """,
     "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id)",
@@ -58,12 +60,26 @@ SCHEMA: tuple[str, ...] = (
 LOG_RETENTION_ROWS = 10_000
 
 
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("api_keys", "rate", "INTEGER"),)
+"""Columns added after a table was first shipped: (table, column, type), added to older
+control.db files at open."""
+
+
+async def _add_missing_columns(conn: aiosqlite.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        async with conn.execute(f"PRAGMA table_info({table})") as cur:
+            present = {row[1] for row in await cur.fetchall()}
+        if column not in present:
+            await conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 async def ensure_schema(conn: aiosqlite.Connection) -> None:
     """Create the control plane's tables if missing and prune old log rows (one transaction)."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in SCHEMA:
             await conn.execute(statement)
+        await _add_missing_columns(conn)
         await conn.execute(
             "DELETE FROM revocation_log WHERE seq <= (SELECT MAX(seq) FROM revocation_log) - ?",
             (LOG_RETENTION_ROWS,),

@@ -19,7 +19,8 @@ authorization, before it is handled:
   :class:`~server.ratelimit.AbuseTracker`; a connection that keeps sending while refused
   (20 refusals within 10 s by default) is closed with 4029 ``RATE_ABUSE``.
 - The plan is the one read at the handshake (``Principal.plan``): a plan change applies to
-  connections opened after it, against the same trailing window.
+  connections opened after it, against the same trailing window. A key with its own
+  ``rate`` (``key create --rate``) is held to the tighter of that and its plan's limit.
 
 Before authentication the only state kept is per peer address, and only for *failed*
 handshakes: after ``auth_failures`` failures within ``auth_failure_window_s`` from one
@@ -188,7 +189,7 @@ class Admission:
         if not self.enabled:
             return limits
         p = self.policy
-        limits.ops_per_minute = round(p.plan_limits[principal.plan] * 60.0 / p.window_s)
+        limits.ops_per_minute = round(p.principal_limit(principal) * 60.0 / p.window_s)
         limits.burst_per_second = round(p.burst_limit / p.burst_window_s)
         return limits
 
@@ -222,7 +223,7 @@ class Admission:
             key = p.principal_key(principal)
             burst = Charge(f"{key}:c:{session.id}", 1, p.burst_limit, p.burst_window_s)
             if cost:
-                charges = (Charge(key, cost, p.plan_limits[principal.plan], p.window_s), burst)
+                charges = (Charge(key, cost, p.principal_limit(principal), p.window_s), burst)
             else:
                 charges = (burst,)
             self._charges[session] = (p, cost, principal, charges)

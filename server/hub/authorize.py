@@ -6,7 +6,7 @@ the table is known (after a subscribe or query by name resolves it).
 
 from __future__ import annotations
 
-from protocol.audit import AuditExport, ToolCall
+from protocol.audit import AuditExport, ToolCall, ToolResult
 from protocol.formulas import FunctionDefine, FunctionDrop, FunctionList
 from protocol.identity import Auth, KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate
 from protocol.messages import (
@@ -46,8 +46,10 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.SECRETS_READ,)
     if isinstance(message, SecretList):
         return ()  # secrets:read OR secrets:write: checked by server/hub/secrets.py
-    if isinstance(message, (Ping, Unsubscribe, Auth, ToolCall)):
-        return ()  # any authenticated connection; ToolCall only records, audited per tenant
+    if isinstance(message, (Ping, Unsubscribe, Auth, ToolCall, ToolResult)):
+        # Any authenticated connection: they only record, audited per tenant. A tool call's
+        # own needs are checked (and the refusal recorded) by server/audit/handlers.py.
+        return ()
     # Refuse by default: a message type added without a line above is never let through.
     raise Unlisted(type(message).__name__)
 

@@ -91,6 +91,7 @@ def key_info(record: KeyRecord, now: float) -> KeyInfo:
         revoked_at=record.revoked_at,
         last_used_at=record.last_used_at,
         replaced_by=record.replaced_by,
+        rate=record.rate,
     )
 
 
@@ -235,6 +236,11 @@ class Identity:
                 "forbidden", "a key cannot grant scopes or tables its creator lacks", message.id
             )
             return
+        if holder.rate is not None and (message.rate is None or message.rate > holder.rate):
+            session.error(
+                "forbidden", "a key cannot be faster than its creator's own rate", message.id
+            )
+            return
         now = self.clock()
         try:
             issued = await self.control.create_key(
@@ -245,6 +251,7 @@ class Identity:
                 expires_at=message.expires_at,
                 created_by=holder.subject[:200],
                 now=now,
+                rate=message.rate,
             )
         except InvalidInput as exc:
             session.error("bad_message", str(exc), message.id)

@@ -54,7 +54,8 @@ class LimitPolicy:
     - Per principal: a batch of ``ops`` ops costs ``ops`` against the plan's per-minute limit
       (so batching cannot bypass it). The key is the tenant and subject, shared by all the
       principal's connections on every node; the plan is read per message, so a plan change
-      applies to the very next check against the same trailing window.
+      applies to the very next check against the same trailing window. A key created with
+      a ``rate`` is held to that when it is tighter than its plan (``principal_limit``).
     - Per connection: every message costs 1 against ``burst_limit`` per ``burst_window_s``.
       It counts messages, not ops, so a legitimate large batch is not refused by the burst
       limit; it stops one socket from flooding the hub with small frames.
@@ -64,6 +65,14 @@ class LimitPolicy:
     window_s: float = 60.0
     burst_limit: int = 20
     burst_window_s: float = 1.0
+
+    def principal_limit(self, principal: Principal) -> int:
+        """Ops per window for ``principal``: the plan's, or the credential's own ``rate``
+        (per minute, scaled to the window) when that is tighter (agent keys)."""
+        limit = self.plan_limits[principal.plan]
+        if principal.rate is not None:
+            limit = min(limit, max(1, round(principal.rate * self.window_s / 60.0)))
+        return limit
 
     @staticmethod
     def principal_key(principal: Principal) -> str:
@@ -75,6 +84,6 @@ class LimitPolicy:
         """The charges for one message of ``ops`` ops (at least 1) on ``connection_id``."""
         key = self.principal_key(principal)
         return (
-            Charge(key, max(ops, 1), self.plan_limits[principal.plan], self.window_s),
+            Charge(key, max(ops, 1), self.principal_limit(principal), self.window_s),
             Charge(f"{key}:c:{connection_id}", 1, self.burst_limit, self.burst_window_s),
         )
