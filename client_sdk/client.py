@@ -41,6 +41,7 @@ from client_sdk.pacing import Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
 from client_sdk.toolcalls import ToolCalls
+from client_sdk.webhooks import Webhooks
 from protocol.codec import MSGPACK, Codec, codec_for
 from protocol.errors import CLOSE_RECONNECT, DecodeError, Reconnect
 from protocol.identity import Authenticated, KeyCreated, KeyRevoked
@@ -138,6 +139,8 @@ class Client:
         """The tenant's secret store (``client_sdk/secrets.py``)."""
         self.functions = Functions(self)
         """The tenant's custom formula functions (``client_sdk/functions.py``)."""
+        self.webhooks = Webhooks(self)
+        """The tenant's webhooks (needs ``keys:admin``; ``client_sdk/webhooks.py``)."""
         self.tool_calls = ToolCalls(self)
         """Audit records of an agent's tool calls (``client_sdk/toolcalls.py``)."""
         self._probes: dict[str, list[Change]] = {}  # table id -> changes_since() collector

@@ -3,10 +3,23 @@
 ``hypertab.v1.msgpack``: binary frames (the SDK's default). ``hypertab.v1.json``: text frames
 (browsers). A :class:`Codec` holds one reusable encoder and one decoder per direction, so
 the hot path allocates nothing but the message.
+
+Every way a frame can fail to decode becomes one :class:`~protocol.errors.DecodeError`, never
+another exception: syntax, types, limits, and nesting too deep to decode. Nesting is bounded
+inside the decoder: msgspec guards each level with the interpreter's recursion check, which
+stops a deeply nested frame after at most the recursion limit's worth of levels (about a
+thousand, read in microseconds) with ``RecursionError``; that is mapped to a ``DecodeError``
+like any other bad frame, so no amount of nesting reaches the handler, and values that pass
+are bounded again where they are used (json cells: :data:`~protocol.limits.MAX_JSON_DEPTH`).
+
+A failure names a wire error code (:func:`classify`): a cell value that fits no column
+(``type_mismatch``) or a malformed op (``invalid_op``) carries the index of the op in its
+batch, as the op engine's own refusals do.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -25,6 +38,32 @@ subprotocol; the server never echoes it."""
 
 T = TypeVar("T")
 
+_OP_PATH = re.compile(r"`\$\.ops\[(\d+)\]([^`]*)`")
+
+
+def classify(reason: str) -> tuple[str, int | None]:
+    """The wire error code for a decode failure's ``reason``, and the failing op's index.
+
+    msgspec names where decoding failed (``- at `$.ops[2].values[...]```): a bad ``type``
+    tag is ``unknown_type``; inside a query's ``where`` or ``order_by`` it is
+    ``invalid_filter``; inside ``ops[i]`` a cell value (number out of range, NaN, text
+    too long) is ``type_mismatch`` and anything else (unknown op type, bad id, unknown column
+    type, unknown field) is ``invalid_op``, both with ``op_index`` i; the rest is
+    ``bad_message``.
+    """
+    if reason.endswith("at `$.type`"):
+        return "unknown_type", None
+    if "at `$.where" in reason or "at `$.order_by" in reason:
+        return "invalid_filter", None  # a query's filter: the code its later checks use
+    match = _OP_PATH.search(reason)
+    if match is None:
+        return "bad_message", None
+    index = int(match.group(1))
+    where = match.group(2)
+    if where.endswith(".values[...]"):
+        return "type_mismatch", index
+    return "invalid_op", index
+
 
 class _Envelope(msgspec.Struct):
     """Just the request id of a frame, read leniently to answer an invalid request."""
@@ -36,23 +75,25 @@ class _Side(Generic[T]):
     def __init__(self, encoding: str, kind: Any, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.binary = encoding == MSGPACK
-        self._decoder: msgspec.msgpack.Decoder[T] | msgspec.json.Decoder[T]
+        self._msgpack: msgspec.msgpack.Decoder[T] | None = None
+        self._json: msgspec.json.Decoder[T] | None = None
         if self.binary:
-            self._decoder = msgspec.msgpack.Decoder(kind)
+            self._msgpack = msgspec.msgpack.Decoder(kind)
         else:
-            self._decoder = msgspec.json.Decoder(kind)
+            self._json = msgspec.json.Decoder(kind)
 
     def decode(self, data: bytes | str) -> T:
         if len(data) > self.max_bytes:
             raise DecodeError(f"frame of {len(data)} bytes is over {self.max_bytes}")
-        if isinstance(data, str):
-            data = data.encode()
         try:
-            return self._decoder.decode(data)
+            if self._json is not None:
+                return self._json.decode(data)  # str as it is, without a copy
+            assert self._msgpack is not None
+            return self._msgpack.decode(data.encode() if isinstance(data, str) else data)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
             raise DecodeError(str(exc)) from None
         except RecursionError:  # msgspec's own depth guard: a frame nested ~1000 deep
-            raise DecodeError("the message is nested too deeply") from None
+            raise DecodeError("the frame is nested too deeply to decode") from None
 
 
 class Codec:

@@ -75,6 +75,12 @@ _SPECS = (
         "The secret names a data key version that does not exist; it cannot be read. Set it again.",
     ),
     ErrorSpec("secrets_unavailable", True, "No master keys are configured on the server."),
+    ErrorSpec(
+        "webhook_refused",
+        False,
+        "The webhook URL is not allowed (https only; no private or reserved address).",
+    ),
+    ErrorSpec("unknown_webhook", False, "No webhook with that id in this tenant."),
     ErrorSpec("rate_limited", True, "Over the plan's rate limit; retry after retry_after_ms."),
     ErrorSpec(
         "over_plan_limit",
@@ -112,6 +118,7 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutdown or restart
     PROTOCOL_ERROR = 1002
+    INVALID_DATA = 1007  # a text frame that is not valid UTF-8 (RFC 6455 section 8.1)
     MESSAGE_TOO_BIG = 1009
     INTERNAL = 1011
     BAD_CLIENT = 4000  # repeated protocol violations
@@ -135,6 +142,7 @@ CLOSE_RECONNECT: dict[int, Reconnect] = {
     CloseCode.NORMAL: Reconnect.NO,
     CloseCode.GOING_AWAY: Reconnect.YES,
     CloseCode.PROTOCOL_ERROR: Reconnect.NO,
+    CloseCode.INVALID_DATA: Reconnect.NO,
     CloseCode.MESSAGE_TOO_BIG: Reconnect.NO,
     CloseCode.INTERNAL: Reconnect.YES,
     CloseCode.BAD_CLIENT: Reconnect.NO,

@@ -30,6 +30,7 @@ from protocol.limits import (
 from protocol.ops import ColumnDef, Op, Row
 from protocol.query import ColumnRef, Filter, OrderBy
 from protocol.secrets import SecretClientMessage, SecretServerMessage
+from protocol.webhooks import WebhookClientMessage, WebhookServerMessage
 
 # --- client -> server -------------------------------------------------------------------
 
@@ -120,6 +121,7 @@ ClientMessage = (
     | IdentityClientMessage
     | SecretClientMessage
     | FunctionClientMessage
+    | WebhookClientMessage
 )
 
 # --- server -> client -------------------------------------------------------------------
@@ -271,4 +273,5 @@ ServerMessage = (
     | IdentityServerMessage
     | SecretServerMessage
     | FunctionServerMessage
+    | WebhookServerMessage
 )

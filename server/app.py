@@ -15,17 +15,21 @@ import http
 import logging
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
+from server.alerts.burst import BurstDetector
+from server.alerts.config import AlertConfig
+from server.alerts.hub import AlertsHub
 from server.audit import handlers as audit_handlers
 from server.audit.hub import AuditHub
 from server.auth.handshake import (
@@ -46,6 +50,8 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
+from server.delivery.destination import DestinationPolicy
+from server.delivery.retry import RetryPolicy
 from server.http import forwarded
 from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
@@ -61,21 +67,56 @@ from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.hub.webhooks import WebhookHandlers
+from server.logbudget import FrameLogGate, bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.tasks import TaskOwner
+from server.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
 
+RECV_QUEUE_FRAMES = 8
+"""Frames websockets reads ahead of a busy session before it stops reading the socket. Each
+may be 1 MiB, so this bounds what one connection can pin while its session waits (a paced
+answer to a client that stopped reading): 8 MiB, not 64. Pipelined small messages are not
+slowed: a read of the socket is parsed whole, whatever this is."""
+
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake."""
+    """A server connection that carries the principal verified at the handshake, and
+    reports the client's control frames (WebSocket pings and pongs) as they arrive."""
 
     principal: Principal | None = None
     client_ip: str | None = None
     """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
+    on_control_frame: Callable[[], None] | None = None
+    """Called for every ping, and every pong that answers no ping of ours, from the client
+    (the burst limit counts them: websockets answers pings by itself, so they would
+    otherwise cost nothing)."""
+
+    def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, server, **kwargs)
+        # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
+        self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
+
+    def process_event(self, event: Any) -> None:
+        """websockets' hook for every frame received (after the handshake)."""
+        counted = (
+            self.on_control_frame is not None
+            and isinstance(event, Frame)
+            and event.opcode in _COUNTED_CONTROL
+            # A pong answering the server's own keepalive ping costs the client nothing.
+            and not (event.opcode is Opcode.PONG and bytes(event.data) in self.pending_pings)
+        )
+        super().process_event(event)
+        if counted and self.on_control_frame is not None:
+            self.on_control_frame()
+
+
+_COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
 
 
 class HypertabServer:
@@ -120,6 +161,25 @@ class HypertabServer:
         )
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
+        # Alerts (issue 14: docs/alerts.md): the outbox dispatcher, bursts, abuse closes.
+        env = config.environ  # None: os.environ (the validated settings with `serve`)
+        self.alerts = AlertsHub(AlertConfig.from_env(env), BurstDetector.from_env(env))
+        self.on_auth_failure.append(self.alerts.auth_failed)
+        self.admission.on_abuse.append(
+            lambda s: self.alerts.abuse_closed(s.principal.tenant, s.principal.credential_id, None)
+        )
+        self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
+                           lambda: self.alerts.failed)  # fmt: skip
+        self.webhooks: WebhookDispatcher | None = None  # tenant webhooks, from start()
+        self._webhook_policy = DestinationPolicy.from_env(allow_loopback=False, environ=env)
+        self._delivery_retry = RetryPolicy.from_env(env)
+        WebhookHandlers(lambda: self.webhooks, self._webhook_policy, self._delivery_retry).register(
+            self.services
+        )
+        self.metrics.gauge("webhook_batches_delivered", "Webhook batches delivered.",
+                           lambda: self.webhooks.delivered if self.webhooks else 0)  # fmt: skip
+        self.metrics.gauge("webhook_batches_failed", "Webhook batches dropped past the bound.",
+                           lambda: self.webhooks.failed if self.webhooks else 0)  # fmt: skip
         self.http = HttpRoutes(self)
         self.tasks = TaskOwner("hub")
         """Owner of every background task the hub starts (failures logged, not lost)."""
@@ -174,6 +234,15 @@ class HypertabServer:
             )
             await self._notify.start()
         await self.audit.start(self.control)
+        await self.alerts.start(self.control)
+        self.webhooks = WebhookDispatcher(
+            self.stores,
+            self.control,
+            lambda: self.services.lifecycle,
+            policy=self._webhook_policy,
+            retry=self._delivery_retry,
+        )
+        await self.webhooks.start()
         self._server = await serve(
             self._handle,
             cfg.host,
@@ -184,10 +253,10 @@ class HypertabServer:
             server_header=None,
             compression=None,
             max_size=MAX_FRAME_BYTES,
-            max_queue=64,
+            max_queue=RECV_QUEUE_FRAMES,
             write_limit=1 << 16,
             create_connection=HubConnection,
-            logger=name_connections(websocket_logger()),
+            logger=name_connections(bound_frame_logging(websocket_logger())),
             ssl=self.tls,
         )
         sock = next(iter(self._server.sockets))
@@ -203,6 +272,9 @@ class HypertabServer:
         if server is not None:
             server.server.close()  # stop accepting; keep open connections for the acks
         await self.audit.stop()  # pending audit entries, before the stores close
+        await self.alerts.stop()
+        if self.webhooks is not None:  # undelivered changes stay in the outboxes
+            await self.webhooks.stop()
         await self.stores.close()  # commits what is queued; acks are written on commit
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
@@ -285,6 +357,8 @@ class HypertabServer:
             admit=self.admission,
         )
         session.outbox.limit = self.config.send_buffer_bytes
+        session.outbox.paced_timeout = self.config.paced_send_timeout_s
+        conn.on_control_frame = lambda: self.admission.control_frame(session)
         _forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
             await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
@@ -301,6 +375,8 @@ class HypertabServer:
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
         self.metrics.committed(changes)
         self.hub.publish(tenant, table, changes)
+        if self.webhooks is not None:
+            self.webhooks.committed(tenant)
 
     # --- revocation -----------------------------------------------------------------------
 

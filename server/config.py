@@ -13,6 +13,7 @@ import base64
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,6 +102,8 @@ class Config:
     )
     recheck_seconds: float = 30.0
     send_buffer_bytes: int = 8 << 20
+    paced_send_timeout_s: float = 30.0
+    """Longest wait for a client to take one frame of a large answer (server/hub/outbox.py)."""
     tls_cert: Path | None = None
     """PEM certificate chain; with :attr:`tls_key`, the server speaks TLS (wss://, https://)."""
     tls_key: Path | None = None
@@ -110,6 +113,9 @@ class Config:
     """Rate-limit settings; ``None`` reads the ``HYPERTAB_*`` environment."""
     audit_retention_days: float | None = None
     """``None`` reads ``HYPERTAB_AUDIT_RETENTION_DAYS`` (default 90)."""
+    environ: Mapping[str, str] | None = None
+    """The ``HYPERTAB_*`` variables the alert and delivery parts read (``None``: the process
+    environment); :meth:`from_settings` writes the validated settings into it."""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, jwt_secret: str | None = None) -> Config:
@@ -151,6 +157,7 @@ class Config:
             admission=admission,
             audit_retention_days=s.audit_retention_days,
         )
+        config.environ = s.environ(os.environ)
         if jwt_secret is not None:
             config.jwt_secret = jwt_secret
         return config

@@ -1,4 +1,5 @@
-"""Structured JSON logs that never carry a credential, key material or a message body.
+"""Structured JSON logs that never carry a credential, key material or a message body, and
+whose volume a peer cannot drive.
 
 How it works
 ------------
@@ -15,6 +16,11 @@ How it works
    :func:`redact_text`, which also blanks JSON or dict-literal bodies and ``b'…'`` bytes literals.
 2. The final line (the formatter): :func:`redact_credentials` runs once more on the whole
    output, catching whatever an object's ``str()`` let through.
+
+Volume is bounded at every level: before redaction, a
+:class:`~server.logbudget.LogRateLimit` lets at most 50 records a second of each kind
+(logger and message template) through and counts the rest (``server/logbudget.py``, which
+also bounds the WebSocket layer's per-frame debug records before they are made).
 
 :func:`redact_credentials` replaces, by shape: API keys (``ht_live_…``, ``ht_test_…``), JWTs
 (``eyJ…`` with three dot-separated base64url segments), ``Bearer``/``Basic`` header values,
@@ -38,6 +44,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import msgspec
+
+from server.logbudget import LogRateLimit
 
 REDACTED = "[REDACTED]"
 
@@ -251,6 +259,7 @@ def configure_logging(
             existing.close()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(LogRateLimit())  # first: a dropped record is never redacted or formatted
     handler.addFilter(RedactingFilter())
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)

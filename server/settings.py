@@ -185,6 +185,82 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _m("audit entries older than this are purged", "a number > 0"),
     ] = 90.0
 
+    alert_webhook_url: Annotated[
+        str | None,
+        _m(
+            "operator alert webhook; unset: log sink only (docs/alerts.md)",
+            "an https:// URL (http:// to loopback only)",
+        ),
+    ] = None
+    alert_webhook_secret_file: Annotated[
+        str | None,
+        _m(
+            "the alert webhook's HMAC signing secret (>= 16 bytes) in a file of mode 0600 "
+            "(or $HYPERTAB_ALERT_WEBHOOK_SECRET); required with the URL",
+            "a path",
+        ),
+    ] = None
+    alert_log: Annotated[
+        Literal["on", "off"], _m("off silences the `alert: <kind>` WARNING lines", "on or off")
+    ] = "on"
+    alert_poll: Annotated[
+        float, Meta(gt=0), _m("seconds between alert outbox checks", "a number > 0")
+    ] = 0.05
+    alert_auth_failures: Annotated[
+        int,
+        _Positive,
+        _m(
+            "failed handshakes per address or tenant within alert_auth_window that raise "
+            "handshake_failures",
+            "an integer >= 1",
+        ),
+    ] = 20
+    alert_auth_window: Annotated[
+        float, Meta(gt=0), _m("the window of alert_auth_failures, seconds", "a number > 0")
+    ] = 60.0
+    delivery_retry_base: Annotated[
+        float,
+        Meta(gt=0),
+        _m(
+            "first backoff of alert and webhook deliveries (s; doubled per attempt)", "a number > 0"
+        ),
+    ] = 0.5
+    delivery_retry_max_delay: Annotated[
+        float, Meta(gt=0), _m("longest backoff between deliveries (s)", "a number > 0")
+    ] = 300.0
+    delivery_max_attempts: Annotated[
+        int, _Positive, _m("attempts before a delivery is failed", "an integer >= 1")
+    ] = 20
+    delivery_max_age: Annotated[
+        float, Meta(gt=0), _m("age (s) after which an alert is failed", "a number > 0")
+    ] = 86_400.0
+    delivery_timeout: Annotated[
+        float, Meta(gt=0), _m("one delivery attempt (s)", "a number > 0")
+    ] = 10.0
+    delivery_allow_networks: Annotated[
+        list[str],
+        _m(
+            "networks deliveries may reach although private (tenant webhooks: loopback too)",
+            "a list of IP networks (env: comma-separated)",
+        ),
+    ] = []
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (the process environment) with every setting written back as its
+        ``HYPERTAB_*`` variable: for parts that read a mapping of variables (alerts,
+        deliveries), so the file's values reach them too. Unset settings are removed."""
+        out = dict(base)
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            env = ENV_NAMES[name]
+            if value is None:
+                out.pop(env, None)
+            elif isinstance(value, list):
+                out[env] = ",".join(str(v) for v in value)
+            else:
+                out[env] = str(value)
+        return out
+
     def trusted_networks(
         self,
     ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -204,6 +280,7 @@ SECRET_ENV: dict[str, str] = {
     "HYPERTAB_METRICS_TOKEN": "bearer token for /metrics from non-loopback peers",
     "HYPERTAB_MASTER_KEYS": "master keys inline, id:base64,… (last = current; docs/secrets.md)",
     "HYPERTAB_KEY_FILE": "master key file (else DATA_DIR/master.keys; docs/secrets.md)",
+    "HYPERTAB_ALERT_WEBHOOK_SECRET": "alert webhook signing secret (or alert_webhook_secret_file)",
 }
 """Secrets and key locations: environment only, never in the file."""
 
@@ -280,7 +357,7 @@ def _check(f: _Field, value: Any, *, from_text: bool) -> Any:
         decoded = msgspec.convert(value, f.annotation, strict=not from_text)
     except msgspec.ValidationError as exc:
         raise ValueError(str(exc).replace(" - at `$`", "")) from None
-    if f.name == "trusted_proxies":
+    if f.name in ("trusted_proxies", "delivery_allow_networks"):
         for entry in decoded:
             try:
                 ipaddress.ip_network(entry, strict=False)

@@ -7,6 +7,7 @@ developer machine and fails under CI (``CI=true``), where Redis is required.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -112,3 +113,19 @@ async def tenant(hub: Any) -> Any:
     provisioned like a signup: database, data key, admin key, audit entry."""
     record, issued = await hub.services.lifecycle.create_tenant("acme", now=time.time())
     return record, issued.secret
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """Give every test the root logger as it found it.
+
+    A test that configures DEBUG logging would otherwise leave it on for the rest of the
+    run, and every later test would pay for formatting aiosqlite's per-statement records.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

@@ -24,3 +24,13 @@ class Action(enum.StrEnum):
     ADMIN_READ = "admin.read"
     EXPORT = "export"
     RATE_LIMIT_EXCEEDED = "rate_limit.exceeded"
+    # Security events that exist to raise an alert (server/alerts), and incident response.
+    HANDSHAKE_FAILURE_BURST = "alert.handshake_failures"
+    AUDIT_CHAIN_BROKEN = "alert.audit_chain_broken"
+    ABUSE_CLOSED = "alert.abuse_close"
+    ALERT_TEST = "alert.test"
+    MASTER_KEY_ROTATED = "keyring.rotated"
+    INCIDENT_CONTAINED = "incident.contained"
+    WEBHOOK_ADDED = "webhook.added"
+    WEBHOOK_REMOVED = "webhook.removed"
+    WEBHOOK_ENABLED = "webhook.enabled"

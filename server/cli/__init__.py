@@ -40,6 +40,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keyring",
     "certificate",
     "audit",
+    "alerts",
+    "webhook",
+    "incident",
     "mcp",
     "config",
 )

@@ -36,6 +36,7 @@ from server.audit.log import (
     purge_expired,
     verify_db,
 )
+from server.cli.alerts import record_chain_broken
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -196,6 +197,7 @@ def verify_command(args: argparse.Namespace) -> int:
         return EXIT_OK if broken is None else EXIT_FAILURE
     if broken is not None:
         print(f"audit log of {name}: BROKEN at entry {broken}", flush=True)
+        asyncio.run(record_chain_broken(data_dir(args), name, broken))  # raises an alert
         return EXIT_FAILURE
     print(f"audit log of {name}: ok ({last} entries chained)", flush=True)
     return EXIT_OK

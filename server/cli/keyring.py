@@ -16,6 +16,7 @@ from server.cli.common import (
     EXIT_OK,
     CliError,
     Commands,
+    actor,
     add_json_flag,
     data_dir,
     data_dir_parent,
@@ -138,7 +139,7 @@ def rotate_command(args: argparse.Namespace) -> int:
         conn = await open_control_connection(directory / "control.db")
         try:
             await DataKeyStore(conn, shred_only_keyring()).ensure_schema()
-            result = await rotate_master_key(path, conn)
+            result = await rotate_master_key(path, conn, actor=actor())
         finally:
             await conn.close()
         return result.key_id, result.rewrapped

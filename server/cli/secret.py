@@ -12,6 +12,7 @@ import asyncio
 import getpass
 import sys
 
+from server.audit import events
 from server.auth.principal import TenantId
 from server.cli.common import (
     EXIT_OK,
@@ -104,6 +105,12 @@ async def _with_tenant_db(args: argparse.Namespace, op: str, value: str | None =
             if op == "list":
                 return await secret_ops.list_secrets(conn, tenant, keys)
             if op == "reveal":
+                # An operator reading a tenant's secret: on the control log too, before the
+                # value is read, which raises an admin_read alert (docs/alerts.md).
+                entry = events.admin_read(
+                    actor(), tenant, at, {"what": "secret_reveal", "secret": args.name}
+                )
+                await events.record_control_event(plane, entry)
                 _, revealed = await secret_ops.reveal_secret(
                     conn, tenant, keys, args.name, now=at, actor=actor()
                 )

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import jwt as pyjwt
 
 from protocol.identity import MAX_KEY_RATE
+from server.alerts.schema import ensure_schema as ensure_alert_schema
 from server.audit import events as audit_events
 from server.audit.chain import AuditEntry
 from server.audit.log import ensure_schema as ensure_audit_schema
@@ -201,6 +203,7 @@ class ControlPlane:
             await conn.execute("PRAGMA busy_timeout=5000")
             await ensure_schema(conn)
             await ensure_audit_schema(conn)  # the control audit log (docs/audit.md)
+            await ensure_alert_schema(conn)  # its alerting entries fill the alert outbox
         except BaseException:
             await conn.close()
             raise
@@ -755,6 +758,47 @@ class ControlPlane:
             )
         return issued
 
+    async def revoke_tenant_keys(
+        self, tenant: TenantId, *, now: float, actor: str, reason: str, reissue_by: str | None
+    ) -> tuple[list[KeyRecord], IssuedKey | None]:
+        """Revoke every live key of a live tenant, refuse its JWTs issued until ``now``
+        (``jwt_cutoff``) and close all its connections (a ``TENANT`` event), optionally
+        issuing one new admin key (``reissue_by``: its ``created_by``), in one transaction
+        with the audit entries. For incident containment (``server.incident``); returns the
+        keys revoked and the new key."""
+        async with self._revoking() as events:
+            record = await self.get_tenant(tenant)
+            if record is None or not record.active:
+                raise UnknownTenant(tenant)
+            live = [k for k in await self.list_keys(tenant) if k.revoked_at is None]
+            await self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL",
+                (now, tenant),
+            )
+            for key in live:
+                await self._audit(audit_events.key_revoked(key, actor, now))
+            await self._conn.execute(
+                "INSERT INTO jwt_cutoff (tenant_id, not_before) VALUES (?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET not_before = excluded.not_before",
+                (tenant, now),
+            )
+            issued = None
+            if reissue_by is not None:
+                issued = await self._insert_key(
+                    tenant,
+                    "admin",
+                    ALL_SCOPES,
+                    tables=None,
+                    expires_at=None,
+                    created_by=clean_name(reissue_by, what="created_by", max_length=200),
+                    now=now,
+                )
+                await self._audit(audit_events.key_created(issued.record, actor))
+            events.append(
+                RevocationEvent(kind=RevocationKind.TENANT, tenant=tenant, reason=reason, at=now)
+            )
+        return live, issued
+
     # -- authentication ------------------------------------------------------------------
 
     async def authenticate_api_key(self, token: str | None, *, now: float) -> Principal:
@@ -793,7 +837,22 @@ class ControlPlane:
             raise AuthError(AuthFailure.UNKNOWN_TENANT)
         if not tenant.active:
             raise AuthError(AuthFailure.TENANT_DELETED)
+        if token and await self._issued_before_cutoff(verified.tenant, token):
+            raise AuthError(AuthFailure.REVOKED, credential_id=verified.credential_id)
         return verified.principal(tenant.plan)
+
+    async def _issued_before_cutoff(self, tenant: TenantId, token: str) -> bool:
+        """Whether an incident cut off the tenant's JWTs issued before now (one indexed
+        read; the token's ``iat`` is read only when there is a cutoff, after its signature
+        and claims were verified)."""
+        async with self._conn.execute(
+            "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return False
+        issued = pyjwt.decode(token, options={"verify_signature": False}).get("iat")
+        return not isinstance(issued, int | float) or issued <= float(row[0])
 
     async def authenticate(self, token: str | None, *, now: float) -> Principal:
         """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""

@@ -3,6 +3,8 @@
 * ``tenants``: one row per tenant, soft-deleted (``deleted_at``) so ids are never reused.
 * ``api_keys``: one row per key; ``secret_hash`` is ``HMAC-SHA256(pepper, secret)``;
   ``rate`` is the key's own ops-per-minute limit (tighter than the plan's), or NULL.
+* ``jwt_cutoff``: per tenant, JWTs issued (``iat``) at or before ``not_before`` are refused:
+  what ``hypertab incident contain`` sets, since the JWT secret itself is the issuer's.
 * ``revocation_log``: one row per revocation, committed in the same transaction as the
   revocation itself. ``seq`` only grows, so the watcher of another process reads "every
   revocation after the last one I saw" without relying on anyone's clock.
@@ -42,6 +44,12 @@ SCHEMA: tuple[str, ...] = (
     ) STRICT
     """,
     "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id)",
+    """
+    CREATE TABLE IF NOT EXISTS jwt_cutoff (
+        tenant_id   TEXT PRIMARY KEY REFERENCES tenants (id),
+        not_before  REAL NOT NULL
+    ) STRICT
+    """,
     """
     CREATE TABLE IF NOT EXISTS revocation_log (
         seq            INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -164,6 +164,8 @@ class Admission:
         self._blocked: OrderedDict[str, float] = OrderedDict()  # address -> blocked until
         self._background = TaskOwner("admission")
         self._abusers: weakref.WeakSet[Session] = weakref.WeakSet()  # closing for abuse
+        self.on_abuse: list[Callable[[Session], None]] = []
+        """Called with each session closed for abuse (the alerts subscribe). Must not block."""
 
     @classmethod
     def for_url(
@@ -210,23 +212,9 @@ class Admission:
             metrics.message_in(message)
         if not self.enabled:
             return None
-        p = self.policy
         principal = session.principal
         cost = message_cost(message)
-        # Charges are immutable: reuse the last ones this session used for this cost and
-        # policy (almost every message of a session costs the same), and call the memory
-        # limiter without a coroutine. Admission runs once per message: it is hot.
-        cached = self._charges.get(session)
-        if cached is not None and cached[0] is p and cached[1] == cost and cached[2] is principal:
-            charges = cached[3]
-        else:
-            key = p.principal_key(principal)
-            burst = Charge(f"{key}:c:{session.id}", 1, p.burst_limit, p.burst_window_s)
-            if cost:
-                charges = (Charge(key, cost, p.principal_limit(principal), p.window_s), burst)
-            else:
-                charges = (burst,)
-            self._charges[session] = (p, cost, principal, charges)
+        charges = self._charges_of(session, cost)
         now = self.clock()
         if isinstance(self.limiter, MemoryRateLimiter):
             decision = self.limiter.acquire_sync(charges, now)
@@ -235,6 +223,43 @@ class Admission:
         if decision.allowed:
             return None
         return self._refuse(session, principal, decision, cost, now)
+
+    def _charges_of(self, session: Session, cost: int) -> tuple[Charge, ...]:
+        # Charges are immutable: reuse the last ones this session used for this cost and
+        # policy (almost every message of a session costs the same), and call the memory
+        # limiter without a coroutine. Admission runs once per message: it is hot.
+        p = self.policy
+        principal = session.principal
+        cached = self._charges.get(session)
+        if cached is not None and cached[0] is p and cached[1] == cost and cached[2] is principal:
+            return cached[3]
+        key = p.principal_key(principal)
+        burst = Charge(f"{key}:c:{session.id}", 1, p.burst_limit, p.burst_window_s)
+        if cost:
+            charges: tuple[Charge, ...] = (
+                Charge(key, cost, p.principal_limit(principal), p.window_s),
+                burst,
+            )
+        else:
+            charges = (burst,)
+        self._charges[session] = (p, cost, principal, charges)
+        return charges
+
+    def control_frame(self, session: Session) -> None:
+        """A WebSocket ping or pong from ``session``'s client: one message against the
+        connection's burst limit, like any message (websockets answers pings itself, so
+        without this a ping flood would cost the sender nothing). Synchronous, called from
+        the frame parser: in memory the window is the one messages use; with Redis it is an
+        in-process window of the same size (the connection lives in this process). Refusals
+        count toward the 4029 abuse close; nothing is sent back for them."""
+        if not self.enabled or session.outbox.closing:  # closing: nothing left to protect
+            return
+        charges = self._charges_of(session, 0)
+        limiter = self.limiter if isinstance(self.limiter, MemoryRateLimiter) else self._fallback
+        now = self.clock()
+        decision = limiter.acquire_sync(charges, now)
+        if not decision.allowed:
+            self._refuse(session, session.principal, decision, 0, now)
 
     async def _acquire(self, charges: tuple[Charge, ...], now: float) -> Decision:
         try:
@@ -269,6 +294,8 @@ class Admission:
             if self.metrics is not None:
                 self.metrics.rate_abuse_closes += 1
             session.close_now(CLOSE_CODE, "rate limit abuse")
+            for hook in self.on_abuse:
+                hook(session)
         what = "connection burst" if burst else "plan"
         return Error(
             code="rate_limited",

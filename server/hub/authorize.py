@@ -21,6 +21,7 @@ from protocol.messages import (
 )
 from protocol.ops import SCHEMA_OPS
 from protocol.secrets import SecretDelete, SecretList, SecretReveal, SecretSet
+from protocol.webhooks import WebhookAdd, WebhookList, WebhookRemove, WebhookTest
 from server.auth.principal import Principal, Scope
 
 
@@ -40,6 +41,8 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return (Scope.AUDIT_READ,)
     if isinstance(message, (KeyCreate, KeyList, KeyRevoke, KeyRotate, KeyUpdate)):
         return (Scope.KEYS_ADMIN,)
+    if isinstance(message, (WebhookAdd, WebhookList, WebhookRemove, WebhookTest)):
+        return (Scope.KEYS_ADMIN,)  # a webhook sends all the tenant's data out
     if isinstance(message, (SecretSet, SecretDelete)):
         return (Scope.SECRETS_WRITE,)
     if isinstance(message, SecretReveal):

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from protocol.messages import Change
+from server.logbudget import records_dropped
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format's content type."""
@@ -51,6 +52,7 @@ class HubMetrics:
         self.handshakes_throttled = 0
         self.auth_failures: Counter[str] = Counter()  # by reason category
         self.revocation_closes = 0
+        self.slow_consumer_closes = 0
         self.commit_batches = Histogram(
             "hypertab_commit_batches",
             "Batches committed per table per group commit.",
@@ -150,6 +152,16 @@ class _Collector(Collector):
             "hypertab_revocation_closes",
             "Connections closed because their credential was revoked.",
             m.revocation_closes,
+        )
+        yield _counter(
+            "hypertab_slow_consumer_closes",
+            "Connections closed (4008, then aborted) for falling behind the send buffer bound.",
+            m.slow_consumer_closes,
+        )
+        yield _counter(
+            "hypertab_log_records_dropped",
+            "Log records dropped by the per-kind log rate limit (this process).",
+            records_dropped(),
         )
         for name, (doc, read) in m._gauges.items():
             gauge = GaugeMetricFamily(f"hypertab_{name}", doc)

@@ -4,6 +4,18 @@ The hub never awaits a subscriber: a frame is handed to the connection's transpo
 (as ``websockets.broadcast`` does), and a subscriber whose unsent bytes grow past the bound
 is closed with ``SLOW_CONSUMER`` (4008) so that it cannot hold memory or slow anyone else.
 It reconnects and resumes with ``since``.
+
+The close frame can only leave after every byte already queued before it. A client that is
+briefly behind reads on, sees 4008 and answers the close; one that stopped reading never
+gets there, and a plain close would hold the buffer for websockets' close timeout (10 s) and
+then end in 1006 anyway. So the transport is aborted :data:`SLOW_CONSUMER_GRACE_S` after the
+close frame was queued, unless the close handshake finished first: the memory is freed in
+about a second and the client sees the connection drop (1006, no close frame).
+
+Large answers (snapshots, replays, query pages) are written with ``await conn.send``, which
+waits for the socket to drain instead of queueing: their bound is time, not bytes. A frame
+the socket has not taken within :data:`PACED_SEND_TIMEOUT_S` closes the connection the
+same way.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
@@ -22,6 +35,15 @@ log = logging.getLogger(__name__)
 SEND_BUFFER_LIMIT = 8 << 20
 """Unsent bytes a connection may hold before it is closed as a slow consumer (8 MiB)."""
 
+SLOW_CONSUMER_GRACE_S = 1.0
+"""Seconds a slow consumer's 4008 close frame may take to leave before the transport is
+aborted (and the unsent bytes dropped)."""
+
+PACED_SEND_TIMEOUT_S = 30.0
+"""Longest wait for the socket to take one frame of a paced answer (snapshot, replay, query
+page, audit chunk) before the connection is closed as a slow consumer: a client that asks
+for large answers and stops reading must not hold its session (and what it queued) open."""
+
 
 class Outbox:
     """The write side of one WebSocket connection.
@@ -32,12 +54,23 @@ class Outbox:
     group commit leave in one write, not one system call each.
     """
 
-    __slots__ = ("_pending", "binary", "closing", "conn", "limit")
+    __slots__ = ("_pending", "binary", "closing", "conn", "limit", "on_slow", "paced_timeout")
 
-    def __init__(self, conn: ServerConnection, *, binary: bool, limit: int = SEND_BUFFER_LIMIT):
+    def __init__(
+        self,
+        conn: ServerConnection,
+        *,
+        binary: bool,
+        limit: int = SEND_BUFFER_LIMIT,
+        on_slow: Callable[[int], None] | None = None,
+    ):
         self.conn = conn
         self.binary = binary
         self.limit = limit
+        self.on_slow = on_slow
+        """Called once, with the unsent byte count, when the connection is closed as slow."""
+        self.paced_timeout = PACED_SEND_TIMEOUT_S
+        """Longest wait for the socket to take one frame of a paced answer."""
         self.closing = False
         self._pending = False
 
@@ -64,8 +97,19 @@ class Outbox:
             conn.send_data()
         except Exception:  # the transport failed; the reader side will see the close
             return
-        if conn.transport.get_write_buffer_size() > self.limit:
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume with since")
+        unsent = conn.transport.get_write_buffer_size()
+        if unsent > self.limit:
+            self.slow_consumer(unsent)
+
+    def slow_consumer(self, unsent: int) -> None:
+        """Close as a slow consumer: report it (``on_slow``), queue 4008, and abort the
+        transport :data:`SLOW_CONSUMER_GRACE_S` later unless the close finished."""
+        if self.closing:
+            return
+        if self.on_slow is not None:
+            self.on_slow(unsent)
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume with since")
+        asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE_S, _abort, self.conn)
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection in the background with ``code``."""
@@ -73,6 +117,12 @@ class Outbox:
             return
         self.closing = True
         asyncio.get_running_loop().create_task(_close(self.conn, code, reason))
+
+
+def _abort(conn: ServerConnection) -> None:
+    """Drop the connection and its unsent bytes unless its close handshake has finished."""
+    if conn.protocol.state is not State.CLOSED:
+        conn.transport.abort()
 
 
 async def _close(conn: ServerConnection, code: int, reason: str) -> None:

@@ -17,11 +17,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
-from protocol.codec import Codec
+from protocol.codec import Codec, classify
 from protocol.errors import CloseCode, DecodeError
-from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH, SNAPSHOT_CHUNK_ROWS
+from protocol.limits import (
+    MAX_FRAME_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_OPS_PER_BATCH,
+    SNAPSHOT_CHUNK_ROWS,
+)
 from protocol.messages import (
     Ack,
     Apply,
@@ -119,7 +124,7 @@ class Session:
         self.limits = limits
         self.admit = admit
         self.id = secrets.token_urlsafe(9)
-        self.outbox = Outbox(conn, binary=codec.binary)
+        self.outbox = Outbox(conn, binary=codec.binary, on_slow=self._slow_consumer)
         self.subscriptions: dict[str, Subscriber] = {}
         self.presence_tables: set[str] = set()
         self.bad_frames = 0
@@ -140,6 +145,14 @@ class Session:
         """Close with ``code`` in the background (revocation, expiry, abuse)."""
         self.outbox.close(code, reason)
 
+    def _slow_consumer(self, unsent: int) -> None:
+        log.warning(
+            "slow consumer closed",
+            extra={"session": self.id, "tenant": self.tenant, "unsent_bytes": unsent},
+        )
+        if self.services.metrics is not None:
+            self.services.metrics.slow_consumer_closes += 1
+
     # --- writing --------------------------------------------------------------------------
 
     def send(self, message: Any) -> None:
@@ -150,7 +163,21 @@ class Session:
 
     async def send_paced(self, message: Any) -> None:
         """Encode and write a message, waiting for the socket to drain (large replies)."""
-        await self.conn.send(self.codec.encode(message), text=not self.codec.binary)
+        await self.send_frame_paced(self.codec.encode(message))
+
+    async def send_frame_paced(self, frame: bytes) -> None:
+        """Write one encoded frame, waiting for the socket to drain; a client that takes
+        nothing for ``outbox.paced_timeout`` seconds (:data:`PACED_SEND_TIMEOUT_S` by
+        default) is closed as a slow consumer (4008, then aborted) and this raises
+        ``ConnectionClosed``."""
+        try:
+            await asyncio.wait_for(
+                self.conn.send(frame, text=not self.codec.binary), self.outbox.paced_timeout
+            )
+        except TimeoutError:
+            self.outbox.slow_consumer(self.conn.transport.get_write_buffer_size())
+            await asyncio.sleep(0)  # the close task queues 4008 before the handler ends
+            raise ConnectionClosedError(None, None) from None
 
     def error(self, code: str, message: str, request: int | None = None, **extra: Any) -> None:
         """Send an ``error``."""
@@ -176,7 +203,9 @@ class Session:
         )
         try:
             while True:
-                data = await self.conn.recv(decode=False)
+                # Text frames come as str: websockets checks their UTF-8 and fails the
+                # connection with 1007 (RFC 6455 section 8.1) when it is invalid.
+                data = await self.conn.recv()
                 await self.handle_frame(data)
         except ConnectionClosed:
             pass
@@ -197,16 +226,17 @@ class Session:
         self.presence_tables.clear()
 
     async def handle_frame(self, data: bytes | str) -> None:
-        """Decode one frame and handle the message in it."""
+        """Decode one frame (``str`` for a text frame) and handle the message in it."""
+        if isinstance(data, str) == self.codec.binary:  # JSON in text, msgpack in binary
+            kind = "binary" if self.codec.binary else "text"
+            self.bad_frame(f"{self.codec.encoding} takes {kind} frames", "bad_message", None)
+            return
         try:
             message = self.codec.decode_client(data)
         except DecodeError as exc:
-            self.bad_frames += 1
             text = str(exc)
-            code = _decode_error_code(text)
-            self.error(code, text[:300], self.codec.request_id(data))
-            if self.bad_frames >= MAX_BAD_FRAMES:
-                self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
+            code, op_index = classify(text)
+            self.bad_frame(text[:300], code, self.codec.request_id(data), op_index)
             return
         request = getattr(message, "id", None)
         why = refusal(self.principal, message)
@@ -228,6 +258,15 @@ class Session:
         except Exception:
             log.exception("request failed", extra={"type": type(message).__name__})
             self.error("internal", "unexpected server error; nothing was applied", request)
+
+    def bad_frame(
+        self, reason: str, code: str, request: int | None, op_index: int | None = None
+    ) -> None:
+        """Answer a frame that is not a valid message; too many close the connection."""
+        self.bad_frames += 1
+        self.error(code, reason, request, op_index=op_index)
+        if self.bad_frames >= MAX_BAD_FRAMES:
+            self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
 
     async def dispatch(self, message: ClientMessage) -> None:
         """Run one message: a feature's registered handler, else the core ones."""
@@ -254,6 +293,9 @@ class Session:
             case Presence(table=table, state=state):
                 if table not in self.subscriptions:
                     self.error("not_subscribed", "subscribe to the table before presence")
+                    return
+                if _deeper_than(state, MAX_JSON_DEPTH):  # it is relayed to every subscriber
+                    self.error("bad_message", f"presence state nested deeper than {MAX_JSON_DEPTH}")
                     return
                 self.presence_tables.add(table)
                 event = PresenceEvent(
@@ -343,7 +385,7 @@ class Session:
 
     async def _send_frames(self, frames: list[bytes]) -> None:
         for frame in frames:
-            await self.conn.send(frame, text=not self.codec.binary)
+            await self.send_frame_paced(frame)
 
     def _drop_subscription(self, table: str) -> None:
         sub = self.subscriptions.pop(table, None)
@@ -426,13 +468,13 @@ class Session:
             self.error("unknown_table", "no such table", rid)
 
 
-def _decode_error_code(text: str) -> str:
-    """The error code for a frame msgspec refused, from where the problem was."""
-    if "at `$.type`" in text:
-        return "unknown_type"
-    if "at `$.where" in text or "at `$.order_by" in text:
-        return "invalid_filter"  # the same code as the checks made after decoding
-    return "bad_message"
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and maps in ``value`` nest more than ``limit`` levels."""
+    if isinstance(value, dict):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value)
+    return False
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:

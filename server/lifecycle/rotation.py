@@ -14,11 +14,14 @@ steps leaves every secret readable; re-running finishes the job.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
+from server.alerts.events import master_key_rotated
+from server.audit import log as audit_log
 from server.auth.principal import TenantId
 from server.secrets.datakeys import DataKeyStore
 from server.secrets.keyring import Keyring, add_master_key, load_key_file
@@ -35,11 +38,23 @@ class MasterRotation:
     keyring: Keyring
 
 
-async def rotate_master_key(key_file: Path, control_conn: aiosqlite.Connection) -> MasterRotation:
-    """Add a master key to ``key_file`` and re-wrap every data key under it."""
+async def rotate_master_key(
+    key_file: Path,
+    control_conn: aiosqlite.Connection,
+    *,
+    actor: str = "system",
+    now: float | None = None,
+) -> MasterRotation:
+    """Add a master key to ``key_file`` and re-wrap every data key under it; audited
+    (``keyring.rotated`` in the control log, which raises an alert)."""
     key_id = add_master_key(key_file)
     ring = load_key_file(key_file)
     rewrapped = await DataKeyStore(control_conn, ring).rewrap_all(ring)
+    at = time.time() if now is None else now
+    await audit_log.ensure_schema(control_conn, commit=True)
+    await audit_log.append(
+        control_conn, master_key_rotated(key_id, rewrapped, actor, at), commit=True
+    )
     return MasterRotation(key_id, rewrapped, ring)
 
 

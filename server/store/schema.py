@@ -6,6 +6,10 @@
 ``_ht_tombstones`` deleted row ids, so a deleted row stays deleted
 ``_ht_meta``    tenant-wide counters (the SQL name counter)
 ``_ht_functions`` the tenant's custom formula functions (upper-case name, definition text)
+``_ht_webhooks`` the tenant's webhooks (table id or NULL for every table, URL, delivery state;
+                ``disabled_at``: stopped after a batch failed for good, until a test passes)
+``_ht_webhook_outbox`` one row per committed change per matching webhook, written by the
+                group commit in the change's own transaction (``server/webhooks``)
 User tables are ``t_<n>`` with columns ``_id``, ``_ord`` and ``c_<n>``; no declared column
 types, so SQLite stores each value exactly as given.
 """
@@ -52,6 +56,30 @@ CREATE TABLE IF NOT EXISTS _ht_functions (
     name TEXT PRIMARY KEY,
     definition TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _ht_webhooks (
+    id TEXT PRIMARY KEY,
+    tbl TEXT,
+    url TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    pending_upto INTEGER,
+    last_error TEXT,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    last_failed TEXT,
+    last_delivered_at REAL,
+    disabled_at REAL
+);
+CREATE TABLE IF NOT EXISTS _ht_webhook_outbox (
+    seq INTEGER PRIMARY KEY,
+    hook TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    change BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _ht_webhook_outbox_hook ON _ht_webhook_outbox (hook, seq);
 """
 
 

@@ -248,6 +248,11 @@ def commit_group(
     check = check_formula or refuse_formulas
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Read under the write lock: no webhook can be added or removed during the group.
+        hooked = (
+            conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()
+            is not None
+        )
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
@@ -273,21 +278,24 @@ def commit_group(
                     client=request.client,
                     op=request.op,
                 )
+                encoded = _change_encoder.encode(change)
                 try:
                     conn.execute(
                         "INSERT INTO _ht_oplog (tbl, version, client, op, ts, change) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            state.id,
-                            state.version,
-                            request.client,
-                            request.op,
-                            now,
-                            _change_encoder.encode(change),
-                        ),
+                        (state.id, state.version, request.client, request.op, now, encoded),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise _Repeat(exc) from None
+                if hooked:
+                    # The webhook outbox, in the change's own transaction (server/webhooks):
+                    # one row per webhook of this table or of every table.
+                    conn.execute(
+                        "INSERT INTO _ht_webhook_outbox (hook, tbl, version, change) "
+                        "SELECT id, ?, ?, ? FROM _ht_webhooks"
+                        " WHERE (tbl IS NULL OR tbl = ?) AND disabled_at IS NULL",
+                        (state.id, state.version, encoded, state.id),
+                    )
                 if state.version % 1000 == 0:
                     conn.execute(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",

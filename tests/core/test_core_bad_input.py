@@ -45,9 +45,9 @@ BAD_FRAMES: list[tuple[str, bytes, str]] = [
     (JSON, b"{not json", "bad_message"),
     (JSON, msgspec.json.encode({"type": "teleport", "id": 1}), "unknown_type"),
     (JSON, msgspec.json.encode({"type": "subscribe", "id": "x", "table": "t"}), "bad_message"),
-    (JSON, msgspec.json.encode(apply_frame(2**70)), "bad_message"),
-    (MSGPACK, msgspec.msgpack.encode(apply_frame(math.nan)), "bad_message"),
-    (JSON, msgspec.json.encode(apply_frame("x" * 70_000)), "bad_message"),
+    (JSON, msgspec.json.encode(apply_frame(2**70)), "type_mismatch"),
+    (MSGPACK, msgspec.msgpack.encode(apply_frame(math.nan)), "type_mismatch"),
+    (JSON, msgspec.json.encode(apply_frame("x" * 70_000)), "type_mismatch"),
     (
         JSON,
         msgspec.json.encode(apply_frame(1, table='t"; DROP TABLE _ht_tables;--')),

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,12 @@ async def test_served_logs_never_carry_a_revoked_key_or_a_jwt(tmp_path: Path) ->
     _cli(data, "key", "revoke", key["id"], env=env)
     port_file = tmp_path / "port"
     proc = _serve(data, port_file, env)
+    # Drain stderr while the server runs: at DEBUG it writes tens of KB a second, and a
+    # full pipe would block the server mid-handshake.
+    chunks: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: chunks.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         while not port_file.exists():
             assert proc.poll() is None, "server exited"
@@ -93,7 +100,9 @@ async def test_served_logs_never_carry_a_revoked_key_or_a_jwt(tmp_path: Path) ->
         assert await _refused(url, forged) == 401
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+    stderr = "".join(chunks)
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     refused = [entry for entry in lines if entry.get("msg") == "handshake refused"]
     reasons = [entry["reason"] for entry in refused]
