@@ -104,3 +104,15 @@ def test_docs_table_lists_every_setting() -> None:
     assert (
         settings_table() in docs
     )  # regenerate: python -c 'from server.settings import *; print(settings_table())'
+
+
+def test_alert_settings_from_the_file_reach_the_alert_sink(tmp_path: Path) -> None:
+    from server.alerts.config import AlertConfig
+    from server.config import Config
+
+    file = tmp_path / "c.toml"
+    file.write_text('alert_log = "off"\ndelivery_timeout = 3.5\n')
+    config = Config.from_settings(load(file, env={}))
+    assert config.environ is not None
+    alerts = AlertConfig.from_env(config.environ)
+    assert alerts.log is False and alerts.retry.timeout == 3.5
