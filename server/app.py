@@ -46,12 +46,14 @@ from server.auth.revocation import (
     RevocationKind,
     Subscription,
 )
+from server.broker import broker_for
 from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
 from server.delivery.destination import DestinationPolicy
 from server.delivery.retry import RetryPolicy
+from server.dirlock import DataDirLock
 from server.http import forwarded
 from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
@@ -65,6 +67,7 @@ from server.hub.identity import Identity
 from server.hub.logcontext import name_connections
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
+from server.hub.relay import Relay
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.hub.webhooks import WebhookHandlers
@@ -77,6 +80,7 @@ from server.webhooks.dispatcher import WebhookDispatcher
 log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
+CSP = "Content-Security-Policy"
 
 RECV_QUEUE_FRAMES = 8
 """Frames websockets reads ahead of a busy session before it stops reading the socket. Each
@@ -136,6 +140,8 @@ class HypertabServer:
             check_formula=self.formulas.check,
             recompute=self.formulas.recompute,
         )
+        self.relay = Relay(self.hub, broker_for(config.redis_url), self._fill)
+        """Changes and presence to and from the other hub processes (server/hub/relay.py)."""
         self.services = Services(self.hub, self.stores)
         functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
@@ -143,6 +149,7 @@ class HypertabServer:
         self._notify: NotifyListener | None = None
         self._redis_bus: RedisRevocationBus | None = None
         self._gate: HandshakeGate | None = None
+        self._dirlock: DataDirLock | None = None
         self.identity: Identity | None = None
         self.on_auth_failure: list[AuthFailureHook] = []
         """Called as ``hook(reason, ip, credential_id)`` for every refused handshake or
@@ -151,6 +158,17 @@ class HypertabServer:
         self.metrics = HubMetrics()
         self.services.metrics = self.metrics
         bind_server(self.metrics, self)
+        self.metrics.counter(
+            "broadcast_gap_fills",
+            "Versions read from the op log because their broadcast from another hub process "
+            "was late or lost.",
+            lambda: self.relay.filled,
+        )
+        self.metrics.counter(
+            "broadcast_send_failures",
+            "Broadcasts this process could not send to Redis (filled from the op log).",
+            lambda: self.relay.broker.dropped,
+        )
         self.admission = Admission.for_url(
             config.redis_url,
             config.admission or AdmissionSettings.from_env(),
@@ -196,6 +214,9 @@ class HypertabServer:
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
         if cfg.tls_cert is not None and cfg.tls_key is not None:
             self.tls = server_context(cfg.tls_cert, cfg.tls_key)  # TlsConfigError, likewise
+        # DataDirInUse when another hub serves this data dir and we could not see its edits
+        self._dirlock = DataDirLock.acquire(cfg.data_dir, shared=bool(cfg.redis_url))
+        await self.relay.start()  # BrokerError when Redis is unreachable
         if cfg.redis_url:  # revocations reach every node through Redis
             self._redis_bus = RedisRevocationBus.from_url(cfg.redis_url)
         self.control = await ControlPlane.open(
@@ -276,6 +297,7 @@ class HypertabServer:
         if self.webhooks is not None:  # undelivered changes stay in the outboxes
             await self.webhooks.stop()
         await self.stores.close()  # commits what is queued; acks are written on commit
+        await self.relay.close()  # after the last commit was published
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
             await server.wait_closed()
@@ -291,6 +313,8 @@ class HypertabServer:
         if self._redis_bus is not None:
             await self._redis_bus.close()
         await self.admission.close()
+        if self._dirlock is not None:
+            self._dirlock.release()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""
@@ -315,7 +339,12 @@ class HypertabServer:
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
         https = self.client(conn, request).https
-        for name, value in security_headers(https=https).items():
+        headers = security_headers(https=https)
+        page_policy = response.headers.get(CSP)
+        if page_policy is not None:  # a page's own nonce policy (server/web/pages.py)
+            del response.headers[CSP]
+            headers[CSP] = page_policy
+        for name, value in headers.items():
             response.headers[name] = value
         if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
             del response.headers[HSTS[0]]
@@ -374,9 +403,14 @@ class HypertabServer:
 
     def _on_commit(self, tenant: str, table: str, changes: list[Change]) -> None:
         self.metrics.committed(changes)
-        self.hub.publish(tenant, table, changes)
+        self.relay.committed(tenant, table, changes)
         if self.webhooks is not None:
             self.webhooks.committed(tenant)
+
+    async def _fill(self, tenant: str, table: str, since: int) -> list[Change] | None:
+        async with self.stores.use(tenant) as store:
+            replay = await store.since(table, since)
+        return None if replay is None else replay[1]
 
     # --- revocation -----------------------------------------------------------------------
 

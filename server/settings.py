@@ -122,7 +122,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redis_url: Annotated[
         str | None,
         _m(
-            "share rate windows, revocations and broadcasts across processes",
+            "lets several hub processes serve one data dir: shared rate windows, revocations, "
+            "change and presence broadcasts; without it a second process on the data dir "
+            "refuses to start (docs/architecture.md)",
             "a redis:// or rediss:// URL",
         ),
     ] = None

@@ -15,7 +15,8 @@ verified :class:`Principal` or a :class:`Refusal` (status + fixed body), in this
    encoding protocol, never this entry). Any :class:`AuthError` - unknown, revoked, expired,
    wrong environment, unknown or deleted tenant, bad JWT - gives the *same* 401 and body; the
    reason goes to the log and to the ``on_failure`` hooks only.
-4. A browser ``Origin`` must be on the server-wide list or the tenant's list: else 403.
+4. A browser ``Origin`` must be the hub's own (the page it serves) or be on the server-wide
+   list or the tenant's list: else 403, whose body names the command that adds it.
 5. The principal's live connections must be under the cap: else 429.
 
 Only the control plane is read; tenant databases are opened after the upgrade, by sessions.
@@ -34,7 +35,13 @@ from websockets.datastructures import Headers
 
 from protocol.codec import AUTH_SUBPROTOCOL_PREFIX
 from server.auth.errors import AuthConfigError, AuthError, AuthFailure
-from server.auth.origins import InvalidOrigin, is_origin, normalize_origin, origin_allowed
+from server.auth.origins import (
+    InvalidOrigin,
+    is_origin,
+    normalize_origin,
+    origin_allowed,
+    same_origin,
+)
 from server.auth.principal import Principal, TenantId
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,19 @@ _QUERY = Refusal(
     GateReason.TOKEN_IN_QUERY,
 )
 _ORIGIN = "Origin not allowed.\n"
+
+
+def origin_hint(tenant: TenantId, origin: str) -> str:
+    """The 403 body for a well-formed origin on no allowlist: how an admin adds it.
+
+    Sent only after the credential checked out, so it reveals nothing to a stranger;
+    ``origin`` passed :func:`is_origin` (no spaces, quotes or newlines)."""
+    return (
+        f"{_ORIGIN}Allow it with: hypertab tenant origins {tenant} --add {origin}\n"
+        "(or list it in HYPERTAB_ALLOWED_ORIGINS for every tenant).\n"
+    )
+
+
 _CAP = Refusal(
     http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections.\n", GateReason.TOO_MANY_CONNECTIONS
 )
@@ -179,9 +199,15 @@ class HandshakeGate:
                 ip,
                 exc.credential_id,
             )
-        if origin is not None and not await self._origin_ok(principal.tenant, origin):
+        hosts = headers.get_all("Host")
+        host = hosts[0] if len(hosts) == 1 else None
+        if origin is not None and not await self._origin_ok(principal.tenant, origin, host):
             return self._refuse(
-                Refusal(http.HTTPStatus.FORBIDDEN, _ORIGIN, GateReason.ORIGIN_NOT_ALLOWED),
+                Refusal(
+                    http.HTTPStatus.FORBIDDEN,
+                    origin_hint(principal.tenant, origin),
+                    GateReason.ORIGIN_NOT_ALLOWED,
+                ),
                 ip,
                 principal.credential_id,
             )
@@ -189,8 +215,8 @@ class HandshakeGate:
             return self._refuse(_CAP, ip, principal.credential_id)
         return principal
 
-    async def _origin_ok(self, tenant: TenantId, origin: str) -> bool:
-        if origin_allowed(origin, self.allowed_origins):
+    async def _origin_ok(self, tenant: TenantId, origin: str, host: str | None) -> bool:
+        if same_origin(origin, host) or origin_allowed(origin, self.allowed_origins):
             return True
         return self.tenant_origin is not None and await self.tenant_origin(tenant, origin)
 

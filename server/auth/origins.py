@@ -15,6 +15,12 @@ site, so every opaque origin would share it.
 
 Only ``http`` and ``https`` origins can be listed; a page served from ``chrome-extension:``,
 ``file:`` or ``ws:`` gets no access.
+
+The hub's own origin needs no entry (:func:`same_origin`): the spreadsheet page the hub
+serves connects back to it with ``Origin`` naming the very host and port the browser put in
+``Host``. A browser sets both headers itself, so a page elsewhere cannot claim them; a page
+on a DNS name rebound to the hub gets no credential with it (credentials are never
+ambient: the page holds its own, in ``sessionStorage`` of the hub's origin).
 """
 
 from __future__ import annotations
@@ -98,3 +104,16 @@ def origin_allowed(origin: str, *allowlists: Collection[str]) -> bool:
     if origin == "null" or not is_origin(origin):
         return False
     return any(origin in allowed for allowed in allowlists)
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` is the origin of the server reached at ``host`` (the request's
+    ``Host`` header): same host and port, the scheme's default port written or not."""
+    if host is None or not is_origin(origin):
+        return False
+    scheme, _, authority = origin.partition("://")
+    claimed = host.strip().lower()
+    default = f":{SCHEMES[scheme]}"
+    if claimed.endswith(default):
+        claimed = claimed[: -len(default)]
+    return claimed == authority

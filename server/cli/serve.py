@@ -26,6 +26,7 @@ from server.auth.apikeys import IssuedKey
 from server.auth.errors import AuthConfigError
 from server.auth.jwt import SUPPORTED_ALGORITHMS
 from server.auth.principal import Plan, Scope
+from server.broker.base import BrokerError
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -41,6 +42,7 @@ from server.cli.common import (
 from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
+from server.dirlock import DataDirInUse
 from server.http.tls import TlsConfigError
 from server.hub.admission import AdmissionSettings
 from server.lifecycle.keysource import ensure_local_key_file
@@ -362,7 +364,7 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Out
             flush=True,
         )
         return EXIT_FAILURE
-    except (SecretsError, TlsConfigError) as exc:  # e.g. a key file readable by others
+    except (SecretsError, TlsConfigError, DataDirInUse, BrokerError) as exc:  # e.g. a bad key
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

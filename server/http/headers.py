@@ -61,6 +61,9 @@ def content_security_policy(nonce: str | None = None) -> str:
             f"script-src 'nonce-{nonce}'",
             f"style-src 'nonce-{nonce}'",
             "connect-src 'self'",
+            # The page never assigns HTML strings: with Trusted Types required, a stray
+            # innerHTML/outerHTML/document.write of cell text throws instead of parsing.
+            "require-trusted-types-for 'script'",
         ]
     return "; ".join(directives)
 

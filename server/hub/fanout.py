@@ -10,11 +10,19 @@ than a bare relay that sends one frame per edit.
 A subscriber that has just subscribed is *pending* while its snapshot or replay is being
 sent: changes for it are held (not sent) and flushed, minus those the snapshot already
 covers, when it turns live.
+
+Other hub processes: the hub tells its :class:`Links` (``server/hub/relay.py``) when a
+table gets its first subscriber here and loses its last, and about every local presence
+event; the relay puts every change, local or remote, in version order before it reaches
+:meth:`Hub.publish`. Without links (tests of the hub alone) the hub is one process.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from protocol.codec import codec_for
 from protocol.messages import Change, PresenceEvent
@@ -49,17 +57,48 @@ Key = tuple[str, str]
 """(tenant, table)"""
 
 
+class Links(Protocol):
+    """What the hub tells the other hub processes (implemented by the relay)."""
+
+    def follow(self, tenant: str, table: str, anchor: int) -> Awaitable[None]:
+        """A table has its first subscriber here, who saw version ``anchor``."""
+
+    def unfollow(self, tenant: str, table: str) -> None:
+        """A table's last subscriber here left."""
+
+    def presence(self, tenant: str, table: str, event: PresenceEvent) -> None:
+        """A local session's presence event, for the other processes' subscribers."""
+
+
 class Hub:
     """Subscriptions per (tenant, table) and the fan-out of changes and presence."""
 
     def __init__(self) -> None:
         self._subs: dict[Key, dict[Subscriber, None]] = {}
+        self._following: dict[Key, asyncio.Future[None]] = {}
+        self.links: Links | None = None
         self.delivered = 0
         self.frames = 0
 
-    def subscribe(self, tenant: str, table: str, sub: Subscriber) -> None:
-        """Add a (pending) subscriber."""
-        self._subs.setdefault((tenant, table), {})[sub] = None
+    def subscribe(self, tenant: str, table: str, sub: Subscriber, anchor: int = 0) -> None:
+        """Add a (pending) subscriber, who read version ``anchor`` from the catalog; await
+        :meth:`ready` before reading its snapshot."""
+        key = (tenant, table)
+        subs = self._subs.get(key)
+        if subs is None:
+            subs = self._subs[key] = {}
+            if self.links is not None:
+                self._following[key] = asyncio.ensure_future(
+                    self.links.follow(tenant, table, anchor)
+                )
+        subs[sub] = None
+
+    async def ready(self, tenant: str, table: str) -> None:
+        """Returns once changes committed from now on, by any process, will reach this
+        process's subscribers of the table (its snapshot may be read then)."""
+        following = self._following.get((tenant, table))
+        if following is not None:
+            await asyncio.shield(following)
 
     def unsubscribe(self, tenant: str, table: str, sub: Subscriber) -> None:
         """Remove a subscriber (idempotent)."""
@@ -67,7 +106,24 @@ class Hub:
         if subs is not None:
             subs.pop(sub, None)
             if not subs:
-                del self._subs[(tenant, table)]
+                self._forget((tenant, table))
+
+    def _forget(self, key: Key) -> None:
+        del self._subs[key]
+        following = self._following.pop(key, None)
+        if following is not None:
+            following.cancel()
+            if self.links is not None:
+                self.links.unfollow(*key)
+
+    def drop_all(self, tenant: str, table: str, code: int, reason: str) -> None:
+        """Close the connections of every subscriber of a table (they resume with since)."""
+        subs = self._subs.get((tenant, table))
+        if subs is None:
+            return
+        for sub in subs:
+            sub.outbox.close(code, reason)
+        self._forget((tenant, table))
 
     def publish(self, tenant: str, table: str, changes: list[Change]) -> None:
         """Deliver committed ``changes`` (consecutive versions) to the table's subscribers."""
@@ -102,8 +158,13 @@ class Hub:
             else:
                 subs.pop(sub, None)
 
-    def presence(self, tenant: str, table: str, event: PresenceEvent) -> None:
-        """Send a presence event to the table's other live subscribers."""
+    def presence(
+        self, tenant: str, table: str, event: PresenceEvent, *, relay: bool = True
+    ) -> None:
+        """Send a presence event to the table's other live subscribers (on every process,
+        unless ``relay`` is False: it came from another process)."""
+        if relay and self.links is not None:
+            self.links.presence(tenant, table, event)
         subs = self._subs.get((tenant, table))
         if not subs:
             return

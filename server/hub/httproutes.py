@@ -1,4 +1,5 @@
-"""The plain HTTP routes served on the WebSocket port: ``/healthz``, ``/readyz``, ``/metrics``.
+"""The plain HTTP routes served on the WebSocket port: ``/healthz``, ``/readyz``, ``/metrics``,
+and the browser page (``/``, ``/t/<table id>``, ``/static/*``: ``server/web``).
 
 Every answer is a short fixed text (never an exception's text: no stack trace, no version
 banner); ``HypertabServer._process_response`` adds the security headers to all of them, as
@@ -30,6 +31,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from server.hub.metrics import CONTENT_TYPE
+from server.web import WebPages
 
 if TYPE_CHECKING:
     from server.app import HypertabServer
@@ -99,6 +101,8 @@ class HttpRoutes:
         self.server = server
         self.peer_allowed: Callable[[str | None], bool] = is_loopback
         """Which peers may read ``/metrics`` without the token (loopback by default)."""
+        self.web = WebPages()
+        """The spreadsheet page and the JavaScript client."""
 
     async def respond(self, conn: ServerConnection, request: Request, path: str) -> Response:
         """The response for ``path`` (already stripped of its query string)."""
@@ -110,6 +114,9 @@ class HttpRoutes:
             return conn.respond(status, "ready\n" if ready else "not ready\n")
         if path == "/metrics":
             return self.metrics(conn, request)
+        page = self.web.respond(path)
+        if page is not None:
+            return page
         return conn.respond(http.HTTPStatus.NOT_FOUND, "Not found.\n")
 
     def metrics(self, conn: ServerConnection, request: Request) -> Response:
@@ -131,7 +138,8 @@ class HttpRoutes:
         return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, body)
 
     async def ready(self) -> bool:
-        """Control database readable, data directory writable, Redis reachable (when set)."""
+        """Control database readable, data directory writable, Redis reachable and the
+        broadcast connection up (when set)."""
         server = self.server
         if server.control is None:
             return False
@@ -139,6 +147,8 @@ class HttpRoutes:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 await server.control.ping()
                 if not await asyncio.to_thread(os.access, server.stores.data_dir, os.W_OK):
+                    return False
+                if not server.relay.broker.healthy:  # other processes' edits would not arrive
                     return False
                 ping = getattr(server.admission.limiter, "ping", None)
                 if ping is not None:

@@ -66,12 +66,17 @@ class HubMetrics:
             registry=self.registry,
         )
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._counters: dict[str, tuple[str, Callable[[], float]]] = {}
         self.fanout: Any = None  # the Hub: its ``frames`` and ``delivered`` counters
         self.registry.register(_Collector(self))
 
     def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Export ``read()`` as the gauge ``hypertab_<name>``, read at scrape time."""
         self._gauges[name] = (documentation, read)
+
+    def counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export ``read()`` (a count that only grows) as ``hypertab_<name>_total``."""
+        self._counters[name] = (documentation, read)
 
     # --- hot path ---------------------------------------------------------------------------
 
@@ -163,6 +168,8 @@ class _Collector(Collector):
             "Log records dropped by the per-kind log rate limit (this process).",
             records_dropped(),
         )
+        for name, (doc, read) in m._counters.items():
+            yield _counter(f"hypertab_{name}", doc, read())
         for name, (doc, read) in m._gauges.items():
             gauge = GaugeMetricFamily(f"hypertab_{name}", doc)
             gauge.add_metric([], float(read()))

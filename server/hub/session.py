@@ -286,6 +286,7 @@ class Session:
                 await self.query(message)
             case ListTables(id=rid):
                 async with self.stores.use(self.tenant) as store:
+                    await store.refresh()  # tables other hub processes created
                     tables = [
                         table_info(t) for t in store.tables() if self.principal.may_touch(t.id)
                     ]
@@ -356,11 +357,10 @@ class Session:
             self.error("bad_message", "subscribe needs exactly one of table or name", rid)
             return
         async with self.stores.use(self.tenant) as store:
-            state = (
-                store.table(message.table)
-                if message.table is not None
-                else store.table_named(message.name or "")
-            )
+            state = _lookup(store, message)
+            if state is None:  # perhaps created by another hub process
+                await store.refresh()
+                state = _lookup(store, message)
             if state is None:
                 self.error("unknown_table", "no such table", rid)
                 return
@@ -369,9 +369,10 @@ class Session:
                 return
             self._drop_subscription(state.id)
             sub = Subscriber(self.outbox, self.codec.encoding, self.id, state.id)
-            self.hub.subscribe(self.tenant, state.id, sub)
+            self.hub.subscribe(self.tenant, state.id, sub, anchor=state.version)
             self.subscriptions[state.id] = sub
             try:
+                await self.hub.ready(self.tenant, state.id)  # other processes' edits reach us
                 version = await self._catch_up(store, state.id, message)
             except BaseException:
                 self._drop_subscription(state.id)
@@ -425,6 +426,9 @@ class Session:
         rid = message.id
         async with self.stores.use(self.tenant) as store:
             state = self._query_table(store, message.table)
+            if state is None:  # perhaps created by another hub process
+                await store.refresh()
+                state = self._query_table(store, message.table)
             if state is None:
                 return self._refuse_table(rid)
             try:
@@ -485,3 +489,10 @@ def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
         ops_per_minute=ops_per_minute,
         burst_per_second=burst_per_second,
     )
+
+
+def _lookup(store: TenantStore, message: Subscribe) -> TableState | None:
+    """The live table a subscribe names, by id or by name."""
+    if message.table is not None:
+        return store.table(message.table)
+    return store.table_named(message.name or "")

@@ -36,7 +36,8 @@ cannot hold the writer (and the tenant's other batches) for long.
 Custom functions live in the tenant database (``_ht_functions``) and in a per-connection
 :class:`~server.formula.FunctionRegistry` cache, loaded on first use in the writer thread
 and updated by :meth:`FormulaRuntime.define` / :meth:`FormulaRuntime.drop`, which also run
-in the writer thread (``TenantStore.run_exclusive``), so the cache cannot go stale.
+in the writer thread (``TenantStore.run_exclusive``); a commit by another hub process
+(``PRAGMA data_version`` moved) makes it load again, so the cache cannot go stale.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ from server.formula import (
     plan_change,
     recompute_order,
 )
+from server.store.catalog import data_version
 
 PASS_STEPS: Final = 5_000_000
 """Default evaluation steps one recompute pass may spend (about 1-3 s of CPU at worst)."""
@@ -147,7 +149,7 @@ class FormulaRuntime:
         self.check = make_check(cache)
         # sqlite3 connections take no weak references: key by id() and keep the connection
         # in the value, so the id cannot be reused while the entry exists.
-        self._registries: dict[int, tuple[sqlite3.Connection, FunctionRegistry]] = {}
+        self._registries: dict[int, tuple[sqlite3.Connection, int, FunctionRegistry]] = {}
         self._lock = threading.Lock()
         self.passes = 0
         self.cells = 0
@@ -156,9 +158,12 @@ class FormulaRuntime:
 
     def registry(self, conn: sqlite3.Connection) -> FunctionRegistry:
         """The tenant's custom functions for its writer connection ``conn``."""
+        # Another hub process may have defined or dropped a function in this database: its
+        # commit moves ``data_version`` (this connection's own writes do not).
+        version = data_version(conn)
         entry = self._registries.get(id(conn))
-        if entry is not None and entry[0] is conn:
-            return entry[1]
+        if entry is not None and entry[0] is conn and entry[1] == version:
+            return entry[2]
         registry = FunctionRegistry(self.limits)
         for (text,) in conn.execute("SELECT definition FROM _ht_functions ORDER BY name"):
             try:
@@ -168,7 +173,7 @@ class FormulaRuntime:
         with self._lock:
             if len(self._registries) >= 4096:
                 self._registries.clear()  # reloaded from the database on next use
-            self._registries[id(conn)] = (conn, registry)
+            self._registries[id(conn)] = (conn, version, registry)
         return registry
 
     def forget(self, conn: sqlite3.Connection) -> None:

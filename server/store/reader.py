@@ -15,6 +15,7 @@ from protocol.messages import Change, Query
 from protocol.ops import Row
 from server.engine.catalog import TableState, decode_columns
 from server.engine.cells import from_stored
+from server.store.catalog import load_catalog as load_catalog  # re-exported
 from server.store.query import QueryError, QueryPlan, plan_query
 from server.store.writer import change_decoder
 
@@ -162,14 +163,3 @@ def read_since(
         return table, [change_decoder.decode(blob[0]) for blob in blobs]
     finally:
         conn.execute("COMMIT")
-
-
-def load_catalog(conn: sqlite3.Connection) -> tuple[dict[str, TableState], int]:
-    """Every table (dropped ones too, so their ids stay taken) and the SQL name counter."""
-    tables = {}
-    for tid, sql, name, version, dropped, columns in conn.execute(
-        "SELECT id, sql, name, version, dropped, columns FROM _ht_tables"
-    ):
-        tables[tid] = TableState(tid, name, sql, version, decode_columns(columns), bool(dropped))
-    (next_sql,) = conn.execute("SELECT value FROM _ht_meta WHERE key='next_sql'").fetchone()
-    return tables, int(next_sql)

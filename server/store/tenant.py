@@ -25,6 +25,7 @@ from server.audit.log import ensure_schema as ensure_audit_schema
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import TableState
 from server.store import reader
+from server.store.catalog import data_version
 from server.store.failures import log_failure
 from server.store.query import install_functions
 from server.store.schema import Durability, checkpoint, configure
@@ -72,6 +73,16 @@ async def _run_in(db: aiosqlite.Connection, fn: Callable[..., T], *args: Any) ->
     return result
 
 
+def _catalog_if_changed(
+    conn: sqlite3.Connection, seen: int
+) -> tuple[int, dict[str, TableState], int] | None:
+    version = data_version(conn)
+    if version == seen:
+        return None
+    tables, next_sql = reader.load_catalog(conn)
+    return version, tables, next_sql
+
+
 class TenantStore:
     """One tenant's database. Create with :meth:`open`; close with :meth:`close`."""
 
@@ -103,6 +114,9 @@ class TenantStore:
         self.users = 0
         self.last_used = time.monotonic()
         self.commits = 0
+        self._seen = 0
+        """``PRAGMA data_version`` when the catalog was last read: another hub process
+        writing this database changes it, and the catalog is read again."""
 
     @classmethod
     async def open(
@@ -121,14 +135,17 @@ class TenantStore:
         try:
             await _run_in(writer, configure, durability, True)
             await ensure_audit_schema(writer)  # the tenant's audit log (server/audit/events.py)
-            tables, next_sql = await _run_in(writer, reader.load_catalog)
+            seen = await _run_in(writer, data_version)  # before the catalog: a commit between
+            tables, next_sql = await _run_in(writer, reader.load_catalog)  # costs one re-read
             readers = await aiosqlite.connect(path, isolation_level=None)
             await _run_in(readers, configure, durability, False)
             await _run_in(readers, install_functions)
         except BaseException:
             await writer.close()
             raise
-        return cls(tenant, writer, readers, tables, next_sql, on_commit, check_formula, recompute)
+        store = cls(tenant, writer, readers, tables, next_sql, on_commit, check_formula, recompute)
+        store._seen = seen
+        return store
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -178,6 +195,7 @@ class TenantStore:
                 time.time(),
                 self._check_formula,
                 self._recompute,
+                self._seen,
             )
         except sqlite3.Error as exc:
             # The whole group failed (BEGIN or COMMIT refused: disk full, read-only file...).
@@ -191,6 +209,9 @@ class TenantStore:
         for outcome in result.outcomes:
             if outcome.failure is not None:
                 log_failure(self.tenant, "batch", outcome.failure, 1)
+        if result.catalog is not None:  # another process wrote: its tables and versions
+            self._tables = result.catalog
+        self._seen = result.data_version
         self._tables.update(result.tables)
         self._next_sql = result.next_sql
         self.commits += 1
@@ -238,6 +259,14 @@ class TenantStore:
             log.warning("checkpoint failed (%s)", type(exc).__name__)
         finally:
             self._checkpoint = None
+
+    async def refresh(self) -> None:
+        """Re-read the catalog if another hub process changed the database since (one
+        thread hop when it did not): for lookups that missed in a stale catalog."""
+        async with self._write_lock:
+            found = await _run_in(self._writer, _catalog_if_changed, self._seen)
+        if found is not None:
+            self._seen, self._tables, self._next_sql = found
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from server.engine.batch import (
 )
 from server.engine.catalog import TableState, encode_columns
 from server.engine.order import OrderKeyError, key_between
+from server.store.catalog import data_version, load_catalog
 from server.store.failures import batch_error
 
 OPLOG_RETAIN = 10_000
@@ -76,6 +77,11 @@ class GroupResult:
     outcomes: list[BatchOutcome]
     tables: dict[str, TableState] = field(default_factory=dict)
     next_sql: int = 0
+    catalog: dict[str, TableState] | None = None
+    """The whole catalog as re-read inside the transaction, when another process had
+    changed the database since ``seen_version`` (swap it in before ``tables``); else None."""
+    data_version: int = 0
+    """``PRAGMA data_version`` inside the transaction: pass it as the next ``seen_version``."""
 
 
 class _Repeat(Exception):
@@ -227,8 +233,17 @@ def commit_group(
     now: float,
     check_formula: FormulaCheck | None = None,
     recompute: FormulaRecompute | None = None,
+    seen_version: int | None = None,
 ) -> GroupResult:
-    """Apply ``requests`` in one transaction (runs in the tenant's SQLite thread)."""
+    """Apply ``requests`` in one transaction (runs in the tenant's SQLite thread).
+
+    Several hub processes may write one tenant database: ``BEGIN IMMEDIATE`` takes SQLite's
+    write lock (waiting up to the busy timeout), and when ``PRAGMA data_version`` differs
+    from ``seen_version`` another connection committed since this one last looked, so the catalog
+    (table versions, columns, the SQL name counter) is re-read under the lock before any
+    version is assigned. Versions therefore come from the database, gap-free, whichever
+    process writes.
+    """
     overlay: dict[str, TableState] = {}
     result = GroupResult(outcomes=[], next_sql=next_sql)
 
@@ -248,6 +263,10 @@ def commit_group(
     check = check_formula or refuse_formulas
     conn.execute("BEGIN IMMEDIATE")
     try:
+        result.data_version = data_version(conn)
+        if seen_version is not None and result.data_version != seen_version:
+            tables, next_sql = load_catalog(conn)
+            result.catalog, result.next_sql = dict(tables), next_sql
         # Read under the write lock: no webhook can be added or removed during the group.
         hooked = (
             conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()

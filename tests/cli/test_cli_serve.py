@@ -120,6 +120,10 @@ async def test_demo_key_is_shown_on_first_run_only(data_dir: Path, hypertab: Run
         shown = [await first.read_line() for _ in range(3)]
         assert "plan enterprise: 50000 ops/min" in shown[0]
         (key,) = KEY_RE.findall("\n".join(shown))
+        link = await first.read_line()
+        # The page link carries the key in the fragment, which browsers never send.
+        page = "http" + first.url.removeprefix("ws").removesuffix("v1/ws")
+        assert link.strip() == f"open in a browser: {page}#key={key}"
         async with connect(first.url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
             await asyncio.wait_for(ws.recv(), START_TIMEOUT)
     finally:

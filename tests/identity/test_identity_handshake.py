@@ -276,7 +276,7 @@ async def test_browser_origin_must_be_on_the_tenant_allowlist(
     await conn.close()
     for origin in NOT_ALLOWED:
         status, body = await refusal(hub_url, subprotocols=browser, origin=origin)
-        assert (status, body) == (403, b"Origin not allowed.\n"), origin
+        assert status == 403 and body.startswith(b"Origin not allowed.\n"), origin
     # another tenant's allowlist does not open this one
     _, other_key = await new_tenant(hub, "other")
     status, _ = await refusal(

@@ -1,0 +1,240 @@
+"""``hypertab serve`` processes for the scale-out tests: same data dir, optional Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol.codec import MSGPACK, codec_for
+from protocol.messages import Changes, ServerMessage, Subscribe, Subscribed
+
+START_TIMEOUT = 30.0
+
+
+def hypertab_argv() -> list[str]:
+    """The installed console script when present, else ``python -m server.cli``."""
+    script = Path(sys.executable).parent / "hypertab"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+
+
+def env_for(redis_url: str | None) -> dict[str, str]:
+    """The test's environment without ``HYPERTAB_*`` settings, plus Redis when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+    env["HYPERTAB_RATE_LIMITS"] = "off"  # broadcast and write load, not plan limits
+    if redis_url is not None:
+        env["HYPERTAB_REDIS_URL"] = redis_url
+    return env
+
+
+def create_tenant(data_dir: Path, name: str) -> str:
+    """Create a tenant with the real CLI; returns its API key."""
+    done = subprocess.run(
+        [*hypertab_argv(), "tenant", "create", name, "--json", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env_for(None),
+        timeout=60,
+        check=True,
+    )
+    secret: str = json.loads(done.stdout)["key"]["secret"]
+    return secret
+
+
+class Hub:
+    """One ``hypertab serve`` process on ``data_dir``."""
+
+    def __init__(self, data_dir: Path, redis_url: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.redis_url = redis_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process (stderr captured); :meth:`wait_listening` waits for its port."""
+        self._port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen(
+            [
+                *hypertab_argv(),
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                "0",
+                "--port-file",
+                str(self._port_file),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env_for(self.redis_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return self.proc
+
+    def wait_listening(self) -> None:
+        """Block until the port file appears; RuntimeError with stderr if the process ends."""
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._port_file.exists() and self._port_file.read_text().strip():
+                self.port = int(self._port_file.read_text())
+                return
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"hub exited with {self.proc.returncode}: {err}")
+            time.sleep(0.02)
+        raise RuntimeError("hub did not start")
+
+    def start(self) -> Hub:
+        """Spawn and wait until it listens."""
+        self.spawn()
+        self.wait_listening()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/ws"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL if it hangs)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Watcher:
+    """A raw subscriber (no SDK: it must see exactly what the hub sends, frame by frame)."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.codec = codec_for(MSGPACK)
+        self.versions: list[int] = []
+        self.subscribed_at = 0
+        self.table = ""
+
+    @classmethod
+    async def open(cls, url: str, key: str, table: str) -> Watcher:
+        """Connect, subscribe to ``table`` (by name) and wait until live."""
+        conn = await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {key}"},
+            subprotocols=[MSGPACK],  # type: ignore[list-item]
+            compression=None,
+        )
+        watcher = cls(conn)
+        await watcher.conn.send(watcher.codec.encode(Subscribe(id=1, name=table)))
+        while True:
+            message = await watcher.recv()
+            if isinstance(message, Subscribed):
+                watcher.subscribed_at = message.version
+                watcher.table = message.table
+                return watcher
+
+    async def recv(self, timeout: float = 10.0) -> ServerMessage:
+        data = await asyncio.wait_for(self.conn.recv(decode=False), timeout)
+        return self.codec.decode_server(data)
+
+    async def until(self, version: int, timeout: float = 20.0) -> list[int]:
+        """Collect change versions until ``version`` was seen; returns all seen so far."""
+        async with asyncio.timeout(timeout):
+            while not self.versions or self.versions[-1] < version:
+                message = await self.recv(timeout)
+                if isinstance(message, Changes):
+                    self.versions += [c.version for c in message.changes]
+        return self.versions
+
+    async def quiet(self, seconds: float = 0.3) -> list[int]:
+        """Whatever else arrives within ``seconds`` (duplicates would show up here)."""
+        with contextlib.suppress(TimeoutError):
+            while True:
+                message = await self.recv(seconds)
+                if isinstance(message, Changes):
+                    self.versions += [c.version for c in message.changes]
+        return self.versions
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, to stop and start again (an outage)."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server needed"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """The status and body of a plain GET on the hub's port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def http_status(port: int, path: str) -> int:
+    """The status of a plain GET on the hub's port."""
+    return http_get(port, path)[0]
+
+
+def metric(port: int, name: str) -> float:
+    """One unlabelled sample of ``/metrics`` (read from loopback, which may read it)."""
+    status, body = http_get(port, "/metrics")
+    assert status == 200
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
