@@ -22,6 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
@@ -90,21 +91,43 @@ slowed: a read of the socket is parsed whole, whatever this is."""
 
 
 class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake, and
-    reports the client's control frames (WebSocket pings and pongs) as they arrive."""
+    """A server connection that carries the principal verified at the handshake, reports
+    the client's control frames (WebSocket pings and pongs) as they arrive, and puts the
+    security headers on every HTTP response it sends."""
 
     principal: Principal | None = None
     client_ip: str | None = None
     """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
+    https: bool | None = None
+    """Whether this request's response travels over TLS (set by ``process_response``)."""
+
+    def https_response(self) -> bool:
+        """:attr:`https`, else (a request websockets refused before it) whether our own
+        transport is TLS."""
+        if self.https is not None:
+            return self.https
+        transport = getattr(self, "transport", None)
+        return transport is not None and transport.get_extra_info("ssl_object") is not None
+
     on_control_frame: Callable[[], None] | None = None
     """Called for every ping, and every pong that answers no ping of ours, from the client
     (the burst limit counts them: websockets answers pings by itself, so they would
     otherwise cost nothing)."""
 
-    def __init__(self, protocol: Any, server: Any, **kwargs: Any) -> None:
+    def __init__(self, protocol: ServerProtocol, server: Any, **kwargs: Any) -> None:
         super().__init__(protocol, server, **kwargs)
         # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
         self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
+        # websockets answers a request it cannot parse (request line or headers too long:
+        # 414, 431) by itself, without calling process_response; every response, those
+        # included, leaves through send_response.
+        send_response = protocol.send_response
+
+        def send_with_headers(response: Response) -> None:
+            add_security_headers(response, https=self.https_response())
+            send_response(response)
+
+        protocol.send_response = send_with_headers  # type: ignore[method-assign]
 
     def process_event(self, event: Any) -> None:
         """websockets' hook for every frame received (after the handshake)."""
@@ -121,6 +144,22 @@ class HubConnection(ServerConnection):
 
 
 _COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
+
+
+def add_security_headers(response: Response, *, https: bool) -> None:
+    """Set every security header on ``response``, once each (idempotent). A page's own
+    nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``. HSTS only
+    when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
+    if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
+        del response.headers[HSTS[0]]
+    headers = security_headers(https=https)
+    page_policy = response.headers.get(CSP)
+    if page_policy is not None:
+        headers[CSP] = page_policy
+    for name, value in headers.items():
+        if name in response.headers:
+            del response.headers[name]
+        response.headers[name] = value
 
 
 class HypertabServer:
@@ -339,15 +378,9 @@ class HypertabServer:
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
         https = self.client(conn, request).https
-        headers = security_headers(https=https)
-        page_policy = response.headers.get(CSP)
-        if page_policy is not None:  # a page's own nonce policy (server/web/pages.py)
-            del response.headers[CSP]
-            headers[CSP] = page_policy
-        for name, value in headers.items():
-            response.headers[name] = value
-        if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
-            del response.headers[HSTS[0]]
+        if isinstance(conn, HubConnection):
+            conn.https = https
+        add_security_headers(response, https=https)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:

@@ -41,11 +41,11 @@ from mcp.server import Server, ServerRequestContext
 from client_sdk.client import Client
 from client_sdk.errors import AuthenticationError, HypertabError
 from client_sdk.mcp.keysource import KeySource, KeySourceError
+from client_sdk.mcp.options import add_arguments
 from client_sdk.mcp.tools import TOOLS, Gateway, ToolError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
 RESOURCE_PREFIX = "hypertab://tables/"
 INSTRUCTIONS = (
     "Hypertab tables shared live with people and other agents. Start with list_tables and "
@@ -146,29 +146,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add_arguments(parser)
     return parser.parse_args(argv)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``hypertab mcp`` options to ``parser``."""
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("HYPERTAB_URL", DEFAULT_URL),
-        help=f"the hub's WebSocket URL (default: $HYPERTAB_URL, else {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--key-file", metavar="PATH", help="file holding the API key (mode 0600); re-read on change"
-    )
-    parser.add_argument(
-        "--transport",
-        choices=["stdio", "http"],
-        default="stdio",
-        help="stdio (default: spawned by the agent host) or Streamable HTTP at /mcp",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP transport address")
-    parser.add_argument("--port", type=int, default=8766, help="HTTP transport port")
-    parser.add_argument(
-        "--key-poll", type=float, default=0.2, metavar="SECONDS", help="key file poll interval"
-    )
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "alerts",
     "webhook",
     "incident",
+    "backup",
     "mcp",
     "config",
 )

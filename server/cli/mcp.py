@@ -11,7 +11,7 @@ from server.cli.common import Commands
 
 def register(commands: Commands) -> None:
     """Add the ``mcp`` command."""
-    from client_sdk.mcp.app import add_arguments
+    from client_sdk.mcp.options import add_arguments
 
     parser = commands.add_parser(
         "mcp",

@@ -3,7 +3,7 @@ and the browser page (``/``, ``/t/<table id>``, ``/static/*``: ``server/web``).
 
 Every answer is a short fixed text (never an exception's text: no stack trace, no version
 banner); ``HypertabServer._process_response`` adds the security headers to all of them, as
-to every other response. Unknown paths get 404.
+to every other response. Unknown paths get 404, methods other than GET 405.
 
 ``/metrics`` is for the operator's scraper only: it is served when the request carries
 ``Authorization: Bearer $HYPERTAB_METRICS_TOKEN`` (compared in constant time), or when the
@@ -106,6 +106,10 @@ class HttpRoutes:
 
     async def respond(self, conn: ServerConnection, request: Request, path: str) -> Response:
         """The response for ``path`` (already stripped of its query string)."""
+        if request.method != "GET":  # websockets parses any method; these routes read only
+            refused = conn.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed.\n")
+            refused.headers["Allow"] = "GET"
+            return refused
         if path == "/healthz":
             return conn.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/readyz":

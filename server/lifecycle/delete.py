@@ -6,7 +6,9 @@ How it works
 1. Collect what the certificate will list: each secret's ciphertext size and SHA-256
    (``SecretStore.inventory``), and the tenant's audit entries still inside the retention
    window, which are copied to ``<data_dir>/audit-retained/<tenant>.jsonl`` (0600).
-2. One control transaction (``ControlPlane.delete_tenant`` with an ``extra`` hook): the
+2. The tenant's data keys are removed from the tenant key store that backups are
+   restored with (``server.backup.keystore``), so no backup of it can be decrypted.
+   One control transaction (``ControlPlane.delete_tenant`` with an ``extra`` hook): the
    tenant is marked deleted, its API keys revoked, the ``tenant.deleted`` audit entry
    written, and every wrapped data key deleted (crypto-shredding). The commit publishes a
    ``TENANT`` revocation: the hub closes the tenant's sockets (4003) and its store; a CLI in
@@ -36,6 +38,8 @@ import aiosqlite
 
 from server.audit import log as audit_log
 from server.auth.principal import TenantId
+from server.backup import keystore as backup_keys
+from server.backup.keystore import key_store_path
 from server.control.errors import UnknownTenant
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
@@ -127,6 +131,20 @@ async def _scrub_control(path: Path, keyring: Keyring) -> None:
         await conn.close()
 
 
+async def _shred_backup_keys(data_dir: Path, tenant: TenantId, now: float) -> None:
+    """Remove the tenant's data keys from the tenant key store that restores read, first:
+    after this no backup of the tenant can be decrypted or restored (docs/operations.md)."""
+    path = key_store_path(data_dir)
+    existed = await asyncio.to_thread(path.exists)
+    try:
+        await asyncio.to_thread(backup_keys.shred, path, tenant, now=now)
+    except OSError:
+        if existed:
+            raise  # keys we cannot remove would outlive the deletion: stop, retry later
+        log.warning("no tenant key store could be created to record the deletion",
+                    extra={"tenant": tenant})  # fmt: skip
+
+
 def purge_retained_audit(data_dir: Path, now: float, retention_days: float = RETENTION_DAYS) -> int:
     """Drop retained audit entries of deleted tenants older than the retention window;
     delete files left empty. Returns how many entries were dropped."""
@@ -192,6 +210,7 @@ async def delete_tenant(
     async def shred(conn: aiosqlite.Connection, _record: TenantRecord) -> None:
         shredded.extend(await DataKeyStore(conn, ring).delete_tenant_keys(tenant, commit=False))
 
+    await _shred_backup_keys(data_dir, tenant, now)
     deleted = await control.delete_tenant(tenant, now=now, actor=actor, extra=shred)
     await _scrub_control(control.path, ring)
     if close_store is not None:

@@ -2,7 +2,8 @@
 (re-encrypt its secrets, then shred the old version).
 
 Master rotation (:func:`rotate_master_key`): a new key is appended to the key file and made
-current, every data key is re-wrapped under it (idempotent), and the old keys stay in the
+current, every data key is re-wrapped under it (idempotent; in ``control.db`` and in the
+tenant key store of backups), and the old keys stay in the
 file until :func:`remove_master_key` is allowed to drop them: it refuses while any data key
 still names the key. Running hubs notice the changed key file and reload it.
 
@@ -14,6 +15,7 @@ steps leaves every secret readable; re-running finishes the job.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ import aiosqlite
 from server.alerts.events import master_key_rotated
 from server.audit import log as audit_log
 from server.auth.principal import TenantId
+from server.backup import keystore as backup_keys
 from server.secrets.datakeys import DataKeyStore
+from server.secrets.errors import KeyInUseError
 from server.secrets.keyring import Keyring, add_master_key, load_key_file
 from server.secrets.keyring import remove_master_key as _remove_from_file
 from server.secrets.store import SecretStore
@@ -50,6 +54,11 @@ async def rotate_master_key(
     key_id = add_master_key(key_file)
     ring = load_key_file(key_file)
     rewrapped = await DataKeyStore(control_conn, ring).rewrap_all(ring)
+    # The tenant key store restores read follows suit, so removing the old key later
+    # cannot orphan what restores need (docs/operations.md, "Backup and restore").
+    rewrapped += await asyncio.to_thread(
+        backup_keys.rewrap, backup_keys.key_store_beside(key_file), ring
+    )
     at = time.time() if now is None else now
     await audit_log.ensure_schema(control_conn, commit=True)
     await audit_log.append(
@@ -66,8 +75,15 @@ async def rewrap(keyring: Keyring, control_conn: aiosqlite.Connection) -> int:
 async def remove_master_key(
     key_file: Path, key_id: str, control_conn: aiosqlite.Connection, keyring: Keyring
 ) -> None:
-    """Drop ``key_id`` from the key file; refused while a data key still names it."""
+    """Drop ``key_id`` from the key file; refused while a data key still names it, in
+    ``control.db`` or in the tenant key store."""
     in_use = await DataKeyStore(control_conn, keyring).master_keys_in_use()
+    store = backup_keys.key_store_beside(key_file)
+    if key_id in await asyncio.to_thread(backup_keys.master_keys_in_use, store):
+        raise KeyInUseError(
+            f"master key {key_id!r} still wraps data keys in the tenant key store "
+            f"{str(store)!r}; run `hypertab keyring rotate` first"
+        )
     _remove_from_file(key_file, key_id, in_use)
 
 

@@ -201,7 +201,7 @@ async def test_an_action_whose_audit_entry_fails_is_not_applied(
         "CREATE TRIGGER audit_down BEFORE INSERT ON _ht_audit_log"
         " BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
     )
-    with sqlite3.connect(data / "control.db") as db:
+    with sqlite3.connect(data / "control.db", timeout=30) as db:
         db.execute(fail)
     keys = await hub.control.list_keys(record.id)
     with pytest.raises(AuditWriteError):
@@ -214,7 +214,7 @@ async def test_an_action_whose_audit_entry_fails_is_not_applied(
     assert await hub.control.list_keys(record.id) == keys  # no key made, none revoked
     assert await _status(hub_url, key) == 101  # the key still works
 
-    with sqlite3.connect(tenant_path(data, record.id)) as db:
+    with sqlite3.connect(tenant_path(data, record.id), timeout=30) as db:
         db.execute(fail)
     client = await Client.connect(hub_url, api_key=key)
     try:
