@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from server.audit.events import record_control_event, tenant_plan_changed
 from server.auth.principal import Plan, TenantId
 from server.cli.common import (
     EXIT_OK,
@@ -115,8 +116,12 @@ def set_plan(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with control_plane(data_dir(args)) as plane:
             before = await resolve_tenant(plane, args.tenant)
-            record = await plane.set_plan(
-                TenantId(before.id), Plan(args.plan), now=now(), actor=actor()
+            record = await plane.set_plan(TenantId(before.id), Plan(args.plan))
+            await record_control_event(
+                plane,
+                tenant_plan_changed(
+                    record.id, before.plan.value, record.plan.value, actor(), now()
+                ),
             )
         if args.json:
             print_json({"tenant": tenant_json(record), "previous_plan": before.plan.value})

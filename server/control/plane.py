@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -425,33 +424,16 @@ class ControlPlane:
             rows = await cur.fetchall()
         return [_tenant_record(row) for row in rows]
 
-    async def set_plan(
-        self,
-        tenant: TenantId,
-        plan: Plan,
-        *,
-        now: float | None = None,
-        actor: str = audit_events.SYSTEM,
-    ) -> TenantRecord:
-        """Change a live tenant's plan, audited (``tenant.plan_changed``) in the same
-        transaction. Rate limits follow at the next check of each principal's window."""
+    async def set_plan(self, tenant: TenantId, plan: Plan) -> TenantRecord:
+        """Change a live tenant's plan (takes effect at each principal's next handshake).
+        ``hypertab tenant plan`` records it as ``tenant.plan_changed``."""
         async with self.transaction():
-            before = await self.get_tenant(tenant)
             cur = await self._conn.execute(
                 "UPDATE tenants SET plan = ? WHERE id = ? AND deleted_at IS NULL",
                 (Plan(plan).value, tenant),
             )
-            if cur.rowcount != 1 or before is None:
+            if cur.rowcount != 1:
                 raise UnknownTenant(tenant)
-            await self._audit(
-                audit_events.tenant_plan_changed(
-                    tenant,
-                    before.plan.value,
-                    Plan(plan).value,
-                    actor,
-                    time.time() if now is None else now,
-                )
-            )
         record = await self.get_tenant(tenant)
         assert record is not None
         return record
