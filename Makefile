@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 DATA_DIR ?= data
+HOST ?=
+PORT ?=
 LINT_PATHS := protocol server client_sdk tests bench
 TYPED_PATHS := protocol server client_sdk
 
@@ -14,12 +16,16 @@ TYPED_PATHS := protocol server client_sdk
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "make: setting up $(VENV) from pyproject.toml (first run, or pyproject.toml changed)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "make: installing hypertab and its dependencies into $(VENV) (about 2 minutes the first time)..."
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+	@echo "make: done. The command line is $(BIN)/hypertab (or: source $(BIN)/activate, then hypertab)"
 
+# make serve [PORT=8765] [HOST=127.0.0.1] [DATA_DIR=data]; settings: docs/operations.md
 serve: $(STAMP)
-	$(BIN)/hypertab serve --demo --data-dir $(DATA_DIR)
+	$(BIN)/hypertab serve --demo --data-dir $(DATA_DIR) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -16,6 +16,7 @@ from client_sdk.errors import (
     ConnectionLost,
     HypertabError,
     RateLimited,
+    RateLimitWarning,
     ServerError,
 )
 from client_sdk.names import column_id_for
@@ -28,6 +29,7 @@ __all__ = [
     "Client",
     "ConnectionLost",
     "HypertabError",
+    "RateLimitWarning",
     "RateLimited",
     "Record",
     "RowEvent",

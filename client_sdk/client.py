@@ -15,7 +15,9 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import random
+import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +128,7 @@ class Client:
         self._failure: HypertabError | None = None
         self.presence_events: asyncio.Queue[PresenceEvent] = asyncio.Queue(maxsize=1000)
         self._pacer = Pacer()
+        self._ssl: ssl_module.SSLContext | None = None  # for wss://; None: the system CAs
         self.keys = Keys(self)
         """API key administration (needs ``keys:admin``): create, list, revoke, rotate."""
         self.refresher = TokenRefresher(self._credential, self.request)
@@ -156,10 +159,23 @@ class Client:
         client_id: str | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
+        ssl: ssl_module.SSLContext | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> Client:
-        """Connect and authenticate (with an API key or a JWT from ``token_provider``)."""
+        """Connect and authenticate (with an API key or a JWT from ``token_provider``).
+
+        ``wss://`` URLs verify the server's certificate against the system's CAs, or
+        against ``ca_file`` (a PEM bundle: a self-signed setup's own CA), or with the
+        ``ssl`` context given. Either option with a ``ws://`` URL is an error.
+        """
         if (api_key is None) == (token_provider is None):
             raise ValueError("give exactly one of api_key or token_provider")
+        if (ssl is not None or ca_file is not None) and not url.startswith("wss://"):
+            raise ValueError("ssl and ca_file need a wss:// URL")
+        if ssl is not None and ca_file is not None:
+            raise ValueError("give ssl or ca_file, not both")
+        if ca_file is not None:
+            ssl = ssl_module.create_default_context(cafile=os.fspath(ca_file))
         client = cls(
             url,
             api_key=api_key,
@@ -169,6 +185,7 @@ class Client:
             reconnect=reconnect,
             max_backoff=max_backoff,
         )
+        client._ssl = ssl
         await client._open()
         client._reader = asyncio.get_running_loop().create_task(client._run())
         return client
@@ -185,6 +202,7 @@ class Client:
     async def _open(self) -> None:
         credential = await self._credential()
         self._last_key = self.api_key  # the key this attempt uses (None with a provider)
+        tls: dict[str, Any] = {"ssl": self._ssl} if self._ssl is not None else {}
         try:
             conn = await connect(
                 self.url,
@@ -194,6 +212,7 @@ class Client:
                 max_size=MAX_SERVER_FRAME_BYTES,
                 max_queue=256,
                 open_timeout=10,
+                **tls,
             )
         except InvalidStatus as exc:
             raise AuthenticationError(exc.response.status_code) from None
@@ -342,6 +361,7 @@ class Client:
                 batch = self._batches.pop(rid)
                 if message.code == "rate_limited":
                     delay = (message.retry_after_ms or 100) / 1000
+                    self._pacer.warn(delay, "the server refused a batch")
                     asyncio.get_running_loop().call_later(delay, self._resend_later, batch)
                     return
                 self._unacked.pop(batch.op, None)

@@ -59,3 +59,7 @@ class ConnectionLost(HypertabError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RateLimitWarning(UserWarning):
+    """Issued once per client when it has to wait for a rate limit (``pacing.py``)."""

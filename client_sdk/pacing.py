@@ -8,6 +8,11 @@ delays a send until it fits. A refusal can still happen (several connections of 
 principal share the per-minute window, and network jitter moves arrivals); the client then
 waits ``retry_after_ms`` and resends (``Client._route``). Limits of 0 mean "not limited".
 
+Waiting is never silent: the first time a client has to hold back for the per-minute plan
+limit (or the server refuses a batch as rate limited), it issues one
+:class:`~client_sdk.errors.RateLimitWarning` with the limit and the wait, so a script that
+slows down says why. Short burst-limit pauses (under a second) do not warn.
+
 :class:`Pacer` is pure arithmetic (``now`` passed in) plus one ``wait`` coroutine.
 """
 
@@ -15,13 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections import deque
 
+from client_sdk.errors import RateLimitWarning
 from protocol.audit import AuditExport, ToolCall
 from protocol.messages import Apply
 
 MARGIN_S = 0.02
 """Extra wait past a window edge: arrivals at the server are not spaced exactly as sends."""
+
+WARN_AFTER_S = 1.0
+"""A wait at least this long is a rate limit worth telling the user about (once)."""
 
 
 class Pacer:
@@ -33,6 +43,21 @@ class Pacer:
         self._messages: deque[float] = deque()
         self._ops: deque[tuple[float, int]] = deque()
         self._ops_used = 0
+        self.warned = False
+        """Whether the one :class:`RateLimitWarning` of this client was issued."""
+
+    def warn(self, wait_s: float, why: str) -> None:
+        """Issue the client's one :class:`RateLimitWarning` (later calls do nothing)."""
+        if self.warned:
+            return
+        self.warned = True
+        warnings.warn(
+            f"hypertab: rate limited ({why}); waiting {wait_s:.1f} s before sending more. "
+            "Batch several rows per insert, or ask for a bigger plan "
+            "(hypertab tenant plan). Further waits are not reported.",
+            RateLimitWarning,
+            stacklevel=2,
+        )
 
     def reset(self, ops_per_minute: int, burst_per_second: int) -> None:
         """New limits (from a ``welcome``); past sends still count against them."""
@@ -80,6 +105,8 @@ class Pacer:
             if delay <= 0:
                 self.record(cost, now)
                 return
+            if delay >= WARN_AFTER_S:
+                self.warn(delay, f"{self.ops_per_minute} ops per minute on this plan")
             await asyncio.sleep(delay)
 
 

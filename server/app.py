@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -27,6 +28,7 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
+from server.alerts.burst import BurstDetector
 from server.alerts.config import AlertConfig
 from server.alerts.hub import AlertsHub
 from server.audit import handlers as audit_handlers
@@ -53,7 +55,9 @@ from server.control.plane import ControlPlane
 from server.delivery.destination import DestinationPolicy
 from server.delivery.retry import RetryPolicy
 from server.dirlock import DataDirLock
-from server.http.headers import security_headers
+from server.http import forwarded
+from server.http.headers import HSTS, security_headers
+from server.http.tls import server_context
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub.admission import Admission, AdmissionSettings
@@ -61,6 +65,7 @@ from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
+from server.hub.logcontext import name_connections
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
 from server.hub.relay import Relay
@@ -91,6 +96,19 @@ class HubConnection(ServerConnection):
     security headers on every HTTP response it sends."""
 
     principal: Principal | None = None
+    client_ip: str | None = None
+    """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
+    https: bool | None = None
+    """Whether this request's response travels over TLS (set by ``process_response``)."""
+
+    def https_response(self) -> bool:
+        """:attr:`https`, else (a request websockets refused before it) whether our own
+        transport is TLS."""
+        if self.https is not None:
+            return self.https
+        transport = getattr(self, "transport", None)
+        return transport is not None and transport.get_extra_info("ssl_object") is not None
+
     on_control_frame: Callable[[], None] | None = None
     """Called for every ping, and every pong that answers no ping of ours, from the client
     (the burst limit counts them: websockets answers pings by itself, so they would
@@ -106,7 +124,7 @@ class HubConnection(ServerConnection):
         send_response = protocol.send_response
 
         def send_with_headers(response: Response) -> None:
-            add_security_headers(response)
+            add_security_headers(response, https=self.https_response())
             send_response(response)
 
         protocol.send_response = send_with_headers  # type: ignore[method-assign]
@@ -128,10 +146,13 @@ class HubConnection(ServerConnection):
 _COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
 
 
-def add_security_headers(response: Response) -> None:
+def add_security_headers(response: Response, *, https: bool) -> None:
     """Set every security header on ``response``, once each (idempotent). A page's own
-    nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``."""
-    headers = security_headers()
+    nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``. HSTS only
+    when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
+    if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
+        del response.headers[HSTS[0]]
+    headers = security_headers(https=https)
     page_policy = response.headers.get(CSP)
     if page_policy is not None:
         headers[CSP] = page_policy
@@ -188,13 +209,18 @@ class HypertabServer:
             lambda: self.relay.broker.dropped,
         )
         self.admission = Admission.for_url(
-            config.redis_url, AdmissionSettings.from_env(), metrics=self.metrics
+            config.redis_url,
+            config.admission or AdmissionSettings.from_env(),
+            metrics=self.metrics,
         )
-        self.audit = AuditHub(self.stores, self.admission.denials)
+        self.audit = AuditHub(
+            self.stores, self.admission.denials, retention_days=config.audit_retention_days
+        )
         audit_handlers.register(self.services)
         self.on_auth_failure += [self.admission.auth_failure_hook, self.audit.auth_failed]
         # Alerts (issue 14: docs/alerts.md): the outbox dispatcher, bursts, abuse closes.
-        self.alerts = AlertsHub(AlertConfig.from_env())
+        env = config.environ  # None: os.environ (the validated settings with `serve`)
+        self.alerts = AlertsHub(AlertConfig.from_env(env), BurstDetector.from_env(env))
         self.on_auth_failure.append(self.alerts.auth_failed)
         self.admission.on_abuse.append(
             lambda s: self.alerts.abuse_closed(s.principal.tenant, s.principal.credential_id, None)
@@ -202,8 +228,8 @@ class HypertabServer:
         self.metrics.gauge("alerts_failed", "Alerts given up after the retry bound.",
                            lambda: self.alerts.failed)  # fmt: skip
         self.webhooks: WebhookDispatcher | None = None  # tenant webhooks, from start()
-        self._webhook_policy = DestinationPolicy.from_env(allow_loopback=False)
-        self._delivery_retry = RetryPolicy.from_env()
+        self._webhook_policy = DestinationPolicy.from_env(allow_loopback=False, environ=env)
+        self._delivery_retry = RetryPolicy.from_env(env)
         WebhookHandlers(lambda: self.webhooks, self._webhook_policy, self._delivery_retry).register(
             self.services
         )
@@ -215,6 +241,9 @@ class HypertabServer:
         self.tasks = TaskOwner("hub")
         """Owner of every background task the hub starts (failures logged, not lost)."""
         self.port = config.port
+        self.trusted_proxies = forwarded.networks(config.trusted_proxies)
+        self.tls: ssl.SSLContext | None = None
+        """The TLS context (``tls_cert``/``tls_key``), made by :meth:`start`; ``None``: plain."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -222,6 +251,8 @@ class HypertabServer:
         """Open the control plane and start listening."""
         cfg = self.config
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            self.tls = server_context(cfg.tls_cert, cfg.tls_key)  # TlsConfigError, likewise
         # DataDirInUse when another hub serves this data dir and we could not see its edits
         self._dirlock = DataDirLock.acquire(cfg.data_dir, shared=bool(cfg.redis_url))
         await self.relay.start()  # BrokerError when Redis is unreachable
@@ -285,7 +316,8 @@ class HypertabServer:
             max_queue=RECV_QUEUE_FRAMES,
             write_limit=1 << 16,
             create_connection=HubConnection,
-            logger=bound_frame_logging(websocket_logger()),
+            logger=name_connections(bound_frame_logging(websocket_logger())),
+            ssl=self.tls,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -336,18 +368,29 @@ class HypertabServer:
                 return proto
         return None  # the session then speaks JSON
 
+    def client(self, conn: ServerConnection, request: Request) -> forwarded.Client:
+        """Who sent ``request``: address and scheme, through a trusted proxy's headers."""
+        return forwarded.resolve(
+            peer_host(conn), request.headers, self.trusted_proxies, tls=self.tls is not None
+        )
+
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        add_security_headers(response)
+        https = self.client(conn, request).https
+        if isinstance(conn, HubConnection):
+            conn.https = https
+        add_security_headers(response, https=https)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
+        ip = self.client(conn, request).ip
+        assert isinstance(conn, HubConnection)
+        conn.client_ip = ip
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
         assert self._gate is not None
-        ip = peer_host(conn)
         wait_ms = self.admission.handshake_retry_after(ip)  # repeated failed handshakes
         if wait_ms is not None:
             refused = conn.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many attempts.\n")
@@ -356,7 +399,6 @@ class HypertabServer:
         principal = await self._gate.check(request.headers, query, ip=ip, now=time.time())
         if isinstance(principal, Refusal):
             return conn.respond(principal.status, principal.body)
-        assert isinstance(conn, HubConnection)
         conn.principal = principal
         return None
 

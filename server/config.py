@@ -1,4 +1,7 @@
-"""Server configuration: from the command line and ``HYPERTAB_*`` environment variables.
+"""Server configuration: the runtime :class:`Config` a :class:`~server.app.HypertabServer` runs.
+
+``hypertab serve`` builds it from the validated :class:`~server.settings.Settings` (TOML file,
+``HYPERTAB_*`` environment, flags: :meth:`Config.from_settings`); tests build it directly.
 
 Secrets (the API-key pepper, the JWT secret) come from the environment or from files in the
 data directory created with mode 0600 on first run; they are never printed or logged.
@@ -10,10 +13,16 @@ import base64
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.store.schema import Durability
+
+if TYPE_CHECKING:
+    from server.hub.admission import AdmissionSettings
+    from server.settings import Settings
 
 PEPPER_FILE = "pepper.key"
 
@@ -95,3 +104,60 @@ class Config:
     send_buffer_bytes: int = 8 << 20
     paced_send_timeout_s: float = 30.0
     """Longest wait for a client to take one frame of a large answer (server/hub/outbox.py)."""
+    tls_cert: Path | None = None
+    """PEM certificate chain; with :attr:`tls_key`, the server speaks TLS (wss://, https://)."""
+    tls_key: Path | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    """Peers (IPs or networks) whose ``X-Forwarded-For``/``-Proto`` headers are believed."""
+    admission: AdmissionSettings | None = None
+    """Rate-limit settings; ``None`` reads the ``HYPERTAB_*`` environment."""
+    audit_retention_days: float | None = None
+    """``None`` reads ``HYPERTAB_AUDIT_RETENTION_DAYS`` (default 90)."""
+    environ: Mapping[str, str] | None = None
+    """The ``HYPERTAB_*`` variables the alert and delivery parts read (``None``: the process
+    environment); :meth:`from_settings` writes the validated settings into it."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, jwt_secret: str | None = None) -> Config:
+        """The runtime config for validated ``settings``. Secrets (JWT secret, metrics token,
+        pepper, master keys) still come from the environment; ``jwt_secret`` overrides."""
+        from server.hub.admission import AdmissionSettings, plan_limits_from_env
+        from server.ratelimit.policy import LimitPolicy
+
+        s = settings
+        limits_off = s.rate_limits.strip().lower() == "off"
+        admission = (
+            AdmissionSettings(enabled=False)
+            if limits_off
+            else AdmissionSettings(
+                policy=LimitPolicy(
+                    plan_limits=plan_limits_from_env(s.rate_limits), burst_limit=s.burst_per_second
+                ),
+                abuse_denials=s.abuse_denials,
+                auth_failures=s.auth_failures_per_minute,
+            )
+        )
+        config = cls(
+            data_dir=Path(s.data_dir),
+            host=s.host,
+            port=s.port,
+            environment=s.environment,
+            durability=Durability(s.durability),
+            allowed_origins=tuple(s.allowed_origins),
+            redis_url=s.redis_url or None,
+            jwt_issuer=s.jwt_issuer or None,
+            max_connections_per_credential=s.max_connections_per_credential,
+            jwt_leeway=s.jwt_leeway,
+            jwt_audience=s.jwt_audience,
+            jwt_algorithms=tuple(s.jwt_algorithms),
+            jwt_jwks=_path(s.jwt_jwks),
+            tls_cert=_path(s.tls_cert),
+            tls_key=_path(s.tls_key),
+            trusted_proxies=tuple(s.trusted_proxies),
+            admission=admission,
+            audit_retention_days=s.audit_retention_days,
+        )
+        config.environ = s.environ(os.environ)
+        if jwt_secret is not None:
+            config.jwt_secret = jwt_secret
+        return config

@@ -33,6 +33,7 @@ log a short prefix of them instead.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -177,10 +178,21 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact_text(record.exc_text)
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
+        _name_connection(record)
         for attr, value in list(record.__dict__.items()):
             if attr not in _STANDARD_ATTRS:
                 record.__dict__[attr] = sanitize(value, attr)
         return True
+
+
+def _name_connection(record: logging.LogRecord) -> None:
+    """websockets attaches its connection object (a weakref proxy) as ``websocket``: keep
+    its id as ``connection`` instead of an unreadable repr (``server/hub/logcontext.py``
+    adds the tenant on the hub's own connection logger)."""
+    conn = record.__dict__.pop("websocket", None)
+    if conn is not None and "connection" not in record.__dict__:
+        with contextlib.suppress(ReferenceError, AttributeError):
+            record.connection = str(conn.id)
 
 
 def _render(record: logging.LogRecord) -> str:

@@ -10,6 +10,7 @@ class Action(enum.StrEnum):
 
     TENANT_CREATED = "tenant.created"
     TENANT_DELETED = "tenant.deleted"
+    TENANT_PLAN_CHANGED = "tenant.plan_changed"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     KEY_ROTATED = "key.rotated"

@@ -110,6 +110,13 @@ def tenant_created(record: TenantRecord, actor: str) -> AuditEntry:
     )
 
 
+def tenant_plan_changed(tenant: str, old: str, new: str, actor: str, now: float) -> AuditEntry:
+    """A tenant's plan (rate limits, features) was changed."""
+    return AuditEntry(
+        now, actor, Action.TENANT_PLAN_CHANGED, target=tenant, details={"from": old, "to": new}
+    )
+
+
 def tenant_deleted(tenant: str, actor: str, now: float) -> AuditEntry:
     """A tenant was deleted (its keys revoked with it)."""
     return AuditEntry(now, actor, Action.TENANT_DELETED, target=tenant)

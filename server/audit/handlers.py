@@ -31,7 +31,7 @@ from server.audit.chain import AuditEntry, AuditError
 from server.audit.export import csv_header, csv_line, jsonl_line
 from server.audit.log import entries
 from server.auth.principal import Plan, Principal, Scope
-from server.hub.httproutes import peer_host
+from server.hub.httproutes import client_host
 
 if TYPE_CHECKING:
     from server.hub.services import Services
@@ -103,7 +103,7 @@ class ToolCalls:
             session.principal,
             message.tool,
             digest,
-            peer_host(session.conn),
+            client_host(session.conn),
             time.time(),
             call=message.call,
             refused=refused,
@@ -130,7 +130,7 @@ class ToolCalls:
             message.call,
             message.outcome,
             code,
-            peer_host(session.conn),
+            client_host(session.conn),
             time.time(),
         )
         if await _record(session, entry, message.id):
@@ -169,7 +169,7 @@ async def audit_export(session: Session, message: AuditExport) -> None:
                     message.format,
                     message.since,
                     "websocket",
-                    peer_host(session.conn),
+                    client_host(session.conn),
                     time.time(),
                 )
                 await events.audit_tenant_event(conn, entry)

@@ -9,14 +9,17 @@ leaf command sets ``handler`` (``Namespace -> exit code``). To add a group (``se
 ``register`` function and add its name to :data:`COMMAND_MODULES`.
 
 Exit codes: 0 success, 1 failure (unknown tenant or key, I/O error, port in use, ...), 2 bad
-usage (argparse errors and invalid values), 130 interrupted. Expected errors print one line
-to stderr, never a traceback. No command prints a key except the one it has just created.
+usage (argparse errors, invalid values, bad settings, a ``--data-dir`` that is not a data
+directory), 130 interrupted. Expected errors print one line to stderr (bad settings: one line
+per problem), never a traceback. No command prints a key except the one it has just created.
+Logs go to stderr as redacted JSON lines (:mod:`server.logs`), for every command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -24,6 +27,8 @@ from collections.abc import Sequence
 from server.auth.errors import AuthConfigError
 from server.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError, Handler, UsageError
 from server.control.errors import ControlError, InvalidInput
+from server.logs import configure_logging
+from server.settings import SettingsError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -40,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "incident",
     "backup",
     "mcp",
+    "config",
 )
 """Modules of :mod:`server.cli` that register a command group, in help order."""
 
@@ -54,12 +60,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="hypertab",
         description="Hypertab: realtime collaboration server for tables.",
     )
+    parser.add_argument("--version", action="version", version=f"hypertab {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = (only,) if only is not None and only in COMMAND_MODULES else COMMAND_MODULES
     for name in names:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(commands)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("hypertab")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"
 
 
 def _fail(message: str, code: int) -> int:
@@ -73,8 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(words[0] if words else None)
     args = parser.parse_args(words)  # exits 2 on usage errors
     handler: Handler = args.handler
+    configure_logging("WARNING")  # serve raises it to its --log-level
     try:
         return handler(args)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"hypertab: error: {problem}", file=sys.stderr)
+        sys.stderr.flush()
+        return EXIT_USAGE
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"hypertab: error: {exc}\n")
     except InvalidInput as exc:

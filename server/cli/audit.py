@@ -28,7 +28,6 @@ from server.audit import events
 from server.audit.chain import AuditEntry
 from server.audit.export import Format
 from server.audit.handlers import EXPORT_PLANS
-from server.audit.hub import retention_days_from_env
 from server.audit.log import (
     append,
     ensure_schema,
@@ -45,14 +44,17 @@ from server.cli.common import (
     Commands,
     UsageError,
     actor,
+    add_json_flag,
     control_plane,
     data_dir,
     data_dir_parent,
     now,
+    print_json,
     resolve_tenant,
 )
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
+from server.settings import load as load_settings
 from server.store.schema import tenant_path
 
 
@@ -85,6 +87,7 @@ def register(commands: Commands) -> None:
     which = ver.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", help="tenant id or unique name")
     which.add_argument("--control", action="store_true", help="the control database's log")
+    add_json_flag(ver)
     ver.set_defaults(handler=verify_command)
 
     pur = sub.add_parser(
@@ -99,6 +102,7 @@ def register(commands: Commands) -> None:
     scope.add_argument("--control", action="store_true", help="the control database's log")
     scope.add_argument("--all", action="store_true", help="the control log and every tenant's")
     pur.add_argument("--days", type=float, help="retention in days (default: see above)")
+    add_json_flag(pur)
     pur.set_defaults(handler=purge_command)
 
 
@@ -188,6 +192,9 @@ def verify_command(args: argparse.Namespace) -> int:
         return f"tenant {tenant.id}", broken, last
 
     name, broken, last = asyncio.run(run())
+    if args.json:
+        print_json({"log": name, "ok": broken is None, "broken_at": broken, "entries": last})
+        return EXIT_OK if broken is None else EXIT_FAILURE
     if broken is not None:
         print(f"audit log of {name}: BROKEN at entry {broken}", flush=True)
         asyncio.run(record_chain_broken(data_dir(args), name, broken))  # raises an alert
@@ -203,7 +210,7 @@ async def _verify_control(plane: ControlPlane) -> tuple[int | None, int]:
 
 def purge_command(args: argparse.Namespace) -> int:
     """``audit purge``."""
-    days: float = args.days if args.days is not None else retention_days_from_env()
+    days: float = args.days if args.days is not None else load_settings().audit_retention_days
     if days <= 0:
         raise UsageError("--days must be positive")
 
@@ -228,6 +235,9 @@ def purge_command(args: argparse.Namespace) -> int:
                 done.append((f"tenant {tenant.id}", await purge_expired(conn, at, days)))
         return done
 
-    for name, count in asyncio.run(run()):
+    done = asyncio.run(run())
+    if args.json:
+        print_json({"days": days, "purged": [{"log": n, "entries": c} for n, c in done]})
+    for name, count in [] if args.json else done:
         print(f"{name}: {count} entries older than {days:g} days purged", flush=True)
     return EXIT_OK

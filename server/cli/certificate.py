@@ -51,6 +51,7 @@ def register(commands: Commands) -> None:
     public = sub.add_parser(
         "public-key", parents=[parent], help="print the server's certificate public key"
     )
+    add_json_flag(public)
     public.set_defaults(handler=public_key_command)
 
 
@@ -95,7 +96,11 @@ def public_key_command(args: argparse.Namespace) -> int:
     path = signing_key_path(data_dir(args))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        print(public_key_b64(load_or_create_signing_key(path)))
+        public_key = public_key_b64(load_or_create_signing_key(path))
     except SecretsError as exc:
         raise CliError(str(exc)) from None
+    if args.json:
+        print_json({"public_key": public_key, "algorithm": "Ed25519"})
+    else:
+        print(public_key, flush=True)
     return EXIT_OK

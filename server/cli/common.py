@@ -7,19 +7,20 @@ import contextlib
 import datetime as dt
 import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.auth.apikeys import IssuedKey, KeyRecord
 from server.auth.ids import is_tenant_id
 from server.auth.principal import TenantId
-from server.config import default_data_dir, load_pepper
+from server.config import load_pepper
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
+from server.settings import load as load_settings
 
 if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -28,6 +29,8 @@ else:
 
 Handler = Callable[[argparse.Namespace], int]
 """A leaf command: takes the parsed arguments, returns the exit code."""
+
+CONTROL_DB = "control.db"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -61,14 +64,32 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def data_dir(args: argparse.Namespace) -> Path:
-    """The data directory the command works on."""
+    """The data directory the command works on: ``--data-dir``, else the configured one
+    (``$HYPERTAB_DATA_DIR``, the ``$HYPERTAB_CONFIG`` file's ``data_dir``, else ``./data``).
+
+    Only commands that set ``creates_data_dir`` (``serve``, ``tenant create``, ``tenant
+    import``, ``keyring generate``) may start a new one; every other command refuses a
+    directory without a ``control.db`` (exit 2), creating nothing: a mistyped path must not
+    look like an empty install.
+    """
     value: Path | None = args.data_dir
-    return value if value is not None else default_data_dir()
+    directory = value if value is not None else Path(load_settings().data_dir)
+    if not getattr(args, "creates_data_dir", False) and not is_data_dir(directory):
+        raise UsageError(
+            f"no Hypertab data directory at {directory} (it has no {CONTROL_DB}); "
+            "check --data-dir / $HYPERTAB_DATA_DIR, or create a tenant there first"
+        )
+    return directory
+
+
+def is_data_dir(directory: Path) -> bool:
+    """Whether ``directory`` holds a Hypertab install (its ``control.db``)."""
+    return (directory / CONTROL_DB).is_file()
 
 
 def environment() -> str:
     """The key environment (``HYPERTAB_ENV``: ``live`` or ``test``) the server accepts."""
-    return os.environ.get("HYPERTAB_ENV", "live")
+    return load_settings().environment
 
 
 @contextlib.asynccontextmanager
@@ -169,6 +190,20 @@ def issued_json(issued: IssuedKey, now: float) -> dict[str, Any]:
 def print_json(value: object) -> None:
     """One JSON object on one line of stdout."""
     print(json.dumps(value, sort_keys=True), flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A command's output: text lines for people, or (``--json``) one JSON object per event."""
+
+    json: bool = False
+
+    def emit(self, event: str, text: str, **fields: Any) -> None:
+        """Print ``text``, or ``{"event": event, **fields}`` as one JSON line."""
+        if self.json:
+            print_json({"event": event, **fields})
+        else:
+            print(text, flush=True)
 
 
 def print_secret_notice(issued: IssuedKey) -> None:

@@ -44,7 +44,7 @@ def register(commands: Commands) -> None:
 
     gen = sub.add_parser("generate", parents=[parent], help="create a new key file (0600)")
     add_json_flag(gen)
-    gen.set_defaults(handler=generate_command)
+    gen.set_defaults(handler=generate_command, creates_data_dir=True)
 
     listing = sub.add_parser("list", parents=[parent], help="key ids, current key, usage")
     add_json_flag(listing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from server.cli.common import (
     EXIT_OK,
     CliError,
     Commands,
+    UsageError,
     actor,
     add_json_flag,
     control_plane,
@@ -85,7 +87,7 @@ def register_tenant_actions(sub: Commands) -> None:
     imp.add_argument("archive", type=Path, metavar="ARCHIVE", help="export directory or .tar.gz")
     imp.add_argument("--name", metavar="N", help="tenant name (default: the exported one)")
     add_json_flag(imp)
-    imp.set_defaults(handler=import_command)
+    imp.set_defaults(handler=import_command, creates_data_dir=True)
 
     delete = sub.add_parser(
         "delete",
@@ -101,6 +103,9 @@ def register_tenant_actions(sub: Commands) -> None:
         type=Path,
         metavar="OUT",
         help="write the certificate here (default: DATA_DIR/certificates/<tenant>.json)",
+    )
+    delete.add_argument(
+        "--yes", action="store_true", help="do not ask (needed when no terminal can answer)"
     )
     add_json_flag(delete)
     delete.set_defaults(handler=delete_command)
@@ -161,11 +166,13 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def delete_command(args: argparse.Namespace) -> int:
-    """``tenant delete T [--certificate OUT]``."""
+    """``tenant delete T [--certificate OUT] [--yes]``: asks first unless ``--yes``."""
 
     async def run() -> int:
         async with lifecycle_of(data_dir(args)) as (plane, lifecycle):
             record = await resolve_tenant(plane, args.tenant)
+            if not args.yes:
+                confirm_deletion(record.id, record.name)
             result = await lifecycle.delete_tenant(
                 TenantId(record.id), now=now(), actor=actor(), certificate_out=args.certificate
             )
@@ -185,6 +192,25 @@ def delete_command(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(run())
+
+
+def confirm_deletion(tenant: str, name: str) -> None:
+    """Ask on the terminal to type the tenant's name; refuse when no terminal can answer."""
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to delete tenant {tenant} without confirmation: no terminal to ask; "
+            "pass --yes to delete it"
+        )
+    prompt = (
+        f"delete tenant {tenant} ({name!r}): its database, keys and secrets, for good.\n"
+        f"type its name to confirm: "
+    )
+    try:
+        answer = input(prompt)
+    except EOFError:
+        answer = ""
+    if answer.strip() != name:
+        raise CliError(f"not confirmed; tenant {tenant} was not deleted")
 
 
 def rotate_command(args: argparse.Namespace) -> int:

@@ -64,6 +64,7 @@ def register(commands: Commands) -> None:
 
     reveal = leaf("reveal", "print a secret's value (audited as secret.read)")
     reveal.add_argument("name", metavar="NAME")
+    add_json_flag(reveal)
     reveal.set_defaults(handler=reveal_command)
 
     delete = leaf("delete", "delete a secret")
@@ -134,6 +135,11 @@ def set_command(args: argparse.Namespace) -> int:
             "pipe it on stdin: ... | hypertab secret set --tenant T NAME"
         )
     value = _read_value()
+    if not value.strip():
+        raise UsageError(
+            "refusing an empty secret value (nothing on stdin?); pipe the value in: "
+            "... | hypertab secret set --tenant T NAME"
+        )
     info = asyncio.run(_with_tenant_db(args, "set", value))
     assert isinstance(info, SecretInfo)
     if args.json:
@@ -174,6 +180,9 @@ def list_command(args: argparse.Namespace) -> int:
 def reveal_command(args: argparse.Namespace) -> int:
     """``secret reveal --tenant T NAME``: the value alone on stdout."""
     value = asyncio.run(_with_tenant_db(args, "reveal"))
+    if args.json:
+        print_json({"name": args.name, "value": value})
+        return EXIT_OK
     sys.stdout.write(f"{value}\n")
     sys.stdout.flush()
     return EXIT_OK

@@ -1,10 +1,13 @@
 """``hypertab serve``: run one hub process until SIGTERM or SIGINT.
 
-``--demo`` makes sure a tenant named ``demo`` exists. When it is created, its API key is
-printed once, with the URL. Keys are stored hashed, so later runs cannot show it again: they
-say so and print the command that issues a fresh one. (Keeping the plaintext in a file next to
-the database would let ``make serve`` repeat it, but would also leave a live credential on
-disk; show-once is the rule for every key, the demo's included.)
+``--demo`` makes sure a tenant named ``demo`` exists (on :data:`DEMO_PLAN`, whose limits a
+script does not hit; the limits are printed). When it is created, its API key is printed
+once, with the URL and how to run the CLI. Keys are stored hashed, so later runs cannot show
+it again: they say so and print the command that issues a fresh one. (Keeping the plaintext
+in a file next to the database would let ``make serve`` repeat it, but would also leave a
+live credential on disk; show-once is the rule for every key, the demo's included.)
+
+``--json`` prints each startup line as one JSON object (``event``: ``listening``, ``demo``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -23,29 +25,39 @@ from server.app import WS_PATH, HypertabServer, jwt_verifier
 from server.auth.apikeys import IssuedKey
 from server.auth.errors import AuthConfigError
 from server.auth.jwt import SUPPORTED_ALGORITHMS
-from server.auth.principal import Plan
+from server.auth.principal import Plan, Scope
 from server.broker.base import BrokerError
 from server.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     CliError,
     Commands,
-    data_dir,
+    Output,
+    add_json_flag,
     data_dir_parent,
     load_pepper_checked,
     now,
+    stderr,
 )
 from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
 from server.dirlock import DataDirInUse
+from server.http.tls import TlsConfigError
+from server.hub.admission import AdmissionSettings
 from server.lifecycle.keysource import ensure_local_key_file
 from server.logs import configure_logging
 from server.secrets.errors import SecretsError
 from server.secrets.files import read_private_file
+from server.settings import Settings
+from server.settings import load as load_settings
 from server.store.schema import Durability
 
 DEMO_TENANT = "demo"
+DEMO_PLAN = Plan.ENTERPRISE
+"""The demo tenant's plan: limits a newcomer's script does not run into (50,000 ops/min)."""
+DEMO_KEY_SCOPES = (Scope.TABLES_READ, Scope.TABLES_WRITE, Scope.SCHEMA_WRITE)
+"""What the key suggested on later runs may do: enough for the README's example."""
 
 
 def register(commands: Commands) -> None:
@@ -60,9 +72,16 @@ def register(commands: Commands) -> None:
         "once. Keys are stored hashed, so later runs cannot show it again; they print the "
         "command that issues a new one instead (no plaintext key is kept on disk).",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=8765, help="port to bind; 0 picks a free one (default: 8765)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML settings file (default: $HYPERTAB_CONFIG); HYPERTAB_* variables override "
+        "it and flags override both (docs/operations.md; hypertab config example)",
+    )
+    serve.add_argument("--host", default=None, help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port to bind; 0 picks a free one (default: 8765)"
     )
     serve.add_argument(
         "--durability",
@@ -122,53 +141,89 @@ def register(commands: Commands) -> None:
         metavar="SECONDS",
         help="clock leeway for exp/nbf/iat, 0-300 (default: $HYPERTAB_JWT_LEEWAY, else 30)",
     )
+    tls = serve.add_argument_group(
+        "TLS",
+        "Serve wss:// and https:// (TLS 1.2+; HSTS is sent only over TLS). Behind a "
+        "TLS-terminating proxy, list it in --trusted-proxy instead (docs/operations.md).",
+    )
+    tls.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain (default: $HYPERTAB_TLS_CERT)"
+    )
+    tls.add_argument(
+        "--tls-key", metavar="PEM", help="its private key, mode 0600 (default: $HYPERTAB_TLS_KEY)"
+    )
+    tls.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="believe X-Forwarded-For/-Proto from this address or network; repeatable "
+        "(default: $HYPERTAB_TRUSTED_PROXIES, comma-separated)",
+    )
     serve.add_argument(
         "--log-level",
-        default=os.environ.get("HYPERTAB_LOG_LEVEL", "INFO"),
+        default=None,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
         help="JSON logs on stderr at this level (default: $HYPERTAB_LOG_LEVEL, else INFO)",
     )
-    serve.set_defaults(handler=serve_command)
+    add_json_flag(serve)
+    serve.set_defaults(handler=serve_command, creates_data_dir=True)
+
+
+_FLAGS: dict[str, str] = {
+    "data_dir": "data_dir",
+    "host": "host",
+    "port": "port",
+    "durability": "durability",
+    "log_level": "log_level",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "trusted_proxy": "trusted_proxies",
+    "jwt_secret_file": "jwt_secret_file",
+    "jwt_jwks": "jwt_jwks",
+    "jwt_algorithm": "jwt_algorithms",
+    "jwt_issuer": "jwt_issuer",
+    "jwt_audience": "jwt_audience",
+    "jwt_leeway": "jwt_leeway",
+}
+"""argparse destination -> setting name, for the flags that override a setting."""
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The file, the environment and the flags given, as validated :class:`Settings`."""
+    flags: dict[str, Any] = {}
+    for dest, name in _FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            flags[name] = str(value) if isinstance(value, Path) else value
+    return load_settings(args.config, flags=flags)
 
 
 def serve_command(args: argparse.Namespace) -> int:
     """``serve``: build the config, run the server under uvloop when available."""
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port {args.port} is out of range")
-    config = Config(data_dir=data_dir(args), host=args.host, port=args.port)
-    if args.durability is not None:
-        config.durability = Durability(args.durability)
-    _apply_jwt_flags(config, args)
-    load_pepper_checked(config.data_dir)  # refuse a bad pepper file with one clear line
-    if args.demo and (key_id := ensure_local_key_file(config.data_dir)) is not None:
-        print(f"generated master key {key_id} in {config.data_dir} (mode 0600)", file=sys.stderr)
-    configure_logging(args.log_level)
-    return _run(_serve(config, demo=args.demo, port_file=args.port_file))
-
-
-def _apply_jwt_flags(config: Config, args: argparse.Namespace) -> None:
-    """Override the ``HYPERTAB_JWT_*`` settings with the flags given; check they fit."""
-    if args.jwt_secret_file is not None:
-        try:
-            secret = read_private_file(args.jwt_secret_file)
-        except SecretsError as exc:
-            raise CliError(f"--jwt-secret-file: {exc}") from None
-        config.jwt_secret = secret.decode("utf-8", "replace").strip()
-    if args.jwt_jwks is not None:
-        config.jwt_jwks = args.jwt_jwks
-    if args.jwt_algorithm:
-        config.jwt_algorithms = tuple(args.jwt_algorithm)
-    if args.jwt_issuer is not None:
-        config.jwt_issuer = args.jwt_issuer
-    if args.jwt_audience is not None:
-        config.jwt_audience = args.jwt_audience
-    if args.jwt_leeway is not None:
-        config.jwt_leeway = args.jwt_leeway
+    settings = settings_of(args)
+    config = Config.from_settings(settings, jwt_secret=_jwt_secret(settings))
     try:
         jwt_verifier(config)  # refuse unusable settings now, with one clear line
     except AuthConfigError as exc:
         raise CliError(f"JWT settings: {exc}") from None
+    load_pepper_checked(config.data_dir)  # refuse a bad pepper file with one clear line
+    if args.demo and (key_id := ensure_local_key_file(config.data_dir)) is not None:
+        stderr(f"generated master key {key_id} in {config.data_dir} (mode 0600)")
+    configure_logging(settings.log_level)
+    out = Output(json=args.json)
+    return _run(_serve(config, demo=args.demo, port_file=args.port_file, out=out))
+
+
+def _jwt_secret(settings: Settings) -> str | None:
+    """The HS256 secret from ``jwt_secret_file``, else ``None`` (``$HYPERTAB_JWT_SECRET``)."""
+    if settings.jwt_secret_file is None:
+        return None
+    try:
+        secret = read_private_file(Path(settings.jwt_secret_file))
+    except SecretsError as exc:
+        raise CliError(f"--jwt-secret-file (jwt_secret_file): {exc}") from None
+    return secret.decode("utf-8", "replace").strip()
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -179,15 +234,26 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(coro)
 
 
-def ws_url(host: str, port: int) -> str:
-    """The WebSocket URL clients use for a bound address."""
+def ws_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The WebSocket URL clients use for a bound address (``wss://`` with TLS)."""
     shown = f"[{host}]" if ":" in host else host
-    return f"ws://{shown}:{port}{WS_PATH}"
+    return f"{'wss' if tls else 'ws'}://{shown}:{port}{WS_PATH}"
 
 
 def page_url(ws: str) -> str:
-    """The spreadsheet page of the hub at WebSocket URL ``ws``."""
+    """The spreadsheet page of the hub at WebSocket URL ``ws`` (``https`` for ``wss``)."""
     return "http" + ws.removeprefix("ws").removesuffix(WS_PATH) + "/"
+
+
+def cli_command() -> str:
+    """How the operator runs this CLI: the path they used (``.venv/bin/hypertab``), relative
+    to the working directory when it is under it, else ``hypertab``."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "hypertab":
+        return "hypertab"
+    with contextlib.suppress(ValueError):
+        return str(argv0.resolve().relative_to(Path.cwd().resolve()))
+    return str(argv0) if argv0.is_absolute() else "hypertab"
 
 
 async def _ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]:
@@ -196,25 +262,74 @@ async def _ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]
         for tenant in await plane.list_tenants():
             if tenant.name == DEMO_TENANT:
                 return tenant, None
-        tenant, issued = await lifecycle.create_tenant(DEMO_TENANT, Plan.FREE, now=now())
+        tenant, issued = await lifecycle.create_tenant(
+            DEMO_TENANT, DEMO_PLAN, now=now(), actor="serve --demo"
+        )
         return tenant, issued
 
 
-def _print_demo(tenant: TenantRecord, issued: IssuedKey | None, url: str, directory: Path) -> None:
+def demo_limits(config: Config, plan: Plan) -> dict[str, int]:
+    """The rate limits the demo tenant's keys get (0: not limited)."""
+    admission = config.admission or AdmissionSettings.from_env()
+    if not admission.enabled:
+        return {"ops_per_minute": 0, "burst_per_second": 0}
+    return {
+        "ops_per_minute": admission.policy.plan_limits[plan],
+        "burst_per_second": admission.policy.burst_limit,
+    }
+
+
+def _print_demo(
+    out: Output,
+    tenant: TenantRecord,
+    issued: IssuedKey | None,
+    url: str,
+    config: Config,
+) -> None:
+    cli = cli_command()
+    limits = demo_limits(config, tenant.plan)
+    new_key = (
+        f"{cli} key create --data-dir {config.data_dir} --tenant {DEMO_TENANT} --name demo "
+        + " ".join(f"--scope {s.value}" for s in DEMO_KEY_SCOPES)
+    )
+    shown = (
+        f"{limits['ops_per_minute']} ops/min per key, {limits['burst_per_second']} "
+        "messages/s per connection (the SDK paces itself to these)"
+        if limits["ops_per_minute"]
+        else "no rate limits"
+    )
+    page = page_url(url)
+    fields: dict[str, Any] = {
+        "page": f"{page}#key={issued.secret}" if issued is not None else page,
+        "tenant": tenant.id,
+        "plan": tenant.plan.value,
+        "limits": limits,
+        "url": url,
+        "key": issued.secret if issued is not None else None,
+        "new_key_command": new_key,
+        "cli": cli,
+    }
+    state = "created" if issued is not None else "exists"
+    lines = [f"demo tenant {tenant.id} {state}, plan {tenant.plan.value}: {shown}"]
     if issued is not None:
-        print(f"demo tenant {tenant.id} created; its API key (shown once, stored hashed):")
-        print(f"  {issued.secret}")
-        print(f"connect: client_sdk.Client.connect({url!r}, api_key=<the key above>)")
-        print(f"open in a browser: {page_url(url)}#key={issued.secret}")
-        print("  (the key sits in the #fragment: browsers never send it to the server)")
+        lines += [
+            "  its API key (shown once, stored hashed; it has every scope):",
+            f"    {issued.secret}",
+            f"  open in a browser: {page}#key={issued.secret}",
+            "    (the key sits in the #fragment: browsers never send it to the server)",
+            f"  Python: await client_sdk.Client.connect({url!r}, api_key=<the key above>)",
+        ]
     else:
-        print(
-            f"demo tenant {tenant.id} exists; its key was shown on first run and cannot be "
-            f"shown again. New one: hypertab key create --data-dir {directory} "
-            f"--tenant {DEMO_TENANT} --name demo"
-        )
-        print(f"open in a browser: {page_url(url)} and paste a key")
-    sys.stdout.flush()
+        lines += [
+            "  its first key was shown on the first run and cannot be shown again. New one:",
+            f"    {new_key}",
+            f"  open in a browser: {page} and paste a key",
+        ]
+    lines += [
+        f"  the command line: {cli} --help"
+        + ("   (or: source .venv/bin/activate, then hypertab --help)" if ".venv" in cli else ""),
+    ]
+    out.emit("demo", "\n".join(lines), **fields)
 
 
 def _write_port_file(path: Path, port: int) -> None:
@@ -223,7 +338,7 @@ def _write_port_file(path: Path, port: int) -> None:
     tmp.replace(path)
 
 
-async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
+async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Output) -> int:
     demo_info = await _ensure_demo(config.data_dir) if demo else None
     server = HypertabServer(config)
     loop = asyncio.get_running_loop()
@@ -249,16 +364,25 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None) -> int:
             flush=True,
         )
         return EXIT_FAILURE
-    except (SecretsError, DataDirInUse, BrokerError) as exc:  # e.g. a key readable by others
+    except (SecretsError, TlsConfigError, DataDirInUse, BrokerError) as exc:  # e.g. a bad key
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
-    url = ws_url(config.host, server.port)
+    tls = server.tls is not None
+    url = ws_url(config.host, server.port, tls=tls)
     if port_file is not None:
         _write_port_file(port_file, server.port)
-    print(f"hypertab listening on {url}", flush=True)
+    out.emit(
+        "listening",
+        f"hypertab listening on {url}",
+        url=url,
+        host=config.host,
+        port=server.port,
+        tls=tls,
+        data_dir=str(config.data_dir),
+    )
     if demo_info is not None:
-        _print_demo(*demo_info, url, config.data_dir)
+        _print_demo(out, *demo_info, url, config)
     await server.serve_forever(stop)
     return EXIT_OK
 

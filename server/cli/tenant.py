@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from server.auth.principal import Plan
+from server.audit.events import record_control_event, tenant_plan_changed
+from server.auth.principal import Plan, TenantId
 from server.cli.common import (
     EXIT_OK,
     Commands,
@@ -19,6 +20,7 @@ from server.cli.common import (
     now,
     print_json,
     print_secret_notice,
+    resolve_tenant,
     table,
     tenant_json,
 )
@@ -44,11 +46,28 @@ def register(commands: Commands) -> None:
         "--plan", choices=[p.value for p in Plan], default=Plan.FREE.value, help="default: free"
     )
     add_json_flag(create)
-    create.set_defaults(handler=create_tenant)
+    create.set_defaults(handler=create_tenant, creates_data_dir=True)
 
     listing = sub.add_parser("list", parents=[parent], help="list live tenants")
     add_json_flag(listing)
     listing.set_defaults(handler=list_tenants)
+
+    plan = sub.add_parser(
+        "plan",
+        parents=[parent],
+        help="change a tenant's plan (rate limits, features); audited",
+        description="Set a tenant's plan. Its rate limits change at the next check of each "
+        "key's window, on a running server too. Recorded as tenant.plan_changed.",
+    )
+    plan.add_argument("tenant", metavar="T", help="tenant id or name")
+    plan.add_argument(
+        "plan",
+        metavar="PLAN",
+        choices=[p.value for p in Plan],
+        help="one of: " + ", ".join(p.value for p in Plan),
+    )
+    add_json_flag(plan)
+    plan.set_defaults(handler=set_plan)
 
     register_origins(sub, parent)
     register_tenant_actions(sub)  # export, import, delete, rotate-key (server/cli/lifecycle.py)
@@ -86,6 +105,28 @@ def list_tenants(args: argparse.Namespace) -> int:
         else:
             rows = [[t.id, t.name, t.plan.value, iso(t.created_at) or ""] for t in tenants]
             print(table(rows, ["ID", "NAME", "PLAN", "CREATED"]))
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def set_plan(args: argparse.Namespace) -> int:
+    """``tenant plan T PLAN``."""
+
+    async def run() -> int:
+        async with control_plane(data_dir(args)) as plane:
+            before = await resolve_tenant(plane, args.tenant)
+            record = await plane.set_plan(TenantId(before.id), Plan(args.plan))
+            await record_control_event(
+                plane,
+                tenant_plan_changed(
+                    record.id, before.plan.value, record.plan.value, actor(), now()
+                ),
+            )
+        if args.json:
+            print_json({"tenant": tenant_json(record), "previous_plan": before.plan.value})
+        else:
+            print(f"tenant {record.id}: plan {before.plan.value} -> {record.plan.value}")
         return EXIT_OK
 
     return asyncio.run(run())

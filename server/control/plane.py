@@ -432,7 +432,8 @@ class ControlPlane:
         return [_tenant_record(row) for row in rows]
 
     async def set_plan(self, tenant: TenantId, plan: Plan) -> TenantRecord:
-        """Change a live tenant's plan (takes effect at each principal's next handshake)."""
+        """Change a live tenant's plan (takes effect at each principal's next handshake).
+        ``hypertab tenant plan`` records it as ``tenant.plan_changed``."""
         async with self.transaction():
             cur = await self._conn.execute(
                 "UPDATE tenants SET plan = ? WHERE id = ? AND deleted_at IS NULL",

@@ -10,8 +10,9 @@ then also allows scripts and styles carrying that nonce and connections to the p
 origin (its WebSocket). A nonce is never reused across responses, or it stops protecting
 anything: an attacker who learns one would inject a script carrying it.
 
-HSTS is sent on every response; browsers ignore it over plain HTTP, so it is harmless in
-development and right behind a TLS terminator.
+HSTS is sent only on responses that travelled over TLS: the server's own (``--tls-cert``) or
+a trusted proxy's (``X-Forwarded-Proto: https`` from one of ``trusted_proxies``). RFC 6797
+forbids it over plain HTTP, where an attacker could inject or strip it anyway.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ _STATIC: tuple[tuple[str, str], ...] = (
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
-    ("Strict-Transport-Security", "max-age=63072000; includeSubDomains; preload"),
     ("Cache-Control", "no-store"),
 )
+
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains; preload")
 
 
 def new_nonce() -> str:
@@ -66,12 +68,15 @@ def content_security_policy(nonce: str | None = None) -> str:
     return "; ".join(directives)
 
 
-def security_headers(nonce: str | None = None) -> dict[str, str]:
+def security_headers(nonce: str | None = None, *, https: bool = True) -> dict[str, str]:
     """Every security header for one HTTP response, name to value, in a stable order.
 
     Pass the response's nonce when it is an HTML page with inline scripts or styles (each
-    of which must carry ``nonce="…"``); leave it out for everything else.
+    of which must carry ``nonce="…"``); leave it out for everything else. ``https=False``
+    (the response goes out over plain HTTP) leaves out HSTS.
     """
     headers = {"Content-Security-Policy": content_security_policy(nonce)}
     headers.update(_STATIC)
+    if https:
+        headers[HSTS[0]] = HSTS[1]
     return headers

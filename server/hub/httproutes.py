@@ -50,6 +50,13 @@ def peer_host(conn: Any) -> str | None:
     return None
 
 
+def client_host(conn: Any) -> str | None:
+    """The client's address for the audit log: what a trusted proxy forwarded (the
+    connection's ``client_ip``, set at the handshake), else the TCP peer."""
+    forwarded = getattr(conn, "client_ip", None)
+    return forwarded if isinstance(forwarded, str) else peer_host(conn)
+
+
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x)."""
     if host is None:

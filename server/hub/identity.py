@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protocol.errors import CloseCode
 from protocol.identity import (
@@ -60,6 +60,7 @@ from server.control.errors import (
 from server.control.plane import ControlPlane
 from server.hub.expiry import ExpiryTimer, is_expired
 from server.hub.grants import narrow_all
+from server.hub.httproutes import client_host
 from server.hub.registry import Registry
 
 if TYPE_CHECKING:
@@ -119,10 +120,7 @@ def same_identity(old: Principal, new: Principal) -> bool:
 
 
 def _ip(session: Session) -> str | None:
-    address: Any = getattr(session.conn, "remote_address", None)
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return None
+    return client_host(session.conn)
 
 
 class Identity:

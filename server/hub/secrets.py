@@ -30,6 +30,7 @@ from protocol.secrets import (
     SecretValue,
 )
 from server.auth.principal import Scope, TenantId
+from server.hub.httproutes import client_host
 from server.lifecycle import secret_ops
 from server.lifecycle.provision import ensure_feature_schema
 from server.lifecycle.service import Lifecycle, SecretsUnavailable
@@ -91,10 +92,7 @@ def _actor(session: Session) -> str:
 
 
 def _ip(session: Session) -> str | None:
-    address = getattr(session.conn, "remote_address", None)
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return None
+    return client_host(session.conn)
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -35,8 +36,14 @@ async def test_export_both_formats_round_trip(hub: Any, hub_url: str, tenant: An
     assert refused.returncode == 1
     assert "Pro plan or above" in refused.stderr and "free" in refused.stderr
     await hub.control.set_plan(record.id, Plan.PRO)
-    jsonl = hypertab(data, "audit", "export", "--tenant", record.id, "--format", "jsonl")
-    csv = hypertab(data, "audit", "export", "--tenant", record.id, "--format", "csv")
+    # The CLI runs in a thread: the plan change wakes the hub's alert dispatcher, whose short
+    # control.db transaction must be able to finish on this event loop while the CLI waits.
+    jsonl = await asyncio.to_thread(
+        hypertab, data, "audit", "export", "--tenant", record.id, "--format", "jsonl"
+    )
+    csv = await asyncio.to_thread(
+        hypertab, data, "audit", "export", "--tenant", record.id, "--format", "csv"
+    )
     assert jsonl.returncode == 0 and csv.returncode == 0, jsonl.stderr + csv.stderr
     from_jsonl, from_csv = parse(jsonl.stdout, "jsonl"), parse(csv.stdout, "csv")
     assert verify(from_jsonl, anchor=GENESIS_HASH) is None

@@ -196,6 +196,7 @@ async def test_an_action_whose_audit_entry_fails_is_not_applied(
 ) -> None:
     record, key = tenant
     data = hub.config.data_dir
+    await hub.control.set_plan(record.id, Plan.PRO)  # (a plan change is audited too)
     fail = (
         "CREATE TRIGGER audit_down BEFORE INSERT ON _ht_audit_log"
         " BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
@@ -215,7 +216,6 @@ async def test_an_action_whose_audit_entry_fails_is_not_applied(
 
     with sqlite3.connect(tenant_path(data, record.id), timeout=30) as db:
         db.execute(fail)
-    await hub.control.set_plan(record.id, Plan.PRO)
     client = await Client.connect(hub_url, api_key=key)
     try:
         with pytest.raises(ServerError) as info:

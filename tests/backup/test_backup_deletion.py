@@ -66,7 +66,7 @@ async def test_tenant_deleted_after_a_backup_is_gone_from_it(
     assert not any(w in copy_bytes for w in doomed_wrapped)
 
     # Deleted by another process while the hub serves (it learns through control.db).
-    deleted = await cli_process(data_dir, "tenant", "delete", doomed.id, "--json")
+    deleted = await cli_process(data_dir, "tenant", "delete", doomed.id, "--yes", "--json")
     assert deleted.returncode == 0, deleted.stderr
 
     # Its part no longer decrypts: the key store has a tombstone, not a key.

@@ -125,6 +125,7 @@ def test_text_output_shows_only_the_new_key(hypertab: Run) -> None:
 
 
 def test_failures_exit_1_with_one_line(hypertab: Run) -> None:
+    hypertab("tenant", "create", "acme")  # a data directory, without the tenants asked for
     assert "no tenant 'ghost'" in failed(
         hypertab("key", "create", "--tenant", "ghost", "--name", "x"), 1
     )
@@ -160,11 +161,12 @@ def test_group_readable_pepper_is_refused_cleanly(data_dir: Path, hypertab: Run)
     assert "chmod 600" in failed(hypertab("tenant", "list"), 1)
 
 
-def test_module_entry_point_matches_console_script(data_dir: Path) -> None:
+def test_module_entry_point_matches_console_script(data_dir: Path, hypertab: Run) -> None:
+    created = ok_json(hypertab("tenant", "create", "acme", "--json"))
     argv = [sys.executable, "-m", "server.cli", "tenant", "list", "--json"]
     result = subprocess.run(
         [*argv, "--data-dir", str(data_dir)],
         capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
     )  # fmt: skip
-    assert ok_json(result) == {"tenants": []}
+    assert ok_json(result) == {"tenants": [created["tenant"]]}
     assert hypertab_command()  # the console script resolves too

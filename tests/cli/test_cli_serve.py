@@ -117,9 +117,10 @@ async def test_serve_writes_the_bound_port_to_port_file(tmp_path: Path, data_dir
 async def test_demo_key_is_shown_on_first_run_only(data_dir: Path, hypertab: Run) -> None:
     first = await start(data_dir, "--demo")
     try:
-        shown = [await first.read_line() for _ in range(2)]
+        shown = [await first.read_line() for _ in range(3)]
+        assert "plan enterprise: 50000 ops/min" in shown[0]
         (key,) = KEY_RE.findall("\n".join(shown))
-        _connect, link = await first.read_line(), await first.read_line()
+        link = await first.read_line()
         # The page link carries the key in the fragment, which browsers never send.
         page = "http" + first.url.removeprefix("ws").removesuffix("v1/ws")
         assert link.strip() == f"open in a browser: {page}#key={key}"
@@ -137,6 +138,32 @@ async def test_demo_key_is_shown_on_first_run_only(data_dir: Path, hypertab: Run
         assert await second.terminate() == 0
     listed = json.loads(hypertab("tenant", "list", "--json").stdout)
     assert [t["name"] for t in listed["tenants"]] == ["demo"]
+
+
+async def test_serve_json_startup_lines_and_the_suggested_key_can_write_schema(
+    data_dir: Path, hypertab: Run
+) -> None:
+    hypertab("tenant", "create", "demo")  # a demo tenant whose first key is long gone
+    proc = await asyncio.create_subprocess_exec(
+        *hypertab_command(), "serve", "--demo", "--json", "--port", "0",
+        "--data-dir", str(data_dir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=cli_env(),
+    )  # fmt: skip
+    served = Served(proc, [])
+    try:
+        listening = json.loads(await served.read_line())
+        demo = json.loads(await served.read_line())
+    finally:
+        assert await served.terminate() == 0
+    assert listening["event"] == "listening" and listening["tls"] is False
+    assert listening["url"] == f"ws://127.0.0.1:{listening['port']}/v1/ws"
+    assert demo["event"] == "demo" and demo["key"] is None
+    assert demo["limits"]["ops_per_minute"] > 0
+    command = demo["new_key_command"].split()
+    assert command[0].endswith("hypertab")
+    created = hypertab(*command[1:], "--json", data=False)
+    assert created.returncode == 0, created.stderr
+    assert "schema:write" in json.loads(created.stdout)["key"]["scopes"]
 
 
 def test_serve_on_a_busy_port_fails_with_one_line(hypertab: Run) -> None:

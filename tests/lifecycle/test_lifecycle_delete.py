@@ -46,7 +46,7 @@ async def test_cli_delete_with_the_hub_running(
     certificate = tmp_path / "cert.json"
 
     result = await cli_json(
-        data_dir, "tenant", "delete", record.id, "--certificate", str(certificate)
+        data_dir, "tenant", "delete", record.id, "--yes", "--certificate", str(certificate)
     )
     assert result["tenant"]["deleted_at"] is not None
 

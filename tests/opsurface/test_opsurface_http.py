@@ -17,7 +17,8 @@ from client_sdk import Client
 from server.http.headers import security_headers
 from server.hub.httproutes import is_loopback
 
-EXPECTED = {k: v for k, v in security_headers().items()}
+EXPECTED = {k: v for k, v in security_headers(https=False).items()}
+"""Over plain HTTP: every security header but HSTS (tests/ops/test_ops_tls.py: over TLS)."""
 
 
 def _get(
@@ -48,6 +49,7 @@ def assert_locked_down(headers: dict[str, str], body: str) -> None:
     """Every security header with its exact value; no banner, no stack trace."""
     for name, value in EXPECTED.items():
         assert headers.get(name) == value, name
+    assert "Strict-Transport-Security" not in headers  # never over plain HTTP
     assert "Server" not in headers
     assert "Traceback" not in body and 'File "' not in body
 

@@ -13,7 +13,7 @@ from attack_helpers import RawResponse, Wire, new_tenant, raw_http, upgrade_requ
 from client_sdk import Client
 from server.http.headers import security_headers
 
-EXPECTED = security_headers()
+EXPECTED = security_headers(https=False)  # plain HTTP here: no HSTS (tests/ops/test_ops_tls.py)
 REFLECTED = "<script>alert(1)</script>"
 
 
