@@ -20,7 +20,7 @@ import random
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -79,6 +79,9 @@ TokenProvider = Callable[[], str | Awaitable[str]]
 SortSpec = str | tuple[str, bool] | Mapping[str, Any]
 """One ``order_by`` entry: a column (ascending), ``(column, desc)``, or the wire's
 ``{"column": C, "desc": bool}``."""
+
+
+_Answer = TypeVar("_Answer")
 
 
 @dataclass(slots=True)
@@ -462,6 +465,13 @@ class Client:
             self._pending.pop(rid, None)
             raise ConnectionLost("connection lost") from None
         return await future
+
+    async def request_as(self, make: Callable[[int], Any], expected: type[_Answer]) -> _Answer:
+        """``request``, checking that the answer is of the ``expected`` message type."""
+        result = await self.request(make)
+        if not isinstance(result, expected):  # pragma: no cover - a server bug
+            raise TypeError(f"expected {expected.__name__}, got {type(result).__name__}")
+        return result
 
     async def _send_batch(self, batch: _Batch) -> None:
         if self._conn is None or not self._ready.is_set():

@@ -14,7 +14,7 @@ not authenticate), ``secret_key_missing`` (it names a data key version that does
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protocol.secrets import (
     SecretDelete,
@@ -40,15 +40,9 @@ class Secrets:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def _ask(self, make: Any, expected: type) -> Any:
-        result = await self._client.request(make)
-        if not isinstance(result, expected):  # pragma: no cover - a server bug
-            raise TypeError(f"expected {expected.__name__}, got {type(result).__name__}")
-        return result
-
     async def set(self, name: str, value: str, *, kind: SecretKindName = "env_var") -> SecretEntry:
         """Create or replace a secret; returns its (masked) listing entry."""
-        result = await self._ask(
+        result = await self._client.request_as(
             lambda rid: SecretSet(id=rid, name=name, kind=kind, value=value), SecretStored
         )
         entry: SecretEntry = result.secret
@@ -56,13 +50,15 @@ class Secrets:
 
     async def list(self) -> list[SecretEntry]:
         """Every secret, sorted by name, with masked values only."""
-        result = await self._ask(lambda rid: SecretList(id=rid), SecretListing)
+        result = await self._client.request_as(lambda rid: SecretList(id=rid), SecretListing)
         entries: list[SecretEntry] = result.secrets
         return entries
 
     async def reveal(self, name: str) -> str:
         """The value of a secret (requires ``secrets:read``; the server audits it)."""
-        result = await self._ask(lambda rid: SecretReveal(id=rid, name=name), SecretValue)
+        result = await self._client.request_as(
+            lambda rid: SecretReveal(id=rid, name=name), SecretValue
+        )
         value: str = result.value
         return value
 

@@ -14,7 +14,7 @@ only here. Errors raise :class:`~client_sdk.errors.ServerError` with a wire code
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protocol.webhooks import (
     WebhookAdd,
@@ -39,21 +39,17 @@ class Webhooks:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def _ask(self, make: Any, expected: type) -> Any:
-        result = await self._client.request(make)
-        if not isinstance(result, expected):  # pragma: no cover - a server bug
-            raise TypeError(f"expected {expected.__name__}, got {type(result).__name__}")
-        return result
-
     async def add(self, url: str, *, table: str | None = None) -> tuple[WebhookInfo, str]:
         """POST every committed change of ``table`` (id or name; default every table) to
         ``url``. Returns the webhook and its signing secret (shown this once)."""
-        result = await self._ask(lambda rid: WebhookAdd(id=rid, url=url, table=table), WebhookAdded)
+        result = await self._client.request_as(
+            lambda rid: WebhookAdd(id=rid, url=url, table=table), WebhookAdded
+        )
         return result.webhook, str(result.secret)
 
     async def list(self) -> list[WebhookInfo]:
         """The tenant's webhooks and how their deliveries stand."""
-        result = await self._ask(lambda rid: WebhookList(id=rid), WebhookListing)
+        result = await self._client.request_as(lambda rid: WebhookList(id=rid), WebhookListing)
         hooks: list[WebhookInfo] = result.webhooks
         return hooks
 
@@ -63,7 +59,7 @@ class Webhooks:
 
     async def test(self, webhook: str) -> WebhookTested:
         """Send one signed ``type: test`` request now; the receiver's status or the error."""
-        result: WebhookTested = await self._ask(
+        result: WebhookTested = await self._client.request_as(
             lambda rid: WebhookTest(id=rid, webhook=webhook), WebhookTested
         )
         return result
