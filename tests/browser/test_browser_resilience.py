@@ -40,7 +40,15 @@ async def test_page_survives_a_server_restart(browser: Any, live_hub: Any, team:
     assert await page.evaluate("() => window.hypertab.client.unacknowledged.length") == 1
 
     await live_hub.start()
-    await page.locator("#status", has_text="live").wait_for(timeout=10000)
+    # Reconnect backoff is capped at 5 s; a loaded CI machine adds seconds to the handshake.
+    try:
+        await page.locator("#status", has_text="live").wait_for(timeout=20000)
+    except Exception as exc:
+        seen = await page.evaluate(
+            "() => ({status: window.hypertab.client.status, attempt: window.hypertab.client._attempt,"
+            " shown: document.querySelector('#status').textContent})"
+        )
+        raise AssertionError(f"the page did not come back live: {seen}") from exc
     await page.wait_for_function("() => window.hypertab.client.unacknowledged.length === 0")
     async with await Client.connect(live_hub.ws_url, api_key=key) as again:
         followed = await again.table(table.id)

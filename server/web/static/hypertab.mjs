@@ -602,6 +602,7 @@ export class Client extends Emitter {
     this._tickScheduled = false;
     this._attempt = 0;
     this._reconnectTimer = null;
+    this._upButRefused = 0; // unwelcomed attempts in a row while the hub answered
     this._refreshTimer = null;
     this._closed = false;
     this._readyWaiters = [];
@@ -961,6 +962,7 @@ export class Client extends Emitter {
     this.welcome = message;
     this.connections += 1;
     this._attempt = 0;
+    this._upButRefused = 0;
     const limits = message.limits ?? {};
     this._pacer.reset(limits.ops_per_minute ?? 0, limits.burst_per_second ?? 0);
     this._setStatus("open");
@@ -1002,8 +1004,10 @@ export class Client extends Emitter {
     if (!welcomed && this.probeUrl !== null) {
       // A refused handshake (401/403) and a hub that is down look alike to script (no HTTP
       // status reaches it): ask the hub's health endpoint which one it was.
+      // Twice in a row: one refusal can be transient (a 429, a hub finishing its start).
       this._probe().then((up) => {
-        if (up && !this.tokenProvider) this._refused(null, "refused", code);
+        this._upButRefused = up ? this._upButRefused + 1 : 0;
+        if (this._upButRefused >= 2 && !this.tokenProvider) this._refused(null, "refused", code);
         else this._retry(advice);
       });
       return;
@@ -1022,8 +1026,10 @@ export class Client extends Emitter {
 
   _retry(advice) {
     this._setStatus("reconnecting");
-    const base = Math.min(this.maxBackoffMs, 100 * 2 ** this._attempt);
-    let delay = base * (0.5 + Math.random());
+    // Jittered, and capped after the jitter: a hub back from a restart is found within
+    // maxBackoffMs, never 1.5 times that.
+    const base = 100 * 2 ** Math.min(this._attempt, 16);
+    let delay = Math.min(this.maxBackoffMs, base * (0.5 + Math.random()));
     if (advice === "backoff") delay = Math.max(delay, 2000);
     this._attempt += 1;
     this._reconnectTimer = setTimeout(() => this._open(), delay);
