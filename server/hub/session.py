@@ -1,10 +1,15 @@
-"""One client connection: reads messages, checks them, runs them, writes the answers.
+"""One client connection: the asyncio shell around the session's rules.
 
-This is the thin shell around the pure parts: the codec validates every frame, the
-authorizer checks scopes, the store applies batches and the hub fans changes out. Batches
-are not awaited in the read loop: the next message is read while the previous batch waits
-for its group commit, and the ack is written from the commit's callback. That is what lets a
-client pipeline edits and the store commit them together.
+The rules live in :class:`~server.hub.session_core.SessionCore` (Sans-I/O: decoding, the
+bad-frame limit, authorization, the answers to commits and presence). This shell only moves
+bytes: it reads frames and hands them to the core, charges what the core admits against the
+rate limits (``admit``), runs the message's handler (its row of ``server/hub/messages.py``),
+and performs the core's actions (send a message, close). Handlers do the I/O: the store,
+the fan-out hub, paced writes of large answers.
+
+Batches are not awaited in the read loop: the next message is read while the previous batch
+waits for its group commit, and the ack is written from the commit's callback. That is what
+lets a client pipeline edits and the store commit them together.
 """
 
 from __future__ import annotations
@@ -19,11 +24,9 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
-from protocol.codec import Codec, classify
-from protocol.errors import CloseCode, DecodeError
+from protocol.codec import Codec
 from protocol.limits import (
     MAX_FRAME_BYTES,
-    MAX_JSON_DEPTH,
     MAX_OPS_PER_BATCH,
     SNAPSHOT_CHUNK_ROWS,
 )
@@ -37,7 +40,6 @@ from protocol.messages import (
     Ping,
     Pong,
     Presence,
-    PresenceEvent,
     Query,
     QueryResult,
     ServerLimits,
@@ -47,24 +49,23 @@ from protocol.messages import (
     TableInfo,
     TableList,
     Unsubscribe,
-    Welcome,
 )
 from server.auth.principal import Principal
 from server.engine.catalog import TableState
-from server.hub.authorize import refusal
 from server.hub.fanout import Hub, Subscriber
 from server.hub.frames import changes_frames, split_encode
+from server.hub.logcontext import connection_fields
+from server.hub.messages import TABLE
 from server.hub.outbox import Outbox
 from server.hub.services import Services
+from server.hub.session_core import MAX_BAD_FRAMES as MAX_BAD_FRAMES
+from server.hub.session_core import Close, SessionCore
 from server.store.manager import StoreManager
 from server.store.query import QueryError
 from server.store.tenant import StoreError, TenantStore
 from server.store.writer import BatchOutcome
 
 log = logging.getLogger(__name__)
-
-MAX_BAD_FRAMES = 20
-"""Undecodable frames tolerated on one connection before it is closed with BAD_CLIENT."""
 
 REPLAY_CHUNK = 500
 """Changes per frame when replaying the op log to a resuming subscriber."""
@@ -85,24 +86,21 @@ def table_info(state: TableState) -> TableInfo:
 
 
 class Session:
-    """State and message handling for one authenticated connection."""
+    """One authenticated connection: its socket, its core, its handlers."""
 
     # Slots: one Session per connection, 10,000 connections per process.
     __slots__ = (
         "__weakref__",
         "admit",
-        "bad_frames",
         "codec",
         "conn",
+        "core",
         "hub",
         "id",
         "limits",
         "outbox",
-        "presence_tables",
-        "principal",
         "services",
         "stores",
-        "subscriptions",
     )
 
     def __init__(
@@ -116,7 +114,6 @@ class Session:
         admit: Admit | None = None,
     ) -> None:
         self.conn = conn
-        self.principal = principal
         self.codec = codec
         self.services = services
         self.hub: Hub = services.hub
@@ -124,26 +121,46 @@ class Session:
         self.limits = limits
         self.admit = admit
         self.id = secrets.token_urlsafe(9)
+        self.core = SessionCore(self.id, principal, codec)
         self.outbox = Outbox(conn, binary=codec.binary, on_slow=self._slow_consumer)
-        self.subscriptions: dict[str, Subscriber] = {}
-        self.presence_tables: set[str] = set()
-        self.bad_frames = 0
+
+    # --- the core's state, as features read and narrow it ---------------------------------
+
+    @property
+    def principal(self) -> Principal:
+        """Who is connected (replaced by re-auth, narrowed when a key's grants shrink)."""
+        return self.core.principal
+
+    @principal.setter
+    def principal(self, principal: Principal) -> None:
+        self.core.principal = principal
+
+    @property
+    def subscriptions(self) -> dict[str, Subscriber]:
+        """Subscribed table id -> its subscriber."""
+        return self.core.subscriptions
 
     # --- registry protocol ----------------------------------------------------------------
 
     @property
     def credential_id(self) -> str:
         """The credential this connection was opened with."""
-        return self.principal.credential_id
+        return self.core.principal.credential_id
 
     @property
     def tenant(self) -> str:
         """The tenant this connection belongs to."""
-        return self.principal.tenant
+        return self.core.principal.tenant
 
     def close_now(self, code: int, reason: str) -> None:
         """Close with ``code`` in the background (revocation, expiry, abuse)."""
         self.outbox.close(code, reason)
+
+    def auth_refused(self, *, now: float) -> None:
+        """An in-band ``auth`` was refused (answer sent): closes with 4001 if the current
+        credential has expired by ``now``."""
+        self.core.auth_refused(now=now)
+        self.perform()
 
     def _slow_consumer(self, unsent: int) -> None:
         log.warning(
@@ -160,6 +177,14 @@ class Session:
         self.outbox.write(self.codec.encode(message))
         if self.services.metrics is not None:
             self.services.metrics.message_out(message)
+
+    def perform(self) -> None:
+        """Do what the core asked for since the last call: send, close."""
+        for action in self.core.actions_to_perform():
+            if isinstance(action, Close):
+                self.close_now(action.code, action.reason)
+            else:
+                self.send(action.message)
 
     async def send_paced(self, message: Any) -> None:
         """Encode and write a message, waiting for the socket to drain (large replies)."""
@@ -187,20 +212,7 @@ class Session:
 
     async def run(self) -> None:
         """Greet the client, then serve its messages until the connection ends."""
-        p = self.principal
-        self.send(
-            Welcome(
-                session=self.id,
-                tenant=p.tenant,
-                subject=p.subject,
-                scopes=sorted(s.value for s in p.scopes),
-                plan=p.plan.value,
-                limits=self.limits,
-                encoding=self.codec.encoding,
-                expires_at=p.expires_at,
-                tables=sorted(p.tables) if p.tables is not None else None,
-            )
-        )
+        self.send(self.core.welcome(self.limits))
         try:
             while True:
                 # Text frames come as str: websockets checks their UTF-8 and fails the
@@ -214,97 +226,83 @@ class Session:
 
     def cleanup(self) -> None:
         """Drop subscriptions and presence when the connection ends."""
-        for table, sub in self.subscriptions.items():
+        subscriptions, left = self.core.ended()
+        for table, sub in subscriptions:
             self.hub.unsubscribe(self.tenant, table, sub)
-        for table in self.presence_tables:
-            self.hub.presence(
-                self.tenant,
-                table,
-                PresenceEvent(table=table, session=self.id, subject=self.principal.subject),
-            )
-        self.subscriptions.clear()
-        self.presence_tables.clear()
+        for event in left:
+            self.hub.presence(self.tenant, event.table, event)
 
     async def handle_frame(self, data: bytes | str) -> None:
-        """Decode one frame (``str`` for a text frame) and handle the message in it."""
-        if isinstance(data, str) == self.codec.binary:  # JSON in text, msgpack in binary
-            kind = "binary" if self.codec.binary else "text"
-            self.bad_frame(f"{self.codec.encoding} takes {kind} frames", "bad_message", None)
-            return
-        try:
-            message = self.codec.decode_client(data)
-        except DecodeError as exc:
-            text = str(exc)
-            code, op_index = classify(text)
-            self.bad_frame(text[:300], code, self.codec.request_id(data), op_index)
-            return
-        request = getattr(message, "id", None)
-        why = refusal(self.principal, message)
-        if why is not None:
-            self.error("forbidden", why, request)
+        """Hand one frame (``str`` for a text frame) to the core; charge and run the
+        message it admits."""
+        core = self.core
+        message = core.receive(data)
+        if message is None:
+            self.perform()
             return
         if self.admit is not None:
             refused = await self.admit(self, message)
             if refused is not None:
-                refused.id = request
-                self.send(refused)
+                core.refused(message, refused)
+                self.perform()
                 return
         try:
             await self.dispatch(message)
         except StoreError:
-            self.error("unavailable", "the server is shutting down", request)
+            core.failed(message, shutting_down=True)
+            self.perform()
         except ConnectionClosed:
             raise
         except Exception:
-            log.exception("request failed", extra={"type": type(message).__name__})
-            self.error("internal", "unexpected server error; nothing was applied", request)
-
-    def bad_frame(
-        self, reason: str, code: str, request: int | None, op_index: int | None = None
-    ) -> None:
-        """Answer a frame that is not a valid message; too many close the connection."""
-        self.bad_frames += 1
-        self.error(code, reason, request, op_index=op_index)
-        if self.bad_frames >= MAX_BAD_FRAMES:
-            self.close_now(CloseCode.BAD_CLIENT, "too many invalid frames")
+            log.exception(
+                "request failed",
+                extra={
+                    "type": type(message).__name__,
+                    "session": self.id,
+                    **connection_fields(self.conn),
+                },
+            )
+            core.failed(message, shutting_down=False)
+            self.perform()
 
     async def dispatch(self, message: ClientMessage) -> None:
-        """Run one message: a feature's registered handler, else the core ones."""
-        handler = self.services.handlers.get(type(message))
+        """Run one message's handler: the session's own, else the one its feature
+        registered (``Services.handlers``)."""
+        kind = type(message)
+        own = _OWN_HANDLERS.get(kind)
+        if own is not None:
+            await own(self, message)
+            return
+        handler = self.services.handlers.get(kind)
         if handler is not None:
             await handler(self, message)
+
+    # --- the session's own handlers (their rows in server/hub/messages.py) -----------------
+
+    async def unsubscribe(self, message: Unsubscribe) -> None:
+        """Stop sending a table's changes."""
+        self._drop_subscription(message.table)
+        self.send(Ok(id=message.id))
+
+    async def ping(self, message: Ping) -> None:
+        """Answer ``pong``."""
+        self.send(Pong(id=message.id))
+
+    async def list_tables(self, message: ListTables) -> None:
+        """The tenant's tables this credential may touch."""
+        principal = self.principal
+        async with self.stores.use(self.tenant) as store:
+            await store.refresh()  # tables other hub processes created
+            tables = [table_info(t) for t in store.tables() if principal.may_touch(t.id)]
+        self.send(TableList(id=message.id, tables=tables))
+
+    async def presence(self, message: Presence) -> None:
+        """Relay presence state to the table's subscribers (the core checks it)."""
+        event = self.core.presence(message)
+        if event is None:
+            self.perform()
             return
-        match message:
-            case Apply():
-                await self.apply(message)
-            case Subscribe():
-                await self.subscribe(message)
-            case Unsubscribe(id=rid, table=table):
-                self._drop_subscription(table)
-                self.send(Ok(id=rid))
-            case Query():
-                await self.query(message)
-            case ListTables(id=rid):
-                async with self.stores.use(self.tenant) as store:
-                    await store.refresh()  # tables other hub processes created
-                    tables = [
-                        table_info(t) for t in store.tables() if self.principal.may_touch(t.id)
-                    ]
-                self.send(TableList(id=rid, tables=tables))
-            case Presence(table=table, state=state):
-                if table not in self.subscriptions:
-                    self.error("not_subscribed", "subscribe to the table before presence")
-                    return
-                if _deeper_than(state, MAX_JSON_DEPTH):  # it is relayed to every subscriber
-                    self.error("bad_message", f"presence state nested deeper than {MAX_JSON_DEPTH}")
-                    return
-                self.presence_tables.add(table)
-                event = PresenceEvent(
-                    table=table, session=self.id, subject=self.principal.subject, state=state
-                )
-                self.hub.presence(self.tenant, table, event)
-            case Ping(id=rid):
-                self.send(Pong(id=rid))
+        self.hub.presence(self.tenant, message.table, event)
 
     # --- apply ----------------------------------------------------------------------------
 
@@ -329,32 +327,18 @@ class Session:
         started: float,
     ) -> None:
         self.stores.release(store)
-        if future.cancelled():
-            self.error("unavailable", "the server is shutting down", message.id)
-            return
-        outcome = future.result()
-        if outcome.error is not None:
-            err = outcome.error
-            self.error(err.code, err.message, message.id, op_index=err.op_index)
-        else:
-            self.send(
-                Ack(
-                    id=message.id,
-                    op=message.op,
-                    version=outcome.version,
-                    duplicate=outcome.duplicate,
-                )
-            )
-            if self.services.metrics is not None:
-                self.services.metrics.acked(time.perf_counter() - started)
+        answer = self.core.committed(message, None if future.cancelled() else future.result())
+        self.send(answer)
+        if type(answer) is Ack and self.services.metrics is not None:
+            self.services.metrics.acked(time.perf_counter() - started)
 
     # --- subscribe / query ----------------------------------------------------------------
 
     async def subscribe(self, message: Subscribe) -> None:
         """Send a snapshot or the missed changes, then go live."""
         rid = message.id
-        if (message.table is None) == (message.name is None):
-            self.error("bad_message", "subscribe needs exactly one of table or name", rid)
+        if self.core.subscribe_refusal(message):
+            self.perform()
             return
         async with self.stores.use(self.tenant) as store:
             state = _lookup(store, message)
@@ -466,19 +450,8 @@ class Session:
         return None
 
     def _refuse_table(self, rid: int) -> None:
-        if self.principal.tables is not None:  # one answer for "other" and "no such" table
-            self.error("forbidden", "this credential may not touch that table", rid)
-        else:
-            self.error("unknown_table", "no such table", rid)
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether lists and maps in ``value`` nest more than ``limit`` levels."""
-    if isinstance(value, dict):
-        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value.values())
-    if isinstance(value, list):
-        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value)
-    return False
+        self.core.table_refused(rid)
+        self.perform()
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
@@ -496,3 +469,16 @@ def _lookup(store: TenantStore, message: Subscribe) -> TableState | None:
     if message.table is not None:
         return store.table(message.table)
     return store.table_named(message.name or "")
+
+
+def _own_handlers() -> dict[type, Callable[[Session, Any], Awaitable[None]]]:
+    """The session's own handlers, by message type, as the message table names them."""
+    prefix = f"{__name__}:{Session.__name__}."
+    return {
+        row.kind: getattr(Session, row.handler.removeprefix(prefix))
+        for row in TABLE
+        if row.handler.startswith(prefix)
+    }
+
+
+_OWN_HANDLERS = _own_handlers()
