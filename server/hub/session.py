@@ -246,6 +246,9 @@ class Session:
                 core.refused(message, refused)
                 self.perform()
                 return
+        if not core.admitted(message):
+            self.perform()
+            return
         try:
             await self.dispatch(message)
         except StoreError:

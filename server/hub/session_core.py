@@ -14,11 +14,13 @@ the socket and the core, runs handlers, and performs what the core asks for.
   :data:`MAX_BAD_FRAMES`-th closes the connection with 4000 ``BAD_CLIENT``. A message the
   principal may not send (its row of ``server/hub/messages.py``: scopes, table allowlist)
   is answered ``forbidden``. Anything else is returned: the shell charges it against the
-  rate limits and runs its handler.
-- Other events: a rate-limit refusal (:meth:`refused`), a handler that failed
-  (:meth:`failed`), a batch's commit outcome (:meth:`committed`, which returns the ack), a
-  presence update (:meth:`presence`), a refused in-band ``auth`` (:meth:`auth_refused`,
-  which closes with 4001 ``AUTH_EXPIRED`` once the current credential has expired).
+  rate limits, then tells the core :meth:`admitted` (a type that needs a subscription to
+  its table is refused here, once charged) or :meth:`refused`, and runs its handler.
+- Other events: a handler that failed (:meth:`failed`), a batch's commit outcome
+  (:meth:`committed`, which returns the ack), a presence update (:meth:`presence`), a
+  refused in-band ``auth`` (:meth:`auth_refused`, which closes with 4001 ``AUTH_EXPIRED``
+  once the current credential has expired at ``now``). Re-authentication and narrowed
+  grants replace :attr:`SessionCore.principal`; every later message is checked against it.
 - What the core asks for is queued as actions, :class:`Send` and :class:`Close`, in the
   order they must happen; the shell takes them with :meth:`actions_to_perform` after each
   event (as ``websockets``' ``Protocol.data_to_send``). The common path queues nothing: an
@@ -149,7 +151,7 @@ class SessionCore:
             return None
         why = refusal(self.principal, message)
         if why is not None:
-            self._error("forbidden", why, getattr(message, "id", None))
+            self._error("forbidden", why, _request(message))
             return None
         return message
 
@@ -161,14 +163,26 @@ class SessionCore:
         if self.bad_frames == MAX_BAD_FRAMES:
             self._actions.append(Close(CloseCode.BAD_CLIENT, "too many invalid frames"))
 
+    def admitted(self, message: ClientMessage) -> bool:
+        """``message`` passed admission (it was charged): whether its handler may run. A
+        type whose row says ``subscribed`` needs a subscription to the table it names;
+        otherwise its answer is queued."""
+        if not MESSAGE_TYPES[type(message)].subscribed:
+            return True
+        if getattr(message, "table", None) in self.subscriptions:
+            return True
+        tag = type(message).__struct_config__.tag
+        self._error("not_subscribed", f"subscribe to the table before {tag}", _request(message))
+        return False
+
     def refused(self, message: ClientMessage, error: Error) -> None:
         """``message`` was refused by admission (rate limits): answer ``error`` to it."""
-        error.id = getattr(message, "id", None)
+        error.id = _request(message)
         self._actions.append(Send(error))
 
     def failed(self, message: ClientMessage, *, shutting_down: bool) -> None:
         """``message``'s handler raised: the store is shutting down, or a server bug."""
-        request = getattr(message, "id", None)
+        request = _request(message)
         if shutting_down:
             self._error("unavailable", "the server is shutting down", request)
         else:
@@ -187,12 +201,9 @@ class SessionCore:
         )
 
     def presence(self, message: Presence) -> PresenceEvent | None:
-        """The event to relay to the table's subscribers for ``message``, or None when it is
-        refused (not subscribed to that table, state nested too deep to relay)."""
+        """The event to relay to the table's subscribers for ``message``, or None when its
+        state is nested too deep to relay."""
         table = message.table
-        if MESSAGE_TYPES[Presence].subscribed and table not in self.subscriptions:
-            self._error("not_subscribed", "subscribe to the table before presence", None)
-            return None
         if _deeper_than(message.state, MAX_JSON_DEPTH):  # it is relayed to every subscriber
             self._error("bad_message", f"presence state nested deeper than {MAX_JSON_DEPTH}", None)
             return None
@@ -235,6 +246,11 @@ class SessionCore:
         self.subscriptions.clear()
         self.presence_tables.clear()
         return subscriptions, left
+
+
+def _request(message: Any) -> int | None:
+    """The request id a message's answer carries (``presence`` has none)."""
+    return getattr(message, "id", None)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
