@@ -59,7 +59,7 @@ from server.hub.messages import TABLE
 from server.hub.outbox import Outbox
 from server.hub.services import Services
 from server.hub.session_core import MAX_BAD_FRAMES as MAX_BAD_FRAMES
-from server.hub.session_core import Close, SessionCore
+from server.hub.session_core import Send, SessionCore
 from server.store.manager import StoreManager
 from server.store.query import QueryError
 from server.store.tenant import StoreError, TenantStore
@@ -181,10 +181,10 @@ class Session:
     def perform(self) -> None:
         """Do what the core asked for since the last call: send, close."""
         for action in self.core.actions_to_perform():
-            if isinstance(action, Close):
-                self.close_now(action.code, action.reason)
-            else:
+            if type(action) is Send:
                 self.send(action.message)
+            else:
+                self.close_now(action.code, action.reason)  # type: ignore[union-attr]
 
     async def send_paced(self, message: Any) -> None:
         """Encode and write a message, waiting for the socket to drain (large replies)."""

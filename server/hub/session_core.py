@@ -111,8 +111,10 @@ class SessionCore:
         actions, self._actions = self._actions, []
         return actions
 
-    def _error(self, code: str, message: str, request: int | None, **extra: Any) -> None:
-        self._actions.append(Send(Error(code=code, message=message, id=request, **extra)))
+    def _error(
+        self, code: str, message: str, request: int | None, op_index: int | None = None
+    ) -> None:
+        self._actions.append(Send(Error(code=code, message=message, id=request, op_index=op_index)))
 
     # --- events ---------------------------------------------------------------------------
 
@@ -159,7 +161,7 @@ class SessionCore:
         self, reason: str, code: str, request: int | None, op_index: int | None = None
     ) -> None:
         self.bad_frames += 1
-        self._error(code, reason, request, op_index=op_index)
+        self._error(code, reason, request, op_index)
         if self.bad_frames == MAX_BAD_FRAMES:
             self._actions.append(Close(CloseCode.BAD_CLIENT, "too many invalid frames"))
 
