@@ -162,6 +162,13 @@ class Session:
         self.core.auth_refused(now=now)
         self.perform()
 
+    def narrow(self, principal: Principal) -> None:
+        """The key's grants shrank to ``principal``'s: drop what it may no longer read,
+        tell the client (``server/hub/grants.py``)."""
+        for table, sub in self.core.narrowed(principal):
+            self.hub.unsubscribe(self.tenant, table, sub)
+        self.perform()
+
     def _slow_consumer(self, unsent: int) -> None:
         log.warning(
             "slow consumer closed",

@@ -19,8 +19,10 @@ the socket and the core, runs handlers, and performs what the core asks for.
 - Other events: a handler that failed (:meth:`failed`), a batch's commit outcome
   (:meth:`committed`, which returns the ack), a presence update (:meth:`presence`), a
   refused in-band ``auth`` (:meth:`auth_refused`, which closes with 4001 ``AUTH_EXPIRED``
-  once the current credential has expired at ``now``). Re-authentication and narrowed
-  grants replace :attr:`SessionCore.principal`; every later message is checked against it.
+  once the current credential has expired at ``now``), a key's grants narrowed
+  (:meth:`narrowed`: subscriptions it may no longer read are dropped, the client told).
+  Re-authentication replaces :attr:`SessionCore.principal` too; every later message is
+  checked against the principal of the moment.
 - What the core asks for is queued as actions, :class:`Send` and :class:`Close`, in the
   order they must happen; the shell takes them with :meth:`actions_to_perform` after each
   event (as ``websockets``' ``Protocol.data_to_send``). The common path queues nothing: an
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from protocol.codec import Codec, classify
 from protocol.errors import CloseCode, DecodeError
+from protocol.identity import GrantsChanged
 from protocol.limits import MAX_JSON_DEPTH
 from protocol.messages import (
     Ack,
@@ -48,7 +51,7 @@ from protocol.messages import (
     Subscribe,
     Welcome,
 )
-from server.auth.principal import Principal
+from server.auth.principal import Principal, Scope
 from server.hub.authorize import refusal
 from server.hub.expiry import is_expired
 from server.hub.messages import MESSAGE_TYPES
@@ -236,6 +239,25 @@ class SessionCore:
         on with its current credential, unless that has expired by ``now`` (4001)."""
         if is_expired(self.principal.expires_at, now=now):
             self._actions.append(Close(CloseCode.AUTH_EXPIRED, "credential expired"))
+
+    def narrowed(self, principal: Principal) -> list[tuple[str, Any]]:
+        """The key's grants shrank to ``principal``'s (``server/hub/grants.py``): later
+        messages are checked against it, the subscriptions it may no longer read are
+        returned (table, subscriber) for the shell to drop, and the client is told
+        (``grants_changed``)."""
+        self.principal = principal
+        readable = Scope.TABLES_READ in principal.scopes
+        dropped = sorted(t for t in self.subscriptions if not (readable and principal.may_touch(t)))
+        self._actions.append(
+            Send(
+                GrantsChanged(
+                    scopes=sorted(s.value for s in principal.scopes),
+                    tables=sorted(principal.tables) if principal.tables is not None else None,
+                    dropped=dropped,
+                )
+            )
+        )
+        return [(t, self.subscriptions.pop(t)) for t in dropped]
 
     def ended(self) -> tuple[list[tuple[str, Any]], list[PresenceEvent]]:
         """The connection is gone: the subscriptions to drop (table, subscriber) and the

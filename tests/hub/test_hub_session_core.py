@@ -9,6 +9,7 @@ from hub_rules import actions, core, frame, principal
 
 from protocol.codec import JSON, MSGPACK
 from protocol.errors import CloseCode
+from protocol.identity import GrantsChanged
 from protocol.limits import MAX_JSON_DEPTH
 from protocol.messages import (
     Ack,
@@ -281,3 +282,16 @@ def test_welcome_says_who_the_server_thinks_the_client_is() -> None:
     assert welcome.scopes == ["tables:read"]
     assert welcome.tables == ["t1", "t2"]
     assert (welcome.encoding, welcome.expires_at, welcome.limits) == (JSON, 5.0, limits)
+
+
+def test_narrowed_grants_drop_what_can_no_longer_be_read_and_tell_the_client() -> None:
+    session = core()
+    subs = {"t1": object(), "t2": object()}
+    session.subscriptions.update(subs)
+    dropped = session.narrowed(principal(READ, tables=frozenset({"t1"})))
+    assert dropped == [("t2", subs["t2"])]
+    assert list(session.subscriptions) == ["t1"]
+    [told] = actions(session)
+    assert told == Send(GrantsChanged(scopes=["tables:read"], tables=["t1"], dropped=["t2"]))
+    assert session.receive(frame(session, Subscribe(id=1, table="t2"))) is None  # now refused
+    assert session.narrowed(principal(frozenset())) == [("t1", subs["t1"])]  # nothing readable
