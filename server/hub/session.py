@@ -300,9 +300,9 @@ class Session:
 
     async def list_tables(self, message: ListTables) -> None:
         """The tenant's tables this credential may touch."""
-        principal = self.principal
         async with self.stores.use(self.tenant) as store:
             await store.refresh()  # tables other hub processes created
+            principal = self.principal  # as it is now (grants may narrow meanwhile)
             tables = [table_info(t) for t in store.tables() if principal.may_touch(t.id)]
         self.send(TableList(id=message.id, tables=tables))
 
