@@ -40,6 +40,7 @@ from server.hub.admission import Admission, AdmissionSettings
 from server.hub.metrics import HubMetrics
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
+from server.hub.tables import register as register_tables
 from server.ratelimit import MemoryRateLimiter
 from server.store.writer import BatchOutcome
 
@@ -122,6 +123,7 @@ async def _run(kind: str, frames: int) -> float:
     metrics = HubMetrics()
     stores = StubStores()
     services = Services(hub=None, stores=stores, metrics=metrics)  # type: ignore[arg-type]
+    register_tables(services)
     admission = Admission(MemoryRateLimiter(), AdmissionSettings(enabled=False), metrics=metrics)
     codec = codec_for(MSGPACK)
     scopes = frozenset({Scope.TABLES_READ}) if kind == "forbidden" else ALL_SCOPES

@@ -10,9 +10,9 @@ the session rules (``server/hub/session_core.py``) and the session's dispatch
 A type missing here is refused (``forbidden``) by the authorizer, never let through, and
 ``tests/hub/test_hub_messages.py`` fails until it has its row.
 
-Handlers: ``server.hub.session:Session.*`` are the session's own; the others are
-registered at start-up by their feature in ``Services.handlers`` (identity, audit, secrets,
-functions, webhooks) and the table names the function each feature must register, which
+Handlers are registered at start-up in ``Services.handlers`` by their feature (the
+session's own messages: ``server/hub/tables.py``; then identity, audit, secrets, functions,
+webhooks); the table names the function each must register, which
 ``tests/hub/test_hub_wiring.py`` checks against a running hub.
 """
 
@@ -93,24 +93,24 @@ TABLE: tuple[MessageType, ...] = (
     # The session's own: tables, changes, presence.
     MessageType(
         Apply,
-        "server.hub.session:Session.apply",
+        "server.hub.tables:apply",
         (_W,),
         schema_scopes=(_S,),
         table=TableRule.FIELD,
         cost_per_op=True,
     ),
-    MessageType(Subscribe, "server.hub.session:Session.subscribe", (_R,), table=TableRule.FIELD),
-    MessageType(Unsubscribe, "server.hub.session:Session.unsubscribe", table=TableRule.FIELD),
-    MessageType(Query, "server.hub.session:Session.query", (_R,), table=TableRule.RESOLVED),
-    MessageType(ListTables, "server.hub.session:Session.list_tables", (_R,)),
+    MessageType(Subscribe, "server.hub.tables:subscribe", (_R,), table=TableRule.FIELD),
+    MessageType(Unsubscribe, "server.hub.tables:unsubscribe", table=TableRule.FIELD),
+    MessageType(Query, "server.hub.tables:query", (_R,), table=TableRule.RESOLVED),
+    MessageType(ListTables, "server.hub.tables:list_tables", (_R,)),
     MessageType(
         Presence,
-        "server.hub.session:Session.presence",
+        "server.hub.tables:presence",
         (_R,),
         table=TableRule.FIELD,
         subscribed=True,
     ),
-    MessageType(Ping, "server.hub.session:Session.ping"),
+    MessageType(Ping, "server.hub.tables:ping"),
     # Custom formula functions (server/hub/functions.py).
     MessageType(FunctionDefine, "server.hub.functions:on_define", (_S,)),
     MessageType(FunctionDrop, "server.hub.functions:on_drop", (_S,)),

@@ -3,9 +3,10 @@
 The rules live in :class:`~server.hub.session_core.SessionCore` (Sans-I/O: decoding, the
 bad-frame limit, authorization, the answers to commits and presence). This shell only moves
 bytes: it reads frames and hands them to the core, charges what the core admits against the
-rate limits (``admit``), runs the message's handler (its row of ``server/hub/messages.py``),
-and performs the core's actions (send a message, close). Handlers do the I/O: the store,
-the fan-out hub, paced writes of large answers.
+rate limits (``admit``), runs the message's handler (``Services.handlers``, as its row of
+``server/hub/messages.py`` names it; ``server/hub/tables.py`` for the session's own
+messages), and performs the core's actions (send a message, close). Handlers do the I/O:
+the store, the fan-out hub, paced writes of large answers.
 
 Batches are not awaited in the read loop: the next message is read while the previous batch
 waits for its group commit, and the ack is written from the commit's callback. That is what
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,68 +25,27 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from protocol.codec import Codec
-from protocol.limits import (
-    MAX_FRAME_BYTES,
-    MAX_OPS_PER_BATCH,
-    SNAPSHOT_CHUNK_ROWS,
-)
-from protocol.messages import (
-    Ack,
-    Apply,
-    ClientMessage,
-    Error,
-    ListTables,
-    Ok,
-    Ping,
-    Pong,
-    Presence,
-    Query,
-    QueryResult,
-    ServerLimits,
-    Snapshot,
-    Subscribe,
-    Subscribed,
-    TableInfo,
-    TableList,
-    Unsubscribe,
-)
+from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH
+from protocol.messages import ClientMessage, Error, ServerLimits
 from server.auth.principal import Principal
-from server.engine.catalog import TableState
 from server.hub.fanout import Hub, Subscriber
-from server.hub.frames import changes_frames, split_encode
 from server.hub.logcontext import connection_fields
-from server.hub.messages import TABLE
 from server.hub.outbox import Outbox
 from server.hub.services import Services
 from server.hub.session_core import MAX_BAD_FRAMES as MAX_BAD_FRAMES
 from server.hub.session_core import Send, SessionCore
 from server.store.manager import StoreManager
-from server.store.query import QueryError
-from server.store.tenant import StoreError, TenantStore
-from server.store.writer import BatchOutcome
+from server.store.tenant import StoreError
 
 log = logging.getLogger(__name__)
-
-REPLAY_CHUNK = 500
-"""Changes per frame when replaying the op log to a resuming subscriber."""
 
 Admit = Callable[["Session", ClientMessage], Awaitable["Error | None"]]
 """Admission control (rate limits, server/hub/admission.py) awaited before a message is
 handled; None admits it."""
 
 
-def table_info(state: TableState) -> TableInfo:
-    """A table as the wire describes it."""
-    return TableInfo(
-        id=state.id,
-        name=state.name,
-        version=state.version,
-        columns=[c.to_def() for c in state.columns],
-    )
-
-
 class Session:
-    """One authenticated connection: its socket, its core, its handlers."""
+    """One authenticated connection: its socket, its rules (``core``), its outbox."""
 
     # Slots: one Session per connection, 10,000 connections per process.
     __slots__ = (
@@ -211,6 +170,11 @@ class Session:
             await asyncio.sleep(0)  # the close task queues 4008 before the handler ends
             raise ConnectionClosedError(None, None) from None
 
+    async def send_frames_paced(self, frames: list[bytes]) -> None:
+        """Write encoded frames one by one, each as :meth:`send_frame_paced`."""
+        for frame in frames:
+            await self.send_frame_paced(frame)
+
     def error(self, code: str, message: str, request: int | None = None, **extra: Any) -> None:
         """Send an ``error``."""
         self.send(Error(code=code, message=message, id=request, **extra))
@@ -276,192 +240,17 @@ class Session:
             self.perform()
 
     async def dispatch(self, message: ClientMessage) -> None:
-        """Run one message's handler: the session's own, else the one its feature
-        registered (``Services.handlers``)."""
-        kind = type(message)
-        own = _OWN_HANDLERS.get(kind)
-        if own is not None:
-            await own(self, message)
-            return
-        handler = self.services.handlers.get(kind)
+        """Run the handler registered for the message's type (``Services.handlers``: the
+        one its row of ``server/hub/messages.py`` names)."""
+        handler = self.services.handlers.get(type(message))
         if handler is not None:
             await handler(self, message)
 
-    # --- the session's own handlers (their rows in server/hub/messages.py) -----------------
-
-    async def unsubscribe(self, message: Unsubscribe) -> None:
-        """Stop sending a table's changes."""
-        self._drop_subscription(message.table)
-        self.send(Ok(id=message.id))
-
-    async def ping(self, message: Ping) -> None:
-        """Answer ``pong``."""
-        self.send(Pong(id=message.id))
-
-    async def list_tables(self, message: ListTables) -> None:
-        """The tenant's tables this credential may touch."""
-        async with self.stores.use(self.tenant) as store:
-            await store.refresh()  # tables other hub processes created
-            principal = self.principal  # as it is now (grants may narrow meanwhile)
-            tables = [table_info(t) for t in store.tables() if principal.may_touch(t.id)]
-        self.send(TableList(id=message.id, tables=tables))
-
-    async def presence(self, message: Presence) -> None:
-        """Relay presence state to the table's subscribers (the core checks it)."""
-        event = self.core.presence(message)
-        if event is None:
-            self.perform()
-            return
-        self.hub.presence(self.tenant, message.table, event)
-
-    # --- apply ----------------------------------------------------------------------------
-
-    async def apply(self, message: Apply) -> None:
-        """Submit a batch; the ack is written when its transaction commits."""
-        store = await self.stores.lease(self.tenant)
-        try:
-            future = store.submit(
-                message.table, message.client, message.op, message.ops, self.principal.subject
-            )
-        except BaseException:
-            self.stores.release(store)
-            raise
-        started = time.perf_counter()
-        future.add_done_callback(lambda f: self._applied(message, store, f, started))
-
-    def _applied(
-        self,
-        message: Apply,
-        store: TenantStore,
-        future: asyncio.Future[BatchOutcome],
-        started: float,
-    ) -> None:
-        self.stores.release(store)
-        answer = self.core.committed(message, None if future.cancelled() else future.result())
-        self.send(answer)
-        if type(answer) is Ack and self.services.metrics is not None:
-            self.services.metrics.acked(time.perf_counter() - started)
-
-    # --- subscribe / query ----------------------------------------------------------------
-
-    async def subscribe(self, message: Subscribe) -> None:
-        """Send a snapshot or the missed changes, then go live."""
-        rid = message.id
-        if self.core.subscribe_refusal(message):
-            self.perform()
-            return
-        async with self.stores.use(self.tenant) as store:
-            state = _lookup(store, message)
-            if state is None:  # perhaps created by another hub process
-                await store.refresh()
-                state = _lookup(store, message)
-            if state is None:
-                self.error("unknown_table", "no such table", rid)
-                return
-            if not self.principal.may_touch(state.id):
-                self.error("forbidden", "this credential may not touch that table", rid)
-                return
-            self._drop_subscription(state.id)
-            sub = Subscriber(self.outbox, self.codec.encoding, self.id, state.id)
-            self.hub.subscribe(self.tenant, state.id, sub, anchor=state.version)
-            self.subscriptions[state.id] = sub
-            try:
-                await self.hub.ready(self.tenant, state.id)  # other processes' edits reach us
-                version = await self._catch_up(store, state.id, message)
-            except BaseException:
-                self._drop_subscription(state.id)
-                raise
-            if version is None:
-                self._drop_subscription(state.id)
-                self.error("unknown_table", "no such table", rid)
-                return
-        await self.send_paced(Subscribed(id=rid, table=state.id, version=version))
-        sub.go_live(version)
-
-    async def _send_frames(self, frames: list[bytes]) -> None:
-        for frame in frames:
-            await self.send_frame_paced(frame)
-
-    def _drop_subscription(self, table: str) -> None:
-        sub = self.subscriptions.pop(table, None)
+    def drop_subscription(self, table: str) -> None:
+        """Stop sending ``table``'s changes (if subscribed)."""
+        sub = self.core.subscriptions.pop(table, None)
         if sub is not None:
             self.hub.unsubscribe(self.tenant, table, sub)
-
-    async def _catch_up(self, store: TenantStore, table: str, message: Subscribe) -> int | None:
-        if message.since is not None:
-            replay = await store.since(table, message.since)
-            if replay is not None:
-                state, changes = replay
-                for start in range(0, len(changes), REPLAY_CHUNK):
-                    part = changes[start : start + REPLAY_CHUNK]
-                    await self._send_frames(changes_frames(self.codec, table, part))
-                return state.version
-        snap = await store.snapshot(table)
-        if snap is None:
-            return None
-        info = table_info(snap.table)
-        rows = snap.rows
-        for start in range(0, max(len(rows), 1), SNAPSHOT_CHUNK_ROWS):
-            chunk = rows[start : start + SNAPSHOT_CHUNK_ROWS]
-            final = start + SNAPSHOT_CHUNK_ROWS >= len(rows)
-            frames = split_encode(
-                self.codec,
-                chunk,
-                lambda part, last, final=final: Snapshot(  # type: ignore[misc]
-                    id=message.id, table=info, rows=list(part), last=final and last
-                ),
-            )
-            await self._send_frames(frames)
-        return snap.table.version
-
-    async def query(self, message: Query) -> None:
-        """Answer a page of a query (fewer rows than asked when they would not fit one
-        frame; ``next`` then resumes after the last row sent)."""
-        rid = message.id
-        async with self.stores.use(self.tenant) as store:
-            state = self._query_table(store, message.table)
-            if state is None:  # perhaps created by another hub process
-                await store.refresh()
-                state = self._query_table(store, message.table)
-            if state is None:
-                return self._refuse_table(rid)
-            try:
-                page = await store.query(state.id, message)
-            except QueryError as exc:
-                self.error(exc.code, exc.message, rid)
-                return
-        if page is None:
-            return self._refuse_table(rid)
-        rows, count, more = page.rows, len(page.rows), page.more
-        while True:
-            frame = self.codec.encode(
-                QueryResult(
-                    id=rid,
-                    table=state.id,
-                    version=page.table.version,
-                    rows=rows[:count],
-                    next=page.cursor_after(count) if more and count else None,
-                )
-            )
-            if len(frame) <= MAX_FRAME_BYTES or count <= 1:
-                break
-            count, more = count // 2, True
-        await self._send_frames([frame])
-
-    def _query_table(self, store: TenantStore, ref: str) -> TableState | None:
-        """The table ``ref`` names for a query: a table id, else a table name, among the
-        tables this credential may touch (so a name reveals nothing about the others)."""
-        state = store.table(ref)
-        if state is not None and self.principal.may_touch(state.id):
-            return state
-        named = store.table_named(ref)
-        if named is not None and self.principal.may_touch(named.id):
-            return named
-        return None
-
-    def _refuse_table(self, rid: int) -> None:
-        self.core.table_refused(rid)
-        self.perform()
 
 
 def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
@@ -472,23 +261,3 @@ def default_limits(ops_per_minute: int, burst_per_second: int) -> ServerLimits:
         ops_per_minute=ops_per_minute,
         burst_per_second=burst_per_second,
     )
-
-
-def _lookup(store: TenantStore, message: Subscribe) -> TableState | None:
-    """The live table a subscribe names, by id or by name."""
-    if message.table is not None:
-        return store.table(message.table)
-    return store.table_named(message.name or "")
-
-
-def _own_handlers() -> dict[type, Callable[[Session, Any], Awaitable[None]]]:
-    """The session's own handlers, by message type, as the message table names them."""
-    prefix = f"{__name__}:{Session.__name__}."
-    return {
-        row.kind: getattr(Session, row.handler.removeprefix(prefix))
-        for row in TABLE
-        if row.handler.startswith(prefix)
-    }
-
-
-_OWN_HANDLERS = _own_handlers()
