@@ -15,8 +15,10 @@ limits off as in ``bench/fanout.py``) and dispatch:
 - ``not_subscribed``: ``presence`` on a table the connection has not subscribed to
   (charged, then refused).
 
-Prints one JSON line: CPU microseconds (process time, steadier than wall time on a shared
-machine) per frame for each kind, the best of ``--repeat`` runs.
+Prints one JSON line: for each kind, CPU microseconds (process time, steadier than wall
+time on a shared machine) per frame, the best of ``--repeat`` runs, and the function calls
+per frame (Python and C, counted with ``sys.setprofile`` over a separate run of 1,000
+frames: a figure no other load on the machine changes).
 
     python bench/session.py [--frames 20000 --repeat 5]
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 import uuid
 from typing import Any
@@ -156,6 +159,25 @@ async def _run(kind: str, frames: int) -> float:
     return elapsed * 1e6 / frames
 
 
+def _calls_per_frame(kind: str, frames: int = 1000) -> float:
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    async def counted() -> None:
+        sys.setprofile(count)
+        try:
+            await _run(kind, frames)
+        finally:
+            sys.setprofile(None)
+
+    asyncio.run(counted())
+    return calls / frames
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20000)
@@ -166,6 +188,7 @@ def main() -> None:
     for kind in kinds:
         runs = [asyncio.run(_run(kind, args.frames)) for _ in range(args.repeat)]
         result[f"{kind}_us_per_frame"] = round(min(runs), 2)
+        result[f"{kind}_calls_per_frame"] = round(_calls_per_frame(kind), 1)
     print(json.dumps(result))
 
 

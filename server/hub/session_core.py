@@ -156,7 +156,7 @@ class SessionCore:
             return None
         why = refusal(self.principal, message)
         if why is not None:
-            self._error("forbidden", why, _request(message))
+            self._error("forbidden", why, getattr(message, "id", None))
             return None
         return message
 
