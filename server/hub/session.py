@@ -32,7 +32,7 @@ from server.hub.fanout import Hub, Subscriber
 from server.hub.logcontext import connection_fields
 from server.hub.outbox import Outbox
 from server.hub.services import Services
-from server.hub.session_core import MAX_BAD_FRAMES as MAX_BAD_FRAMES
+from server.hub.session_core import MAX_BAD_FRAMES as MAX_BAD_FRAMES  # its former home
 from server.hub.session_core import Send, SessionCore
 from server.store.manager import StoreManager
 from server.store.tenant import StoreError

@@ -217,13 +217,13 @@ class SessionCore:
             table=table, session=self.id, subject=self.principal.subject, state=message.state
         )
 
-    def subscribe_refusal(self, message: Subscribe) -> bool:
-        """Whether ``message`` is malformed (it must name exactly one of table or name);
-        if so its answer is queued."""
+    def subscribe_valid(self, message: Subscribe) -> bool:
+        """Whether ``message`` names exactly one of table or name; if not, its answer is
+        queued."""
         if (message.table is None) == (message.name is None):
             self._error("bad_message", "subscribe needs exactly one of table or name", message.id)
-            return True
-        return False
+            return False
+        return True
 
     def table_refused(self, request: int) -> None:
         """A query named no table this credential may use. With a table allowlist, a table

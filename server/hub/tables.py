@@ -107,7 +107,7 @@ def _applied(
 async def subscribe(session: Session, message: Subscribe) -> None:
     """Send a snapshot or the missed changes, then go live."""
     rid = message.id
-    if session.core.subscribe_refusal(message):
+    if not session.core.subscribe_valid(message):
         session.perform()
         return
     tenant, hub = session.tenant, session.hub

@@ -239,11 +239,11 @@ def test_at_the_end_subscriptions_are_dropped_and_presence_left() -> None:
 
 def test_a_subscribe_names_exactly_one_of_table_or_name() -> None:
     session = core()
-    assert session.subscribe_refusal(Subscribe(id=1)) is True
+    assert session.subscribe_valid(Subscribe(id=1)) is False
     assert answer(actions(session)).code == "bad_message"
-    assert session.subscribe_refusal(Subscribe(id=2, table="t1", name="People")) is True
+    assert session.subscribe_valid(Subscribe(id=2, table="t1", name="People")) is False
     actions(session)
-    assert session.subscribe_refusal(Subscribe(id=3, name="People")) is False
+    assert session.subscribe_valid(Subscribe(id=3, name="People")) is True
     assert actions(session) == []
 
 
