@@ -22,7 +22,9 @@ the socket and the core, runs handlers, and performs what the core asks for.
   once the current credential has expired at ``now``), a key's grants narrowed
   (:meth:`narrowed`: subscriptions it may no longer read are dropped, the client told).
   Re-authentication replaces :attr:`SessionCore.principal` too; every later message is
-  checked against the principal of the moment.
+  checked against the principal of the moment. And the rest of the connection's life: the
+  :meth:`welcome`, a subscribe's shape (:meth:`subscribe_valid`), the one answer for a
+  table a query may not use (:meth:`table_refused`), the end (:meth:`ended`).
 - What the core asks for is queued as actions, :class:`Send` and :class:`Close`, in the
   order they must happen; the shell takes them with :meth:`actions_to_perform` after each
   event (as ``websockets``' ``Protocol.data_to_send``). The common path queues nothing: an
