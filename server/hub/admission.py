@@ -8,8 +8,8 @@ authorization, before it is handled:
 
 - ``apply`` costs its number of ops against the principal's per-minute plan limit (so one
   batch of 100 ops costs as much as 100 batches of one: batching cannot bypass the limit);
-  ``tool_call`` and ``audit_export`` cost 1 each (each writes an audit entry): the ``cost``
-  column of the message table (``server/hub/messages.py``). Every message,
+  ``tool_call`` and ``audit_export`` cost 1 each (each writes an audit entry); the message
+  table (``server/hub/messages.py``) holds each type's cost. Every message,
   whatever its type, also costs 1 against the connection's burst limit per second. Both are
   charged together, all or nothing (``server/ratelimit``).
 - A refused message gets ``error`` ``rate_limited`` with ``retry_after_ms`` (exact for the
