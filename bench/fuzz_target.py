@@ -4,13 +4,15 @@ structural mutations of frames (a helper module; run ``bench/fuzz.py``).
 One input is one byte saying the encoding (bit 0 set: ``hypertab.v1.msgpack``, binary
 frames; clear: ``hypertab.v1.json``, text frames; bit 1 set: the frame arrives as the other
 frame type) followed by the frame. :func:`check` does with it what a session does with a
-frame (``server/hub/session.py``), without a socket:
+frame (its rules, ``server/hub/session_core.py``), without a socket:
 
-1. A text frame must be UTF-8 (else the connection fails with 1007) and the frame type must
-   match the encoding (else ``bad_message``). ``Codec.decode_client`` then decodes it: the
-   only documented failure is :class:`DecodeError`, answered as the session answers it
+1. A text frame must be UTF-8 (else the connection fails with 1007). The frame then goes
+   to a real :class:`~server.hub.session_core.SessionCore` (every scope), which checks the
+   frame type against the encoding and decodes it with ``Codec.decode_client``: the only
+   documented failure is :class:`DecodeError`, answered as the session answers it
    (``classify`` gives a registered error code and the failing op's index, the request id
-   is read leniently by ``Codec.request_id``, the answer is encoded).
+   is read leniently by ``Codec.request_id``); the answers the core queued are checked
+   and encoded.
 2. A decoded message goes through the session rules: ``refusal`` (scopes and table
    allowlist) for several principals, ``message_cost`` (what admission charges), and for an
    ``apply`` the pure op engine ``plan_batch`` against a table with every column type and a
@@ -35,8 +37,8 @@ from typing import Any
 
 import msgspec
 
-from protocol.codec import JSON, MSGPACK, Codec, classify, codec_for
-from protocol.errors import ERRORS, DecodeError
+from protocol.codec import JSON, MSGPACK, Codec, codec_for
+from protocol.errors import ERRORS
 from protocol.formulas import FunctionDefine
 from protocol.messages import Apply, Error, Query
 from protocol.ops import ColumnType
@@ -47,6 +49,7 @@ from server.engine.formulas import FormulaCache, make_check
 from server.formula import DEFAULT_LIMITS, FormulaError, FunctionRegistry
 from server.hub.admission import message_cost
 from server.hub.authorize import refusal
+from server.hub.session_core import Close, SessionCore
 from server.store.query import QueryError, install_functions, plan_query
 
 ENCODINGS = (JSON, MSGPACK)
@@ -116,15 +119,20 @@ class RuleViolation(Exception):
     """An answer the session would send that breaks the wire's own rules (a defect)."""
 
 
-def _answer_bad_frame(codec: Codec, frame: bytes | str, reason: str) -> None:
-    """The session's answer to an undecodable frame (``Session.handle_frame``), checked."""
-    code, op_index = classify(reason)
-    request = codec.request_id(frame)
-    if code not in ERRORS or (op_index is not None and op_index < 0):
-        raise RuleViolation(f"decode failure answered {code!r}, op {op_index}")
-    if request is not None and not 0 <= request <= 2**53:
-        raise RuleViolation(f"request id {request} echoed")
-    codec.encode(Error(code=code, message=reason[:300], id=request, op_index=op_index))
+def _check_answers(codec: Codec, session: SessionCore) -> None:
+    """What the session's rules answered (``SessionCore.actions_to_perform``), checked
+    against the wire's rules and encoded."""
+    for action in session.actions_to_perform():
+        if isinstance(action, Close):
+            continue  # the bad-frame limit: not reached by one frame
+        error = action.message
+        if not isinstance(error, Error):
+            raise RuleViolation(f"a frame answered with {type(error).__name__}")
+        if error.code not in ERRORS or (error.op_index is not None and error.op_index < 0):
+            raise RuleViolation(f"a frame answered {error.code!r}, op {error.op_index}")
+        if error.id is not None and not 0 <= error.id <= 2**53:
+            raise RuleViolation(f"request id {error.id} echoed")
+        codec.encode(error)
 
 
 def _frame(data: bytes, binary: bool) -> bytes | str | None:
@@ -148,14 +156,13 @@ def check(data: bytes, counts: dict[str, int]) -> None:
     if frame is None:
         counts["closed_1007"] += 1
         return
-    if binary != codec.binary:  # the session refuses a frame of the wrong type
+    session = SessionCore("fuzz", PRINCIPALS[0], codec)  # every scope: refuses no message
+    message = session.receive(frame)
+    _check_answers(codec, session)
+    if message is None:
+        if session.bad_frames != 1:
+            raise RuleViolation("a frame refused without counting as a bad frame")
         counts["decode_errors"] += 1
-        return
-    try:
-        message = codec.decode_client(frame)
-    except DecodeError as exc:
-        counts["decode_errors"] += 1
-        _answer_bad_frame(codec, frame, str(exc))
         return
     counts["decoded"] += 1
     for principal in PRINCIPALS:

@@ -60,6 +60,7 @@ from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
+from server.hub import tables as tables_hub
 from server.hub.admission import Admission, AdmissionSettings
 from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
@@ -182,6 +183,7 @@ class HypertabServer:
         self.relay = Relay(self.hub, broker_for(config.redis_url), self._fill)
         """Changes and presence to and from the other hub processes (server/hub/relay.py)."""
         self.services = Services(self.hub, self.stores)
+        tables_hub.register(self.services)
         functions_hub.register(self.services, self.formulas)
         self._server: Server | None = None
         self._revocations: Subscription | None = None

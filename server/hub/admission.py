@@ -8,7 +8,8 @@ authorization, before it is handled:
 
 - ``apply`` costs its number of ops against the principal's per-minute plan limit (so one
   batch of 100 ops costs as much as 100 batches of one: batching cannot bypass the limit);
-  ``tool_call`` and ``audit_export`` cost 1 each (each writes an audit entry). Every message,
+  ``tool_call`` and ``audit_export`` cost 1 each (each writes an audit entry); the message
+  table (``server/hub/messages.py``) holds each type's cost. Every message,
   whatever its type, also costs 1 against the connection's burst limit per second. Both are
   charged together, all or nothing (``server/ratelimit``).
 - A refused message gets ``error`` ``rate_limited`` with ``retry_after_ms`` (exact for the
@@ -46,11 +47,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from protocol.audit import AuditExport, ToolCall
-from protocol.messages import Apply, ClientMessage, Error, ServerLimits
+from protocol.messages import ClientMessage, Error, ServerLimits
 from server.audit.events import actor_of
 from server.auth.errors import AuthFailure
 from server.auth.principal import Plan, Principal
+from server.hub.messages import MESSAGE_TYPES
 from server.hub.metrics import HubMetrics
 from server.ratelimit import (
     CLOSE_CODE,
@@ -85,13 +86,11 @@ _THROTTLED_REASONS = frozenset(f.value for f in AuthFailure) | {
 
 
 def message_cost(message: ClientMessage) -> int:
-    """What a message costs against the plan limit: ops for a batch, 0 for reads and the
-    like (which only count against the connection's burst limit)."""
-    if isinstance(message, Apply):
-        return len(message.ops)
-    if isinstance(message, (ToolCall, AuditExport)):
-        return 1
-    return 0
+    """What a message costs against the plan limit (its row of ``server/hub/messages.py``):
+    ops for a batch, 1 for what writes an audit entry, 0 for reads and the like (which only
+    count against the connection's burst limit)."""
+    row = MESSAGE_TYPES.get(type(message))
+    return 0 if row is None else row.cost_of(message)
 
 
 def plan_limits_from_env(value: str | None) -> PlanLimits:

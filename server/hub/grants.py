@@ -24,7 +24,6 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from protocol.identity import GrantsChanged
 from server.auth.principal import Principal, Scope
 
 if TYPE_CHECKING:
@@ -46,24 +45,10 @@ def narrowed(
 
 def narrow(session: Session, scopes: frozenset[Scope], tables: frozenset[str] | None) -> bool:
     """Narrow ``session`` to the key's current grants; whether anything changed."""
-    old = session.principal
-    new = narrowed(old, scopes, tables)
-    if new == old:
+    new = narrowed(session.principal, scopes, tables)
+    if new == session.principal:
         return False
-    session.principal = new
-    readable = Scope.TABLES_READ in new.scopes
-    dropped = sorted(t for t in session.subscriptions if not (readable and new.may_touch(t)))
-    for table in dropped:
-        sub = session.subscriptions.pop(table, None)
-        if sub is not None:
-            session.hub.unsubscribe(session.tenant, table, sub)
-    session.send(
-        GrantsChanged(
-            scopes=sorted(s.value for s in new.scopes),
-            tables=sorted(new.tables) if new.tables is not None else None,
-            dropped=dropped,
-        )
-    )
+    session.narrow(new)
     return True
 
 

@@ -58,7 +58,7 @@ from server.control.errors import (
     WouldWiden,
 )
 from server.control.plane import ControlPlane
-from server.hub.expiry import ExpiryTimer, is_expired
+from server.hub.expiry import ExpiryTimer
 from server.hub.grants import narrow_all
 from server.hub.httproutes import client_host
 from server.hub.registry import Registry
@@ -217,8 +217,7 @@ class Identity:
             "the current credential still applies until it expires",
             request,
         )
-        if is_expired(session.principal.expires_at, now=self.clock()):
-            session.close_now(CloseCode.AUTH_EXPIRED, "credential expired")
+        session.auth_refused(now=self.clock())  # 4001 if the credential already expired
 
     # --- key administration ---------------------------------------------------------------
 

@@ -12,25 +12,32 @@ from __future__ import annotations
 import logging
 
 
+def connection_fields(conn: object) -> dict[str, str]:
+    """``connection``, ``tenant``, ``credential`` and ``ip`` of a connection, as log fields
+    (``extra=``); ids only, never the credential itself."""
+    fields: dict[str, str] = {}
+    try:
+        fields["connection"] = str(conn.id)  # type: ignore[attr-defined]
+        principal = getattr(conn, "principal", None)
+        if principal is not None:
+            fields["tenant"] = principal.tenant
+            fields["credential"] = principal.credential_id
+        ip = getattr(conn, "client_ip", None)
+        if ip is not None:
+            fields["ip"] = ip
+    except ReferenceError:  # the connection is gone; its id cannot be read any more
+        pass
+    return fields
+
+
 class ConnectionFields(logging.Filter):
     """A logger filter: the ``websocket`` field becomes tenant, credential and connection ids."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; always keeps it."""
         conn = record.__dict__.pop("websocket", None)
-        if conn is None:
-            return True
-        try:
-            record.connection = str(conn.id)
-            principal = getattr(conn, "principal", None)
-            if principal is not None:
-                record.tenant = principal.tenant
-                record.credential = principal.credential_id
-            ip = getattr(conn, "client_ip", None)
-            if ip is not None:
-                record.ip = ip
-        except ReferenceError:  # the connection is gone; its id cannot be read any more
-            pass
+        if conn is not None:
+            record.__dict__.update(connection_fields(conn))
         return True
 
 

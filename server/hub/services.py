@@ -1,8 +1,9 @@
 """What a session can reach: the shared parts of the hub process, in one place.
 
 Features plug into the hub by adding a field here (wired in ``server/app.py``) and, for new
-client messages, a handler in :attr:`Services.handlers` keyed by the message type, so that
-``Session.dispatch`` never grows a branch per feature.
+client messages, a row in the message table (``server/hub/messages.py``) and a handler in
+:attr:`Services.handlers` keyed by the message type, so that ``Session.dispatch`` never
+grows a branch per feature.
 """
 
 from __future__ import annotations
