@@ -82,6 +82,9 @@ class GroupResult:
     changed the database since ``seen_version`` (swap it in before ``tables``); else None."""
     data_version: int = 0
     """``PRAGMA data_version`` inside the transaction: pass it as the next ``seen_version``."""
+    hooked: bool = False
+    """Whether a live webhook exists (as read or as passed in): pass it as the next
+    ``hooked`` while nothing but group commits writes the database."""
 
 
 class _Repeat(Exception):
@@ -234,6 +237,7 @@ def commit_group(
     check_formula: FormulaCheck | None = None,
     recompute: FormulaRecompute | None = None,
     seen_version: int | None = None,
+    hooked: bool | None = None,
 ) -> GroupResult:
     """Apply ``requests`` in one transaction (runs in the tenant's SQLite thread).
 
@@ -267,11 +271,16 @@ def commit_group(
         if seen_version is not None and result.data_version != seen_version:
             tables, next_sql = load_catalog(conn)
             result.catalog, result.next_sql = dict(tables), next_sql
-        # Read under the write lock: no webhook can be added or removed during the group.
-        hooked = (
-            conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()
-            is not None
-        )
+            hooked = None
+        if hooked is None:
+            # Read under the write lock: no webhook can be added or removed during the group.
+            hooked = (
+                conn.execute(
+                    "SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1"
+                ).fetchone()
+                is not None
+            )
+        result.hooked = hooked
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
