@@ -265,6 +265,7 @@ class TenantStore:
         try:
             yield conn
         finally:
+            conn.end()  # at once: the turn is over for its holder, not when the writer resumes
             turn.done.set()
 
     async def refresh(self) -> None:

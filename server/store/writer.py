@@ -219,7 +219,9 @@ def _execute_plan(conn: sqlite3.Connection, table_id: str, plan: Plan, ops: list
                     (table_id, row_id),
                 )
         elif isinstance(step, MoveRowStep):
-            _row_order(conn, sql, step.op.row, step.index)
+            if conn.execute(f"SELECT 1 FROM {sql} WHERE _id=?", (step.op.row,)).fetchone() is None:  # noqa: S608
+                # A move is a later edit too: a deleted row answers row_deleted.
+                raise _missing_row(conn, table_id, step.op.row, step.index)
             order = _place(conn, sql, step.op.after, step.op.before, step.index, moving=step.op.row)
             conn.execute(f"UPDATE {sql} SET _ord=? WHERE _id=?", (order, step.op.row))  # noqa: S608
             applied[step.index] = MoveRow(row=step.op.row, order=order)
