@@ -2,16 +2,18 @@
 
 How it works: the tenant's writer task hands every batch that queued up while the previous
 transaction ran to :func:`commit_group`, which runs inside the tenant's aiosqlite thread.
-Each batch gets a SAVEPOINT, so a batch that fails rolls back alone while the others in the
-group commit together (a batch alone in its group needs none: its failure rolls back the
-transaction, which held nothing else). The whole group costs one ``BEGIN``/``COMMIT`` (one
-fsync under ``Durability.POWER``) and one thread round trip instead of one per statement.
-Catalog changes are returned, not applied: the caller swaps them in only after ``COMMIT``
-succeeded.
+A batch that fails rolls back alone while the others in the group commit together: the
+group first runs without savepoints (batches rarely fail), and only if one fails is that
+transaction rolled back and the group run again with a SAVEPOINT per batch (a batch alone
+in its group needs none: its failure rolls back a transaction that held nothing else). The
+whole group costs one ``BEGIN``/``COMMIT`` (one fsync under ``Durability.POWER``) and one
+thread round trip instead of one per statement. Catalog changes are returned, not applied:
+the caller swaps them in only after ``COMMIT`` succeeded.
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -251,7 +253,51 @@ def commit_group(
     (table versions, columns, the SQL name counter) is re-read under the lock before any
     version is assigned. Versions therefore come from the database, gap-free, whichever
     process writes.
+
+    ``hooked`` is whether the tenant has a live webhook as the caller last saw it (None:
+    unknown, read it); it is read again when another connection committed since.
+
+    A group of several batches first runs without savepoints: batches rarely fail, and a
+    SAVEPOINT/RELEASE pair per batch is a third of the statements of an edit. If one fails,
+    that transaction is rolled back (nothing of it was committed or broadcast) and the group
+    runs again with a savepoint per batch, so that the failing batch rolls back alone.
     """
+    args = (conn, tables, next_sql, requests, now, check_formula, recompute, seen_version, hooked)
+    if len(requests) > 1:
+        optimistic = _run_group(*args, mode=_Mode.NONE_FAILS)
+        if optimistic is not None:
+            return optimistic
+        result = _run_group(*args, mode=_Mode.SAVEPOINTS)
+    else:
+        result = _run_group(*args, mode=_Mode.ALONE)
+    assert result is not None  # only NONE_FAILS gives up
+    return result
+
+
+class _Mode(enum.Enum):
+    """How :func:`_run_group` contains a failing batch."""
+
+    ALONE = "alone"
+    """One batch: its failure rolls back the transaction, which held nothing else."""
+    SAVEPOINTS = "savepoints"
+    """A savepoint per batch: a failing batch rolls back alone."""
+    NONE_FAILS = "none fails"
+    """No savepoints: a failing batch rolls the transaction back and the result is None."""
+
+
+def _run_group(
+    conn: sqlite3.Connection,
+    tables: Mapping[str, TableState],
+    next_sql: int,
+    requests: list[BatchRequest],
+    now: float,
+    check_formula: FormulaCheck | None,
+    recompute: FormulaRecompute | None,
+    seen_version: int | None,
+    hooked: bool | None,
+    *,
+    mode: _Mode,
+) -> GroupResult | None:
     overlay: dict[str, TableState] = {}
     result = GroupResult(outcomes=[], next_sql=next_sql)
 
@@ -285,13 +331,12 @@ def commit_group(
                 is not None
             )
         result.hooked = hooked
-        # At human pace most groups hold one batch: two statements fewer for each.
-        alone = len(requests) == 1
+        savepoints = mode is _Mode.SAVEPOINTS
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
             # batch fails) do we look up the original version.
-            if not alone:
+            if savepoints:
                 conn.execute("SAVEPOINT batch")
             try:
                 plan = plan_batch(
@@ -336,14 +381,17 @@ def commit_group(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
                         (state.id, state.version - OPLOG_RETAIN),
                     )
-                if not alone:
+                if savepoints:
                     conn.execute("RELEASE batch")
             except (BatchError, _Repeat, sqlite3.Error) as exc:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error): the
                     # group as a whole failed, with this cause.
                     raise
-                if alone:
+                if mode is _Mode.NONE_FAILS:
+                    conn.execute("ROLLBACK")
+                    return None  # run the group again, with savepoints
+                if mode is _Mode.ALONE:
                     conn.execute("ROLLBACK")  # the transaction held this batch only
                 else:
                     conn.execute("ROLLBACK TO batch")
