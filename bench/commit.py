@@ -15,7 +15,11 @@ For each durability level (``process``: WAL + ``synchronous=NORMAL``; ``power``:
    op-log row holding the msgpack-encoded change. No asyncio, no savepoints, no planning:
    the floor a store with the same durability could reach.
 
-``ratio`` = store / baseline (target >= 0.5). Prints one JSON line.
+``ratio`` = store / baseline (target >= 0.5). ``writer_cpu_us_per_op`` is the CPU time of
+the store's writer thread per acked op (read with ``time.thread_time`` in a function the
+store runs on its writer, ``run_exclusive``), ``loop_cpu_us_per_op`` the event loop
+thread's (which also runs the producers). ``--producers 1`` gives one batch per group, the
+shape of human-paced edits. Prints one JSON line.
 
     .venv/bin/python bench/commit.py [--ops 50000] [--producers 64] [--durability process]
 """

@@ -114,3 +114,30 @@ async def test_a_batch_is_atomic_across_its_ops(tmp_path: Path) -> None:
         assert await cells(store) == {"r0": "v0", "r1": "v1"}
     finally:
         await store.close()
+
+
+async def test_a_group_run_again_after_a_failure_broadcasts_what_it_stored(
+    tmp_path: Path,
+) -> None:
+    # A group first runs without savepoints; a failure sends it round again. Server-made
+    # row ids and order keys of the second run are the ones stored, acked and broadcast.
+    recorder = Recorder()
+    store = await open_store(tmp_path / "t.db", recorder)
+    try:
+        await make_table(store, rows=1)
+        async with store.exclusive():
+            made = store.submit(TABLE, "c", "o1", [InsertRows(rows=[NewRow(values={})])], "u")
+            bad = store.submit(TABLE, "c", "o2", update("nope", "x"), "u")
+            after = store.submit(TABLE, "c", "o3", update("r0", "y"), "u")
+        first, failed, third = await made, await bad, await after
+        assert failed.error is not None and (first.version, third.version) == (2, 3)
+        assert first.change is not None
+        inserted = first.change.ops[0]
+        assert isinstance(inserted, InsertRows) and inserted.rows[0].id
+        snap = await store.snapshot(TABLE)
+        assert snap is not None
+        assert {r.id: r.order for r in snap.rows}[inserted.rows[0].id] == inserted.rows[0].order
+        broadcast = [c for _, changes in recorder.calls for c in changes if c.version == 2]
+        assert broadcast == [first.change]
+    finally:
+        await store.close()
