@@ -15,7 +15,11 @@ For each durability level (``process``: WAL + ``synchronous=NORMAL``; ``power``:
    op-log row holding the msgpack-encoded change. No asyncio, no savepoints, no planning:
    the floor a store with the same durability could reach.
 
-``ratio`` = store / baseline (target >= 0.5). Prints one JSON line.
+``ratio`` = store / baseline (target >= 0.5). ``writer_cpu_us_per_op`` is the CPU time of
+the store's writer thread per acked op (read with ``time.thread_time`` in a function the
+store runs on its writer, ``run_exclusive``), ``loop_cpu_us_per_op`` the event loop
+thread's (which also runs the producers). ``--producers 1`` gives one batch per group, the
+shape of human-paced edits. Prints one JSON line.
 
     .venv/bin/python bench/commit.py [--ops 50000] [--producers 64] [--durability process]
 """
@@ -82,6 +86,11 @@ def filesystem_of(path: Path) -> str:
     return fstype
 
 
+def writer_thread_time(conn: object) -> float:
+    """CPU seconds of the thread it runs in: the store's writer thread (via ``run_exclusive``)."""
+    return time.thread_time()
+
+
 # --- the store ------------------------------------------------------------------------------
 
 
@@ -130,9 +139,13 @@ async def run_store(
                 if outcome.error is not None:
                     raise RuntimeError(f"op {i} refused: {outcome.error}")
 
+        writer_cpu = await store.run_exclusive(writer_thread_time)
+        loop_cpu = time.thread_time()
         started = time.perf_counter()
         await asyncio.gather(*(producer(p) for p in range(producers)))
         elapsed = time.perf_counter() - started
+        loop_cpu = time.thread_time() - loop_cpu
+        writer_cpu = await store.run_exclusive(writer_thread_time) - writer_cpu
     finally:
         stack.close()
         await store.close()
@@ -143,6 +156,8 @@ async def run_store(
     return {
         "ops_s": round(total / elapsed),
         "seconds": round(elapsed, 3),
+        "writer_cpu_us_per_op": round(writer_cpu / total * 1e6, 1),
+        "loop_cpu_us_per_op": round(loop_cpu / total * 1e6, 1),
         "commits": len(groups),
         "mean_group": round(statistics.fmean(groups), 1),
         "ack_ms_p50": round(latencies[len(latencies) // 2] * 1000, 2),

@@ -35,12 +35,12 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 import msgspec
 
 from server.audit.actions import Action
 from server.audit.chain import AuditEntry, ChainedEntry
 from server.audit.log import append
+from server.store.asyncconn import AsyncConnection
 
 if TYPE_CHECKING:
     from server.auth.apikeys import KeyRecord
@@ -70,7 +70,7 @@ def args_digest(args: Any) -> str:
 # --- writing -------------------------------------------------------------------------------
 
 
-async def audit_tenant_event(conn: aiosqlite.Connection, entry: AuditEntry) -> ChainedEntry:
+async def audit_tenant_event(conn: AsyncConnection, entry: AuditEntry) -> ChainedEntry:
     """Append ``entry`` to a tenant's log inside the caller's open transaction.
 
     ``conn`` is the writer from ``TenantStore.exclusive()``; the caller commits. On failure
@@ -79,7 +79,7 @@ async def audit_tenant_event(conn: aiosqlite.Connection, entry: AuditEntry) -> C
     return await append(conn, entry, commit=False)
 
 
-async def audit_control_event(conn: aiosqlite.Connection, entry: AuditEntry) -> ChainedEntry:
+async def audit_control_event(conn: AsyncConnection, entry: AuditEntry) -> ChainedEntry:
     """Append ``entry`` to the control log inside ``ControlPlane.transaction()``."""
     return await append(conn, entry, commit=False)
 

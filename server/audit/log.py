@@ -30,8 +30,6 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiosqlite
-
 from server.audit.chain import (
     GENESIS_HASH,
     AuditEntry,
@@ -42,6 +40,7 @@ from server.audit.chain import (
 )
 from server.audit.details import redact_details
 from server.audit.export import Format, csv_header, csv_line, jsonl_line
+from server.store.asyncconn import AsyncConnection
 
 DEFAULT_RETENTION_DAYS = 90
 """How long audit entries are kept by default (security records only)."""
@@ -98,7 +97,7 @@ class Head:
     last_hash: str
 
 
-async def ensure_schema(conn: aiosqlite.Connection, *, commit: bool = True) -> None:
+async def ensure_schema(conn: AsyncConnection, *, commit: bool = True) -> None:
     """Create the audit tables if missing. Idempotent."""
     for statement in _SCHEMA:
         await conn.execute(statement)
@@ -110,7 +109,7 @@ async def ensure_schema(conn: aiosqlite.Connection, *, commit: bool = True) -> N
         await conn.commit()
 
 
-async def head(conn: aiosqlite.Connection) -> Head:
+async def head(conn: AsyncConnection) -> Head:
     """The stored anchor and head. Publish ``last_hash`` elsewhere to pin the history."""
     async with conn.execute(
         "SELECT anchor_id, anchor_hash, last_id, last_hash FROM _ht_audit_head WHERE only = 1"
@@ -121,7 +120,7 @@ async def head(conn: aiosqlite.Connection) -> Head:
     return Head(int(row[0]), str(row[1]), int(row[2]), str(row[3]))
 
 
-async def append(conn: aiosqlite.Connection, entry: AuditEntry, *, commit: bool) -> ChainedEntry:
+async def append(conn: AsyncConnection, entry: AuditEntry, *, commit: bool) -> ChainedEntry:
     """Chain ``entry`` onto the log inside the current transaction.
 
     ``commit=False`` leaves the transaction open for the caller to commit with its action;
@@ -156,7 +155,7 @@ async def append(conn: aiosqlite.Connection, entry: AuditEntry, *, commit: bool)
 
 
 async def entries(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     since: float | None = None,
     *,
     after: int | None = None,
@@ -190,7 +189,7 @@ async def entries(
 
 
 async def export_lines(
-    conn: aiosqlite.Connection, since: float | None = None, fmt: Format = "jsonl"
+    conn: AsyncConnection, since: float | None = None, fmt: Format = "jsonl"
 ) -> AsyncIterator[str]:
     """The export, line by line (for streaming a large log); CSV starts with its header."""
     if fmt not in ("jsonl", "csv"):
@@ -201,14 +200,12 @@ async def export_lines(
         yield jsonl_line(entry) if fmt == "jsonl" else csv_line(entry)
 
 
-async def export(
-    conn: aiosqlite.Connection, since: float | None = None, fmt: Format = "jsonl"
-) -> str:
+async def export(conn: AsyncConnection, since: float | None = None, fmt: Format = "jsonl") -> str:
     """The whole export as one string (``fmt``: ``"jsonl"`` or ``"csv"``)."""
     return "".join([line async for line in export_lines(conn, since, fmt)])
 
 
-async def verify_db(conn: aiosqlite.Connection) -> int | None:
+async def verify_db(conn: AsyncConnection) -> int | None:
     """The id of the first broken entry, or ``None`` when the stored chain holds.
 
     Checks every entry from the anchor, then that the newest entry is the recorded head:
@@ -230,7 +227,7 @@ async def verify_db(conn: aiosqlite.Connection) -> int | None:
     return None
 
 
-async def purge(conn: aiosqlite.Connection, older_than: float, *, commit: bool = True) -> int:
+async def purge(conn: AsyncConnection, older_than: float, *, commit: bool = True) -> int:
     """Delete the oldest entries with ``ts < older_than``; return how many went.
 
     Only a prefix of ids is deleted (up to the first entry that is not old enough), and the
@@ -278,7 +275,7 @@ async def purge(conn: aiosqlite.Connection, older_than: float, *, commit: bool =
 
 
 async def purge_expired(
-    conn: aiosqlite.Connection, now: float, retention_days: float = DEFAULT_RETENTION_DAYS
+    conn: AsyncConnection, now: float, retention_days: float = DEFAULT_RETENTION_DAYS
 ) -> int:
     """Apply the retention window: purge entries older than ``retention_days`` before ``now``."""
     return await purge(conn, now - retention_days * 86_400.0)
@@ -298,7 +295,7 @@ def _row(entry: ChainedEntry) -> tuple[Any, ...]:
     )
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
+async def _rollback(conn: AsyncConnection) -> None:
     # The original failure is the one worth reporting, not a failed rollback after it.
     with contextlib.suppress(Exception):
         await conn.rollback()

@@ -2,7 +2,7 @@
 
 :func:`install` opens the process's :class:`~server.lifecycle.service.Lifecycle` (master
 keys, data keys, provisioning) and registers the handlers in ``Services.handlers``. Each
-handler works on the tenant's writer connection with the writer paused
+handler works on the tenant's writer connection in a turn on the writer's queue
 (``TenantStore.exclusive()``), so a secret write and its audit entry share one transaction
 and never interleave with a group commit. Errors are wire codes; their messages name
 secrets and rules, never values.
@@ -15,8 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-
-import aiosqlite
 
 from protocol.messages import Ok
 from protocol.secrets import (
@@ -44,6 +42,7 @@ from server.secrets.errors import (
     SecretNotFoundError,
 )
 from server.secrets.store import SecretInfo
+from server.store.asyncconn import AsyncConnection
 
 if TYPE_CHECKING:
     from server.config import Config
@@ -98,7 +97,7 @@ def _ip(session: Session) -> str | None:
 @contextlib.asynccontextmanager
 async def _tenant_db(
     session: Session, now: float
-) -> AsyncIterator[tuple[aiosqlite.Connection, DataKeyStore]]:
+) -> AsyncIterator[tuple[AsyncConnection, DataKeyStore]]:
     lifecycle: Lifecycle | None = session.services.lifecycle
     if lifecycle is None:
         raise SecretsUnavailable("secrets are not enabled on this server")

@@ -39,6 +39,7 @@ from server.secrets.datakeys import DataKeyStore
 from server.secrets.envelope import DataKey
 from server.secrets.keyring import Keyring
 from server.secrets.store import SecretStore
+from server.store.asyncconn import AsyncConnection
 from server.store.schema import Durability, configure, tenant_path
 
 Populate = Callable[[sqlite3.Connection], None]
@@ -105,7 +106,7 @@ async def open_tenant_db(path: Path) -> aiosqlite.Connection:
     return conn
 
 
-async def ensure_feature_schema(conn: aiosqlite.Connection) -> None:
+async def ensure_feature_schema(conn: AsyncConnection) -> None:
     """The secrets table and the tenant audit log (idempotent)."""
     await SecretStore(conn, TenantId(""), NoKeys()).ensure_schema()
     await conn.execute("BEGIN IMMEDIATE")

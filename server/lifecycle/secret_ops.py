@@ -12,18 +12,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import aiosqlite
-
 from server.audit import log as audit_log
 from server.audit.actions import Action
 from server.audit.chain import AuditEntry
 from server.auth.principal import TenantId
 from server.secrets.errors import DecryptionError, SecretNotFoundError
 from server.secrets.store import DataKeySource, SecretInfo, SecretKind, SecretStore
+from server.store.asyncconn import AsyncConnection
 
 
 @contextlib.asynccontextmanager
-async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+async def _transaction(conn: AsyncConnection) -> AsyncIterator[None]:
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -34,12 +33,12 @@ async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
     await conn.commit()
 
 
-async def _audit(conn: aiosqlite.Connection, entry: AuditEntry) -> None:
+async def _audit(conn: AsyncConnection, entry: AuditEntry) -> None:
     await audit_log.append(conn, entry, commit=False)
 
 
 async def set_secret(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     tenant: TenantId,
     keys: DataKeySource,
     name: str,
@@ -70,14 +69,14 @@ async def set_secret(
 
 
 async def list_secrets(
-    conn: aiosqlite.Connection, tenant: TenantId, keys: DataKeySource
+    conn: AsyncConnection, tenant: TenantId, keys: DataKeySource
 ) -> list[SecretInfo]:
     """Every secret with its masked value (no value leaves; not audited)."""
     return await SecretStore(conn, tenant, keys).list()
 
 
 async def reveal_secret(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     tenant: TenantId,
     keys: DataKeySource,
     name: str,
@@ -111,7 +110,7 @@ async def reveal_secret(
 
 
 async def delete_secret(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     tenant: TenantId,
     keys: DataKeySource,
     name: str,

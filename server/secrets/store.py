@@ -25,8 +25,6 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiosqlite
-
 from server.auth.principal import TenantId
 from server.secrets.envelope import DataKey, decrypt_secret, encrypt_secret
 from server.secrets.errors import (
@@ -39,6 +37,7 @@ from server.secrets.errors import (
 )
 from server.secrets.masking import mask
 from server.secrets.transactions import secure_delete, truncate_wal, write_transaction
+from server.store.asyncconn import AsyncConnection
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 """Secret names: an identifier-like start, then letters, digits, ``_ . -``; 1-128 chars."""
@@ -152,7 +151,7 @@ class SecretStore:
     ``conn`` is the tenant's own database; ``keys`` supplies its data keys.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, tenant: TenantId, keys: DataKeySource) -> None:
+    def __init__(self, conn: AsyncConnection, tenant: TenantId, keys: DataKeySource) -> None:
         self._conn = conn
         self._tenant = tenant
         self._keys = keys

@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiosqlite
-
 from server.secrets.errors import SecretsUsageError
+from server.store.asyncconn import AsyncConnection
 
 
 @asynccontextmanager
-async def write_transaction(conn: aiosqlite.Connection, *, commit: bool) -> AsyncIterator[None]:
+async def write_transaction(conn: AsyncConnection, *, commit: bool) -> AsyncIterator[None]:
     """Run the body under the ``commit`` contract described in the module docstring."""
     if not commit:
         if conn.isolation_level is None and not conn.in_transaction:
@@ -49,7 +48,7 @@ async def write_transaction(conn: aiosqlite.Connection, *, commit: bool) -> Asyn
 
 
 @asynccontextmanager
-async def secure_delete(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+async def secure_delete(conn: AsyncConnection) -> AsyncIterator[None]:
     """Zero the bytes of rows deleted or overwritten in the body (``PRAGMA secure_delete``).
 
     Scoped to the body so the connection's other users keep their own setting. Old page
@@ -65,7 +64,7 @@ async def secure_delete(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         await conn.execute(f"PRAGMA secure_delete = {1 if previous else 0}")
 
 
-async def truncate_wal(conn: aiosqlite.Connection) -> bool:
+async def truncate_wal(conn: AsyncConnection) -> bool:
     """Checkpoint and truncate the WAL so pages overwritten under secure_delete are gone.
 
     Must run outside a transaction (after the commit). A no-op for non-WAL databases. If

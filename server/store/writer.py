@@ -2,14 +2,18 @@
 
 How it works: the tenant's writer task hands every batch that queued up while the previous
 transaction ran to :func:`commit_group`, which runs inside the tenant's aiosqlite thread.
-Each batch gets a SAVEPOINT, so a batch that fails rolls back alone while the others in the
-group commit together. The whole group costs one ``BEGIN``/``COMMIT`` (one fsync under
-``Durability.POWER``) and one thread round trip instead of one per statement. Catalog changes
-are returned, not applied: the caller swaps them in only after ``COMMIT`` succeeded.
+A batch that fails rolls back alone while the others in the group commit together: the
+group first runs without savepoints (batches rarely fail), and only if one fails is that
+transaction rolled back and the group run again with a SAVEPOINT per batch (a batch alone
+in its group needs none: its failure rolls back a transaction that held nothing else). The
+whole group costs one ``BEGIN``/``COMMIT`` (one fsync under ``Durability.POWER``) and one
+thread round trip instead of one per statement. Catalog changes are returned, not applied:
+the caller swaps them in only after ``COMMIT`` succeeded.
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -82,6 +86,9 @@ class GroupResult:
     changed the database since ``seen_version`` (swap it in before ``tables``); else None."""
     data_version: int = 0
     """``PRAGMA data_version`` inside the transaction: pass it as the next ``seen_version``."""
+    hooked: bool = False
+    """Whether a live webhook exists (as read or as passed in): pass it as the next
+    ``hooked`` while nothing but group commits writes the database."""
 
 
 class _Repeat(Exception):
@@ -157,19 +164,15 @@ def _execute_plan(conn: sqlite3.Connection, table_id: str, plan: Plan, ops: list
     """Run a plan's steps; returns the ops as applied (server-made ids and order keys)."""
     applied = list(ops)
     sql = plan.table.sql
-    for step in plan.steps:
-        if isinstance(step, CreateSqlTable):
-            cols = "".join(f", {c.sql}" for c in step.table.columns)
-            conn.execute(
-                f"CREATE TABLE {step.table.sql} (_id TEXT PRIMARY KEY, _ord TEXT NOT NULL{cols})"
+    for step in plan.steps:  # data steps first: the common ones cost the fewest checks
+        if isinstance(step, UpdateRowStep):
+            sets = ", ".join(f"{name}=?" for name, _ in step.cells)
+            cur = conn.execute(
+                f"UPDATE {sql} SET {sets} WHERE _id=?",  # noqa: S608
+                (*(value for _, value in step.cells), step.op.row),
             )
-            conn.execute(f"CREATE INDEX {step.table.sql}_ord ON {step.table.sql} (_ord)")
-        elif isinstance(step, DropSqlTable):
-            conn.execute(f"DROP TABLE {step.sql}")
-        elif isinstance(step, AddSqlColumn):
-            conn.execute(f"ALTER TABLE {step.table_sql} ADD COLUMN {step.column.sql}")
-        elif isinstance(step, DropSqlColumn):
-            conn.execute(f"ALTER TABLE {step.table_sql} DROP COLUMN {step.column_sql}")
+            if cur.rowcount == 0:
+                raise _missing_row(conn, table_id, step.op.row, step.index)
         elif isinstance(step, InsertRowsStep):
             rows: list[NewRow] = []
             previous: str | None = None
@@ -198,14 +201,6 @@ def _execute_plan(conn: sqlite3.Connection, table_id: str, plan: Plan, ops: list
                     raise BatchError("row_exists", f"row {row_id!r} exists", step.index) from None
                 rows.append(NewRow(id=row_id, values=row.values, order=order))
             applied[step.index] = InsertRows(rows=rows)
-        elif isinstance(step, UpdateRowStep):
-            sets = ", ".join(f"{name}=?" for name, _ in step.cells)
-            cur = conn.execute(
-                f"UPDATE {sql} SET {sets} WHERE _id=?",  # noqa: S608
-                (*(value for _, value in step.cells), step.op.row),
-            )
-            if cur.rowcount == 0:
-                raise _missing_row(conn, table_id, step.op.row, step.index)
         elif isinstance(step, DeleteRowsStep):
             for row_id in step.op.rows:
                 cur = conn.execute(f"DELETE FROM {sql} WHERE _id=?", (row_id,))  # noqa: S608
@@ -216,10 +211,24 @@ def _execute_plan(conn: sqlite3.Connection, table_id: str, plan: Plan, ops: list
                     (table_id, row_id),
                 )
         elif isinstance(step, MoveRowStep):
-            _row_order(conn, sql, step.op.row, step.index)
+            if conn.execute(f"SELECT 1 FROM {sql} WHERE _id=?", (step.op.row,)).fetchone() is None:  # noqa: S608
+                # A move is a later edit too: a deleted row answers row_deleted.
+                raise _missing_row(conn, table_id, step.op.row, step.index)
             order = _place(conn, sql, step.op.after, step.op.before, step.index, moving=step.op.row)
             conn.execute(f"UPDATE {sql} SET _ord=? WHERE _id=?", (order, step.op.row))  # noqa: S608
             applied[step.index] = MoveRow(row=step.op.row, order=order)
+        elif isinstance(step, CreateSqlTable):
+            cols = "".join(f", {c.sql}" for c in step.table.columns)
+            conn.execute(
+                f"CREATE TABLE {step.table.sql} (_id TEXT PRIMARY KEY, _ord TEXT NOT NULL{cols})"
+            )
+            conn.execute(f"CREATE INDEX {step.table.sql}_ord ON {step.table.sql} (_ord)")
+        elif isinstance(step, DropSqlTable):
+            conn.execute(f"DROP TABLE {step.sql}")
+        elif isinstance(step, AddSqlColumn):
+            conn.execute(f"ALTER TABLE {step.table_sql} ADD COLUMN {step.column.sql}")
+        elif isinstance(step, DropSqlColumn):
+            conn.execute(f"ALTER TABLE {step.table_sql} DROP COLUMN {step.column_sql}")
         elif isinstance(step, FormulaChanged):
             pass  # recomputed by the formula hook after all steps ran
     return applied
@@ -234,6 +243,7 @@ def commit_group(
     check_formula: FormulaCheck | None = None,
     recompute: FormulaRecompute | None = None,
     seen_version: int | None = None,
+    hooked: bool | None = None,
 ) -> GroupResult:
     """Apply ``requests`` in one transaction (runs in the tenant's SQLite thread).
 
@@ -243,7 +253,51 @@ def commit_group(
     (table versions, columns, the SQL name counter) is re-read under the lock before any
     version is assigned. Versions therefore come from the database, gap-free, whichever
     process writes.
+
+    ``hooked`` is whether the tenant has a live webhook as the caller last saw it (None:
+    unknown, read it); it is read again when another connection committed since.
+
+    A group of several batches first runs without savepoints: batches rarely fail, and a
+    SAVEPOINT/RELEASE pair per batch is a third of the statements of an edit. If one fails,
+    that transaction is rolled back (nothing of it was committed or broadcast) and the group
+    runs again with a savepoint per batch, so that the failing batch rolls back alone.
     """
+    args = (conn, tables, next_sql, requests, now, check_formula, recompute, seen_version, hooked)
+    if len(requests) > 1:
+        optimistic = _run_group(*args, mode=_Mode.NONE_FAILS)
+        if optimistic is not None:
+            return optimistic
+        result = _run_group(*args, mode=_Mode.SAVEPOINTS)
+    else:
+        result = _run_group(*args, mode=_Mode.ALONE)
+    assert result is not None  # only NONE_FAILS gives up
+    return result
+
+
+class _Mode(enum.Enum):
+    """How :func:`_run_group` contains a failing batch."""
+
+    ALONE = "alone"
+    """One batch: its failure rolls back the transaction, which held nothing else."""
+    SAVEPOINTS = "savepoints"
+    """A savepoint per batch: a failing batch rolls back alone."""
+    NONE_FAILS = "none fails"
+    """No savepoints: a failing batch rolls the transaction back and the result is None."""
+
+
+def _run_group(
+    conn: sqlite3.Connection,
+    tables: Mapping[str, TableState],
+    next_sql: int,
+    requests: list[BatchRequest],
+    now: float,
+    check_formula: FormulaCheck | None,
+    recompute: FormulaRecompute | None,
+    seen_version: int | None,
+    hooked: bool | None,
+    *,
+    mode: _Mode,
+) -> GroupResult | None:
     overlay: dict[str, TableState] = {}
     result = GroupResult(outcomes=[], next_sql=next_sql)
 
@@ -267,16 +321,23 @@ def commit_group(
         if seen_version is not None and result.data_version != seen_version:
             tables, next_sql = load_catalog(conn)
             result.catalog, result.next_sql = dict(tables), next_sql
-        # Read under the write lock: no webhook can be added or removed during the group.
-        hooked = (
-            conn.execute("SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1").fetchone()
-            is not None
-        )
+            hooked = None
+        if hooked is None:
+            # Read under the write lock: no webhook can be added or removed during the group.
+            hooked = (
+                conn.execute(
+                    "SELECT 1 FROM _ht_webhooks WHERE disabled_at IS NULL LIMIT 1"
+                ).fetchone()
+                is not None
+            )
+        result.hooked = hooked
+        savepoints = mode is _Mode.SAVEPOINTS
         for request in requests:
             # Idempotency costs nothing on the common path: the op log's unique index on
             # (table, client, op) refuses a repeat at INSERT time, and only then (or when the
             # batch fails) do we look up the original version.
-            conn.execute("SAVEPOINT batch")
+            if savepoints:
+                conn.execute("SAVEPOINT batch")
             try:
                 plan = plan_batch(
                     request.table,
@@ -320,14 +381,21 @@ def commit_group(
                         "DELETE FROM _ht_oplog WHERE tbl=? AND version <= ?",
                         (state.id, state.version - OPLOG_RETAIN),
                     )
-                conn.execute("RELEASE batch")
+                if savepoints:
+                    conn.execute("RELEASE batch")
             except (BatchError, _Repeat, sqlite3.Error) as exc:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error): the
                     # group as a whole failed, with this cause.
                     raise
-                conn.execute("ROLLBACK TO batch")
-                conn.execute("RELEASE batch")
+                if mode is _Mode.NONE_FAILS:
+                    conn.execute("ROLLBACK")
+                    return None  # run the group again, with savepoints
+                if mode is _Mode.ALONE:
+                    conn.execute("ROLLBACK")  # the transaction held this batch only
+                else:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
                 # A retried batch may fail now (its row exists since its first run): a
                 # batch seen before is acknowledged again with its original version.
                 seen = conn.execute(
@@ -350,6 +418,18 @@ def commit_group(
         # Table rows once per table per group, not per batch: a hot table's row would
         # otherwise be rewritten (and its columns re-encoded) for every edit.
         for state in overlay.values():
+            before = tables.get(state.id)
+            if (
+                before is not None
+                and before.columns is state.columns
+                and before.name == state.name
+                and before.dropped == state.dropped
+            ):
+                # Only the version moved (a data batch): no columns to encode again.
+                conn.execute(
+                    "UPDATE _ht_tables SET version=? WHERE id=?", (state.version, state.id)
+                )
+                continue
             conn.execute(
                 "INSERT INTO _ht_tables (id, sql, name, version, dropped, columns) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -366,7 +446,8 @@ def commit_group(
             )
         if result.next_sql != next_sql:
             conn.execute("UPDATE _ht_meta SET value=? WHERE key='next_sql'", (result.next_sql,))
-        conn.execute("COMMIT")
+        if conn.in_transaction:  # not when a batch alone in its group rolled it back
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -31,6 +31,7 @@ from server.delivery.destination import DestinationPolicy
 from server.delivery.errors import DeliveryError, SendFailed
 from server.delivery.sender import Sender
 from server.secrets.store import DataKeySource, SecretKind, SecretStore
+from server.store.asyncconn import AsyncConnection
 from server.webhooks.payload import test_body
 
 MAX_WEBHOOKS = 20
@@ -97,7 +98,7 @@ def _origin(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+async def _transaction(conn: AsyncConnection) -> AsyncIterator[None]:
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -127,7 +128,7 @@ def _webhook(row: Any, pending: int) -> Webhook:
     )
 
 
-async def list_webhooks(conn: aiosqlite.Connection) -> list[Webhook]:
+async def list_webhooks(conn: AsyncConnection) -> list[Webhook]:
     """Every webhook of the tenant, oldest first, with its pending count."""
     async with conn.execute("SELECT hook, COUNT(*) FROM _ht_webhook_outbox GROUP BY hook") as cur:
         pending = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
@@ -138,7 +139,7 @@ async def list_webhooks(conn: aiosqlite.Connection) -> list[Webhook]:
 
 
 async def add_webhook(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     tenant: TenantId,
     keys: DataKeySource,
     url: str,
@@ -182,7 +183,7 @@ async def check_destination(policy: DestinationPolicy, url: str) -> None:
 
 
 async def remove_webhook(
-    conn: aiosqlite.Connection, tenant: TenantId, keys: DataKeySource, hook_id: str, *,
+    conn: AsyncConnection, tenant: TenantId, keys: DataKeySource, hook_id: str, *,
     now: float, actor: str, ip: str | None = None,
 ) -> None:  # fmt: skip
     """Remove a webhook, its pending changes and its secret, audited."""
@@ -199,7 +200,7 @@ async def remove_webhook(
 
 
 async def enable_webhook(
-    conn: aiosqlite.Connection, hook_id: str, *, now: float, actor: str, ip: str | None = None
+    conn: AsyncConnection, hook_id: str, *, now: float, actor: str, ip: str | None = None
 ) -> bool:
     """Enable a webhook disabled after a failure (its receiver passed a test); audited.
     Changes committed from now on are delivered; the receiver sees the gap before them."""
@@ -217,7 +218,7 @@ async def enable_webhook(
 
 
 async def signing_secret(
-    conn: aiosqlite.Connection, tenant: TenantId, keys: DataKeySource, hook_id: str
+    conn: AsyncConnection, tenant: TenantId, keys: DataKeySource, hook_id: str
 ) -> bytes:
     """The webhook's signing secret, decrypted (the server's own use: not a secret.read)."""
     return (await SecretStore(conn, tenant, keys).reveal(secret_name(hook_id))).encode()
@@ -259,7 +260,7 @@ async def send_test(
     return event_id, status, None
 
 
-async def resolve_table(conn: aiosqlite.Connection, ref: str) -> str:
+async def resolve_table(conn: AsyncConnection, ref: str) -> str:
     """A live table's id, by id or by its unique name."""
     async with conn.execute("SELECT id, name FROM _ht_tables WHERE dropped = 0") as cur:
         rows = [(str(r[0]), str(r[1])) for r in await cur.fetchall()]

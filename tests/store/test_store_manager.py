@@ -10,13 +10,15 @@ from pathlib import Path
 from protocol.messages import Change
 from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow
 from server.store.manager import StoreManager
+from server.store.tenant import READER_THREAD, WRITER_THREAD
 
 TENANTS = [f"tenant{i:04d}abcd" for i in range(6)]
 
 
 def sqlite_threads() -> int:
-    """Live aiosqlite connection threads."""
-    return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+    """Live tenant connection threads (a writer and a reader per open store)."""
+    names = (WRITER_THREAD, READER_THREAD)
+    return sum(t.name in names for t in threading.enumerate())
 
 
 def ignore(tenant: str, table: str, changes: list[Change]) -> None:
