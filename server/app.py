@@ -31,8 +31,6 @@ from protocol.messages import Change
 from server.alerts.burst import BurstDetector
 from server.alerts.config import AlertConfig
 from server.alerts.hub import AlertsHub
-from server.audit import handlers as audit_handlers
-from server.audit.hub import AuditHub
 from server.auth.handshake import (
     AuthFailureHook,
     HandshakeGate,
@@ -58,9 +56,11 @@ from server.dirlock import DataDirLock
 from server.http import forwarded
 from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
+from server.hub import audit as audit_handlers
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub.admission import Admission, AdmissionSettings
+from server.hub.auditwriter import AuditHub
 from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host

@@ -51,7 +51,7 @@ def required_scopes(message: ClientMessage) -> tuple[Scope, ...]:
         return ()  # secrets:read OR secrets:write: checked by server/hub/secrets.py
     if isinstance(message, (Ping, Unsubscribe, Auth, ToolCall, ToolResult)):
         # Any authenticated connection: they only record, audited per tenant. A tool call's
-        # own needs are checked (and the refusal recorded) by server/audit/handlers.py.
+        # own needs are checked (and the refusal recorded) by server/hub/audit.py.
         return ()
     # Refuse by default: a message type added without a line above is never let through.
     raise Unlisted(type(message).__name__)
