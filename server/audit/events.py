@@ -2,7 +2,10 @@
 
 Two logs, one shape (``log.py``): each tenant database holds that tenant's events; the
 control database holds events with no tenant to put them in (signup, key changes, failed
-authentication, tenant deletion).
+authentication, tenant deletion). The control plane's own entries (signup, plan, deletion,
+keys) are built in ``server/control/audit_entries.py``: this package knows nothing of the
+control plane, the stores or the hub, only the connection or the small :class:`ControlLog`
+/ :class:`TenantLog` protocols it is handed.
 
 Writing an audited action together with its entry
 -------------------------------------------------

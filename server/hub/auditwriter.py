@@ -1,5 +1,7 @@
 """The audit log inside a running hub: failed handshakes, rate-limit summaries, retention.
 
+(The hub's audit messages, ``tool_call`` and ``audit_export``, are ``server/hub/audit.py``.)
+
 How it works
 ------------
 - **Failed handshakes** arrive through the gate's ``on_auth_failure`` hooks, which must not
