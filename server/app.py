@@ -152,14 +152,17 @@ def add_security_headers(response: Response, *, https: bool) -> None:
     when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
     if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
         del response.headers[HSTS[0]]
-    headers = security_headers(https=https)
     page_policy = response.headers.get(CSP)
-    if page_policy is not None:
-        headers[CSP] = page_policy
-    for name, value in headers.items():
+    for name, value in _SECURITY_HEADERS[https]:
+        if name == CSP and page_policy is not None:
+            value = page_policy
         if name in response.headers:
             del response.headers[name]
         response.headers[name] = value
+
+
+# The nonce-less set never changes: built once per scheme rather than once per response.
+_SECURITY_HEADERS = {https: tuple(security_headers(https=https).items()) for https in (False, True)}
 
 
 class HypertabServer:
@@ -377,17 +380,21 @@ class HypertabServer:
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        https = self.client(conn, request).https
         if isinstance(conn, HubConnection):
-            conn.https = https
-        add_security_headers(response, https=https)
+            # Its send_response adds the security headers to every response it sends.
+            if conn.https is None:
+                conn.https = self.client(conn, request).https
+            return response
+        add_security_headers(response, https=self.client(conn, request).https)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
-        ip = self.client(conn, request).ip
+        client = self.client(conn, request)
+        ip = client.ip
         assert isinstance(conn, HubConnection)
         conn.client_ip = ip
+        conn.https = client.https  # process_response and send_response reuse it
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
         assert self._gate is not None
