@@ -33,7 +33,7 @@ from server.auth.errors import AuthError, AuthFailure
 from server.auth.ids import is_key_id, is_tenant_id
 from server.auth.jwt import JwtVerifier
 from server.auth.principal import KeyId, Plan, Principal, TenantId
-from server.control.db import ControlDb
+from server.control.db import ControlDb, chunks
 from server.control.keycache import CachedKey, ControlReadCache
 from server.control.keys import KEY_COLUMNS, key_record
 from server.control.tenants import read_tenant
@@ -46,11 +46,6 @@ LAST_USED_INTERVAL = 60.0
 # A syntactically valid hash to compare against when the key id is unknown, so an unknown
 # id and a wrong secret take the same time.
 _DUMMY_HASH = bytes(32)
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Authentication:
@@ -235,7 +230,7 @@ class Authentication:
                 jwt_tenants[cid] = parts[1]
         live: set[str] = set()
         conn = self._db.conn
-        for chunk in _chunks(key_ids, 500):
+        for chunk in chunks(key_ids, 500):
             marks = ",".join("?" * len(chunk))
             async with conn.execute(
                 f"SELECT k.id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"  # noqa: S608
@@ -246,7 +241,7 @@ class Authentication:
                 live.update(row[0] for row in await cur.fetchall())
         tenants = sorted(set(jwt_tenants.values()))
         live_tenants: set[str] = set()
-        for chunk in _chunks(tenants, 500):
+        for chunk in chunks(tenants, 500):
             marks = ",".join("?" * len(chunk))
             async with conn.execute(
                 f"SELECT id FROM tenants WHERE id IN ({marks}) AND deleted_at IS NULL",  # noqa: S608

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ def _prepare_files(data_dir: Path, path: Path) -> None:
     # like the tenant databases, its -wal and -shm included.
     private_directory(data_dir)
     private_database(path)
+
+
+def chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    """``items`` in slices of at most ``size``: one ``IN (?, ...)`` read per slice stays
+    under SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class ControlDb:

@@ -24,7 +24,7 @@ from server.auth.ids import is_key_id
 from server.auth.principal import KeyId, Scope, TenantId
 from server.auth.revocation import RevocationEvent, RevocationKind
 from server.control import audit_entries
-from server.control.db import ControlDb
+from server.control.db import ControlDb, chunks
 from server.control.errors import (
     InvalidInput,
     KeyNotRotatable,
@@ -77,11 +77,6 @@ def clean_tables(tables: Iterable[str] | None) -> frozenset[str] | None:
     if len(cleaned) > MAX_TABLES_PER_KEY:
         raise InvalidInput(f"at most {MAX_TABLES_PER_KEY} tables per key")
     return cleaned
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Keys:
@@ -219,7 +214,7 @@ class Keys:
         are not API keys, or not found, are absent). For the hub's periodic recheck."""
         ids = sorted({k for k in key_ids if is_key_id(k)})
         found: dict[str, tuple[frozenset[Scope], frozenset[str] | None]] = {}
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             async with self._db.conn.execute(
                 f"SELECT id, scopes, tables FROM api_keys WHERE id IN ({marks})",  # noqa: S608
