@@ -8,13 +8,17 @@ against control.db or by HS256 signature and claims, welcome received) and then 
 JWTs are signed beforehand, so only the server's verification is measured.
 
 Server CPU per connect-welcome-close cycle is read from the server process (user + system,
-/proc) around each measured phase. The same cycles then run against a bare ``websockets`` +
+/proc) around each measured phase. The same cycles also run against a bare ``websockets`` +
 uvloop server in its own process (bench/relay_server.py ``--welcome``: no auth, sends one
-frame of the welcome's size, waits for the close), so ``cpu_ratio`` compares the two in the
-same run. ``--profile FILE`` runs the hub's server under cProfile (main thread) for the
-API-key phase and writes the stats there. Prints one JSON line.
+frame of the welcome's size, waits for the close), started beside the hub, and the phases
+alternate: ``--rounds`` rounds of API key, JWT, bare, each ``--count / --rounds``
+handshakes, so a burst of load from elsewhere on the machine falls on all three and
+``cpu_ratio`` (hub / bare, CPU averaged over the rounds) compares them fairly.
+``--profile FILE`` runs the hub's server under cProfile (main thread) for the API-key
+phase only and writes the stats there. Prints one JSON line.
 
-    .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50] [--profile FILE]
+    .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50] [--rounds 3]
+                                        [--profile FILE]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +126,7 @@ async def _run(
         await asyncio.gather(*(worker(i) for i in range(count)))
     wall = time.perf_counter() - start
     if label:
-        LATENCIES_MS[label] = [s * 1e3 for s in latencies]
+        LATENCIES_MS.setdefault(label, []).extend(s * 1e3 for s in latencies)
     latencies.sort()
     return {
         "per_s": round(count / wall, 1),
@@ -149,15 +154,49 @@ async def _measured(
     return result
 
 
+def _merge(parts: list[dict[str, float]]) -> dict[str, Any]:
+    """Rounds of one phase as one: CPU averaged, the rates' and latencies' spread kept."""
+    return {
+        "per_s": round(statistics.median(p["per_s"] for p in parts), 1),
+        "p50_ms": round(statistics.median(p["p50_ms"] for p in parts), 2),
+        "p99_ms": round(max(p["p99_ms"] for p in parts), 2),
+        "server_cpu_ms": round(statistics.mean(p["server_cpu_ms"] for p in parts), 3),
+        "server_cpu_ms_rounds": [p["server_cpu_ms"] for p in parts],
+    }
+
+
 async def _measure(
-    url: str, secrets: list[str], tokens: list[str], args: Any, server: psutil.Process
-) -> Any:
+    hub: tuple[str, psutil.Process],
+    bare: tuple[str, psutil.Process] | None,
+    secrets: list[str],
+    tokens: list[str],
+    args: Any,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Warm both servers up, then alternate API key, JWT and bare rounds, so that the
+    machine's load (shared with other work) falls on all three alike."""
+    url, server = hub
     await _run(url, secrets, 200, args.concurrency)  # warm-up
-    api = await _measured(url, secrets, args.count, args.concurrency, server, "API key")
     if args.profile:
-        return api, {}
-    jwt = await _measured(url, tokens, args.count, args.concurrency, server, "JWT (HS256)")
-    return api, jwt
+        api = await _measured(url, secrets, args.count, args.concurrency, server, "API key")
+        return api, {}, {}
+    await _run(url, tokens, 200, args.concurrency)
+    assert bare is not None
+    await _run(bare[0], secrets, 200, args.concurrency)
+    per_round = max(1, args.count // args.rounds)
+    phases: dict[str, list[dict[str, float]]] = {"api": [], "jwt": [], "bare": []}
+    for _ in range(args.rounds):
+        phases["api"].append(
+            await _measured(url, secrets, per_round, args.concurrency, server, "API key")
+        )
+        phases["jwt"].append(
+            await _measured(url, tokens, per_round, args.concurrency, server, "JWT (HS256)")
+        )
+        phases["bare"].append(
+            await _measured(
+                bare[0], secrets, per_round, args.concurrency, bare[1], "bare websockets (no auth)"
+            )
+        )
+    return _merge(phases["api"]), _merge(phases["jwt"]), _merge(phases["bare"])
 
 
 def _start(command: list[str], port_file: Path, env: dict[str, str], log: Any) -> Any:
@@ -171,30 +210,9 @@ def _start(command: list[str], port_file: Path, env: dict[str, str], log: Any) -
     return server
 
 
-def _bare(tmp: Path, secrets: list[str], args: Any) -> dict[str, float]:
-    """The same cycles against a bare websockets server (the credential header is sent
-    and ignored, so both servers parse the same request)."""
-    port_file = tmp / "bare.port"
-    command = [sys.executable, str(ROOT / "bench" / "relay_server.py"), str(port_file)]
-    with open(tmp / "bare.log", "wb") as log:
-        server = _start(
-            [*command, "--welcome", str(WELCOME_BYTES)], port_file, os.environ.copy(), log
-        )
-        try:
-            url = f"ws://127.0.0.1:{int(port_file.read_text())}/"
-            ps = psutil.Process(server.pid)
-
-            async def both() -> dict[str, float]:
-                await _run(url, secrets, 200, args.concurrency)  # warm-up
-                return await _measured(
-                    url, secrets, args.count, args.concurrency, ps, "bare websockets (no auth)"
-                )
-
-            result: dict[str, float] = _loop_run(both())
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return result
+def _stop(server: Any) -> None:
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def _loop_run(coro: Any) -> Any:
@@ -207,13 +225,16 @@ def _loop_run(coro: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--count", type=int, default=3000, help="handshakes per phase")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="each phase split into this many alternating rounds"
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the hub's API-key phase")
     args = parser.parse_args()
     if args.profile:
         args.profile = os.path.abspath(args.profile)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         data = Path(tmp) / "data"
         secrets, tokens = asyncio.run(_prepare(data, 10))
         port_file = Path(tmp) / "port"
@@ -223,21 +244,36 @@ def main() -> None:
         if args.profile:
             python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
         command = [*python, "serve", "--port", "0"]
-        with open(Path(tmp) / "server.log", "wb") as log:
-            server = _start(
-                [*command, "--port-file", str(port_file), "--data-dir", str(data)],
-                port_file,
-                env,
-                log,
+        log = stack.enter_context(open(Path(tmp) / "server.log", "wb"))
+        server = _start(
+            [*command, "--port-file", str(port_file), "--data-dir", str(data)], port_file, env, log
+        )
+        stack.callback(_stop, server)
+        hub = (f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws", psutil.Process(server.pid))
+        bare = None
+        if not args.profile:
+            # The same cycles against a bare websockets server (the credential header is
+            # sent and ignored, so both servers parse the same request).
+            bare_port = Path(tmp) / "bare.port"
+            bare_log = stack.enter_context(open(Path(tmp) / "bare.log", "wb"))
+            bare_server = _start(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "relay_server.py"),
+                    str(bare_port),
+                    "--welcome",
+                    str(WELCOME_BYTES),
+                ],
+                bare_port,
+                os.environ.copy(),
+                bare_log,
             )
-            try:
-                url = f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws"
-                ps = psutil.Process(server.pid)
-                api, jwt = _loop_run(_measure(url, secrets, tokens, args, ps))
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-        bare = {} if args.profile else _bare(Path(tmp), secrets, args)
+            stack.callback(_stop, bare_server)
+            bare = (
+                f"ws://127.0.0.1:{int(bare_port.read_text())}/",
+                psutil.Process(bare_server.pid),
+            )
+        api, jwt, bare_result = _loop_run(_measure(hub, bare, secrets, tokens, args))
     out: dict[str, Any] = {
         "bench": "handshake",
         "server": "subprocess (hypertab serve, uvloop)",
@@ -245,11 +281,12 @@ def main() -> None:
         "concurrency": args.concurrency,
         "api_key": api,
         "jwt": jwt,
-        "bare_websockets": bare,
+        "bare_websockets": bare_result,
     }
-    if bare:
-        out["cpu_ratio_api_key"] = round(api["server_cpu_ms"] / bare["server_cpu_ms"], 3)
-        out["cpu_ratio_jwt"] = round(jwt["server_cpu_ms"] / bare["server_cpu_ms"], 3)
+    if bare_result:
+        out["rounds"] = args.rounds
+        out["cpu_ratio_api_key"] = round(api["server_cpu_ms"] / bare_result["server_cpu_ms"], 3)
+        out["cpu_ratio_jwt"] = round(jwt["server_cpu_ms"] / bare_result["server_cpu_ms"], 3)
     report.emit(
         out,
         {

@@ -31,8 +31,6 @@ from protocol.messages import Change
 from server.alerts.burst import BurstDetector
 from server.alerts.config import AlertConfig
 from server.alerts.hub import AlertsHub
-from server.audit import handlers as audit_handlers
-from server.audit.hub import AuditHub
 from server.auth.handshake import (
     AuthFailureHook,
     HandshakeGate,
@@ -58,10 +56,12 @@ from server.dirlock import DataDirLock
 from server.http import forwarded
 from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
+from server.hub import audit as audit_handlers
 from server.hub import functions as functions_hub
 from server.hub import secrets as secrets_hub
 from server.hub import tables as tables_hub
 from server.hub.admission import Admission, AdmissionSettings
+from server.hub.auditwriter import AuditHub
 from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
@@ -153,14 +153,17 @@ def add_security_headers(response: Response, *, https: bool) -> None:
     when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
     if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
         del response.headers[HSTS[0]]
-    headers = security_headers(https=https)
     page_policy = response.headers.get(CSP)
-    if page_policy is not None:
-        headers[CSP] = page_policy
-    for name, value in headers.items():
+    for name, value in _SECURITY_HEADERS[https]:
+        if name == CSP and page_policy is not None:
+            value = page_policy
         if name in response.headers:
             del response.headers[name]
         response.headers[name] = value
+
+
+# The nonce-less set never changes: built once per scheme rather than once per response.
+_SECURITY_HEADERS = {https: tuple(security_headers(https=https).items()) for https in (False, True)}
 
 
 class HypertabServer:
@@ -379,17 +382,21 @@ class HypertabServer:
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response:
-        https = self.client(conn, request).https
         if isinstance(conn, HubConnection):
-            conn.https = https
-        add_security_headers(response, https=https)
+            # Its send_response adds the security headers to every response it sends.
+            if conn.https is None:
+                conn.https = self.client(conn, request).https
+            return response
+        add_security_headers(response, https=self.client(conn, request).https)
         return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
-        ip = self.client(conn, request).ip
+        client = self.client(conn, request)
+        ip = client.ip
         assert isinstance(conn, HubConnection)
         conn.client_ip = ip
+        conn.https = client.https  # process_response and send_response reuse it
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
         assert self._gate is not None

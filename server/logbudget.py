@@ -119,6 +119,8 @@ FRAME_LOG_BUDGET = LogRateLimit()
 """The process-wide budget of per-frame debug records (50 a second per direction)."""
 
 _FRAME_TEMPLATES = frozenset({"< %s", "> %s"})
+_CONNECTION_CHATTER = frozenset({"connection open", "connection closed"})
+"""= ``ConnectionChatterFilter.CHATTER`` (not imported: this module stays below auth)."""
 
 
 class FrameLogGate(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -132,6 +134,14 @@ class FrameLogGate(logging.LoggerAdapter):  # type: ignore[type-arg]
             super().__init__(inner.logger, inner.extra)
         else:
             super().__init__(inner, {})
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log at INFO, except websockets' per-connection ``connection open`` / ``connection
+        closed`` lines while DEBUG is off: dropped here before a record is made, as
+        :class:`~server.auth.handshake.ConnectionChatterFilter` would drop the record."""
+        if msg in _CONNECTION_CHATTER and not self.logger.isEnabledFor(logging.DEBUG):
+            return
+        super().info(msg, *args, **kwargs)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         """Log at DEBUG; a frame record says only direction, opcode and size."""

@@ -20,7 +20,7 @@ from server.alerts.burst import BurstDetector
 from server.alerts.config import AlertConfig
 from server.alerts.dispatcher import AlertDispatcher
 from server.audit.chain import AuditEntry
-from server.audit.hub import retention_days_from_env
+from server.audit.log import retention_days_from_env
 from server.auth.ids import is_key_id
 from server.auth.principal import KeyId
 from server.control.plane import ControlPlane

@@ -6,6 +6,11 @@
 - ``export``: JSON Lines and CSV, and their parsers.
 - ``log``: the SQLite shell (``ensure_schema``, ``append``, ``export``, ``verify_db``,
   ``purge``) over a caller's ``aiosqlite.Connection``.
+- ``events``: the hub's audited events and how each is written.
+
+A low-level package: it imports nothing of ``server.control``, ``server.store`` or
+``server.hub``; they import it (``tests/audit/test_audit_layering.py``). The running hub's
+audit service is ``server/hub/auditwriter.py``, its audit messages ``server/hub/audit.py``.
 
 Exception tree::
 

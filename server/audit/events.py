@@ -2,7 +2,10 @@
 
 Two logs, one shape (``log.py``): each tenant database holds that tenant's events; the
 control database holds events with no tenant to put them in (signup, key changes, failed
-authentication, tenant deletion).
+authentication, tenant deletion). The control plane's own entries (signup, plan, deletion,
+keys) are built in ``server/control/audit_entries.py``: this package knows nothing of the
+control plane, the stores or the hub, only the connection or the small :class:`ControlLog`
+/ :class:`TenantLog` protocols it is handed.
 
 Writing an audited action together with its entry
 -------------------------------------------------
@@ -33,7 +36,8 @@ message body (``log.append`` also redacts them, as a second guard).
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -43,12 +47,8 @@ from server.audit.log import append
 from server.store.asyncconn import AsyncConnection
 
 if TYPE_CHECKING:
-    from server.auth.apikeys import KeyRecord
-    from server.auth.principal import Principal, Scope
-    from server.control.plane import ControlPlane
-    from server.control.tenants import TenantRecord
+    from server.auth.principal import Principal
     from server.ratelimit.aggregate import DenialSummary
-    from server.store.tenant import TenantStore
 
 SYSTEM = "system"
 """The actor of actions the server takes by itself (retention, housekeeping)."""
@@ -70,6 +70,24 @@ def args_digest(args: Any) -> str:
 # --- writing -------------------------------------------------------------------------------
 
 
+class ControlLog(Protocol):
+    """What control events are written through: a write transaction on control.db
+    (``server.control.plane.ControlPlane``). The audit package knows no more of it."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A ``BEGIN IMMEDIATE`` transaction that commits on success."""
+        ...
+
+
+class TenantLog(Protocol):
+    """What tenant events are written through: the tenant's writer connection, paused
+    (``server.store.tenant.TenantStore``)."""
+
+    def exclusive(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """The writer's connection, with no other write running on it."""
+        ...
+
+
 async def audit_tenant_event(conn: AsyncConnection, entry: AuditEntry) -> ChainedEntry:
     """Append ``entry`` to a tenant's log inside the caller's open transaction.
 
@@ -84,97 +102,19 @@ async def audit_control_event(conn: AsyncConnection, entry: AuditEntry) -> Chain
     return await append(conn, entry, commit=False)
 
 
-async def record_tenant_event(store: TenantStore, entry: AuditEntry) -> ChainedEntry:
+async def record_tenant_event(store: TenantLog, entry: AuditEntry) -> ChainedEntry:
     """Append ``entry`` to a tenant's log in a transaction of its own."""
     async with store.exclusive() as conn:
         return await append(conn, entry, commit=True)
 
 
-async def record_control_event(control: ControlPlane, entry: AuditEntry) -> ChainedEntry:
+async def record_control_event(control: ControlLog, entry: AuditEntry) -> ChainedEntry:
     """Append ``entry`` to the control log in a transaction of its own."""
     async with control.transaction() as conn:
         return await append(conn, entry, commit=False)
 
 
 # --- entries (pure) ------------------------------------------------------------------------
-
-
-def tenant_created(record: TenantRecord, actor: str) -> AuditEntry:
-    """Signup: a tenant and its first admin key were created."""
-    return AuditEntry(
-        record.created_at,
-        actor,
-        Action.TENANT_CREATED,
-        target=record.id,
-        details={"plan": record.plan.value, "name": record.name, "region": record.region},
-    )
-
-
-def tenant_plan_changed(tenant: str, old: str, new: str, actor: str, now: float) -> AuditEntry:
-    """A tenant's plan (rate limits, features) was changed."""
-    return AuditEntry(
-        now, actor, Action.TENANT_PLAN_CHANGED, target=tenant, details={"from": old, "to": new}
-    )
-
-
-def tenant_deleted(tenant: str, actor: str, now: float) -> AuditEntry:
-    """A tenant was deleted (its keys revoked with it)."""
-    return AuditEntry(now, actor, Action.TENANT_DELETED, target=tenant)
-
-
-def key_created(record: KeyRecord, actor: str) -> AuditEntry:
-    """An API key was issued (never its secret: its id, name, scopes and tables)."""
-    return AuditEntry(
-        record.created_at,
-        actor,
-        Action.KEY_CREATED,
-        target=record.id,
-        details={
-            "tenant": record.tenant,
-            "name": record.name,
-            "scopes": sorted(s.value for s in record.scopes),
-            "tables": sorted(record.tables) if record.tables is not None else None,
-            "expires_at": record.expires_at,
-            **({"rate": record.rate} if record.rate is not None else {}),
-        },
-    )
-
-
-def key_revoked(record: KeyRecord, actor: str, now: float) -> AuditEntry:
-    """An API key was revoked."""
-    return AuditEntry(
-        now,
-        actor,
-        Action.KEY_REVOKED,
-        target=record.id,
-        details={"tenant": record.tenant, "already_revoked": record.revoked_at is not None},
-    )
-
-
-def key_rotated(old: KeyRecord, new_id: str, actor: str, now: float) -> AuditEntry:
-    """An API key was replaced by a new one (the old one revoked)."""
-    return AuditEntry(
-        now,
-        actor,
-        Action.KEY_ROTATED,
-        target=old.id,
-        details={"tenant": old.tenant, "replaced_by": new_id},
-    )
-
-
-def key_updated(record: KeyRecord, scopes: frozenset[Scope], actor: str, now: float) -> AuditEntry:
-    """An API key's scopes were narrowed (before and after; never its secret)."""
-    return AuditEntry(
-        now,
-        actor,
-        Action.KEY_UPDATED,
-        target=record.id,
-        details={
-            "tenant": record.tenant,
-            "scopes_before": sorted(s.value for s in record.scopes),
-            "scopes": sorted(s.value for s in scopes),
-        },
-    )
 
 
 def auth_failed(reason: str, ip: str | None, now: float, key_id: str | None) -> AuditEntry:

@@ -23,6 +23,10 @@ from collections.abc import Iterable
 from typing import Literal
 
 from server.audit.chain import AuditError, ChainedEntry, canonical_json
+from server.auth.principal import Plan
+
+EXPORT_PLANS = frozenset({Plan.PRO, Plan.TEAM, Plan.ENTERPRISE})
+"""Plans that may export their audit log (over the wire and with the CLI)."""
 
 Format = Literal["jsonl", "csv"]
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,16 @@ from server.store.asyncconn import AsyncConnection
 
 DEFAULT_RETENTION_DAYS = 90
 """How long audit entries are kept by default (security records only)."""
+
+
+def retention_days_from_env() -> float:
+    """``HYPERTAB_AUDIT_RETENTION_DAYS`` (default 90)."""
+    raw = os.environ.get("HYPERTAB_AUDIT_RETENTION_DAYS")
+    days = float(raw) if raw else float(DEFAULT_RETENTION_DAYS)
+    if days <= 0:
+        raise ValueError("HYPERTAB_AUDIT_RETENTION_DAYS must be positive")
+    return days
+
 
 _COLUMNS = "id, ts, actor, action, target, ip, details, prev_hash, hash"
 _BATCH = 1000

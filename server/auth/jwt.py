@@ -20,12 +20,21 @@ How it works
 5. ``exp``, ``iat`` and ``sub`` are required; ``role`` ``anon`` / ``service_role`` are not
    user tokens. Tenant, scopes and table allowlist come from configurable claim paths.
 
+6. Verified claims are kept by the token's SHA-256 (at most :data:`VERIFIED_CACHE_SIZE`
+   tokens): presenting the same token again skips the parsing and the signature check, but
+   never the time claims, which are checked against each ``now`` again (a token that
+   expired is refused and forgotten). Only tokens that passed every check are kept, and
+   what a token says cannot change, so the cache answers exactly as a full verification
+   would. Whether the token's tenant still exists, or an incident cut its tokens off, is
+   checked after this at every handshake.
+
 The tenant is only read here. Whether it exists is the control plane's business
-(``ControlPlane.authenticate_jwt``), which also supplies the tenant's plan.
+(``server.control.authentication``), which also supplies the tenant's plan.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -47,6 +56,8 @@ _FAMILY = {"HS256": "oct", "RS256": "RSA", "ES256": "EC"}
 #: Header parameters that carry or locate a key (RFC 7515 §4.1). (A ``crit`` naming an
 #: extension is refused as malformed by pyjwt already: we implement none.)
 REFUSED_HEADERS = frozenset({"jku", "x5u", "x5c", "jwk"})
+#: Verified tokens remembered (by SHA-256); on overflow the cache is emptied.
+VERIFIED_CACHE_SIZE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +165,10 @@ class VerifiedToken:
     scopes: frozenset[Scope]
     tables: frozenset[str] | None
     expires_at: float
+    issued_at: float | None = None
+    """The token's ``iat`` (an incident cutoff refuses tokens issued before it)."""
+    not_before: float | None = None
+    """The token's ``nbf``, if any."""
 
     @property
     def credential_id(self) -> str:
@@ -198,6 +213,7 @@ class JwtVerifier:
 
     def __init__(self, config: JwtConfig) -> None:
         self.config = config
+        self._verified: dict[bytes, VerifiedToken] = {}
 
     def verify(self, token: str | None, *, now: float, plan: Plan = Plan.FREE) -> Principal:
         """The principal for ``token``, or :class:`AuthError`.
@@ -209,13 +225,30 @@ class JwtVerifier:
 
     def verify_claims(self, token: str | None, *, now: float) -> VerifiedToken:
         """Check algorithm, signature and claims; return what the token says."""
-        import jwt as pyjwt  # imported here, not at module level: see _load_jwks
-
-        cfg = self.config
         if not token:
             raise AuthError(AuthFailure.MISSING)
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise AuthError(AuthFailure.MALFORMED)
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            try:
+                self._check_times(known.expires_at, known.issued_at, known.not_before, now)
+            except AuthError:
+                del self._verified[digest]
+                raise
+            return known
+        verified = self._verify(token, now)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[digest] = verified
+        return verified
+
+    def _verify(self, token: str, now: float) -> VerifiedToken:
+        """The full check: header, algorithm, key, signature, then the claims."""
+        import jwt as pyjwt  # imported here, not at module level: see _load_jwks
+
+        cfg = self.config
         try:
             header = pyjwt.get_unverified_header(token)
         except pyjwt.PyJWTError:
@@ -285,10 +318,7 @@ class JwtVerifier:
         exp, iat, nbf = _time(payload, "exp"), _time(payload, "iat"), _time(payload, "nbf")
         if exp is None or iat is None:
             raise AuthError(AuthFailure.BAD_CLAIMS)
-        if now >= exp + cfg.leeway:
-            raise AuthError(AuthFailure.EXPIRED)
-        if iat > now + cfg.leeway or (nbf is not None and nbf > now + cfg.leeway):
-            raise AuthError(AuthFailure.NOT_YET_VALID)
+        self._check_times(exp, iat, nbf, now)
         sub = payload.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 256:
             raise AuthError(AuthFailure.BAD_CLAIMS)
@@ -304,7 +334,17 @@ class JwtVerifier:
             scopes=self._scopes(_claim(payload, cfg.scopes_claim)),
             tables=self._tables(_claim(payload, cfg.tables_claim)),
             expires_at=exp,
+            issued_at=iat,
+            not_before=nbf,
         )
+
+    def _check_times(self, exp: float, iat: float | None, nbf: float | None, now: float) -> None:
+        """``EXPIRED`` or ``NOT_YET_VALID`` unless the time claims hold at ``now``."""
+        leeway = self.config.leeway
+        if now >= exp + leeway:
+            raise AuthError(AuthFailure.EXPIRED)
+        if (iat is not None and iat > now + leeway) or (nbf is not None and nbf > now + leeway):
+            raise AuthError(AuthFailure.NOT_YET_VALID)
 
     def _scopes(self, raw: object) -> frozenset[Scope]:
         if raw is None:

@@ -26,8 +26,7 @@ import aiosqlite
 
 from server.audit import events
 from server.audit.chain import AuditEntry
-from server.audit.export import Format
-from server.audit.handlers import EXPORT_PLANS
+from server.audit.export import EXPORT_PLANS, Format
 from server.audit.log import (
     append,
     ensure_schema,

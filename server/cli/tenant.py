@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from server.audit.events import record_control_event, tenant_plan_changed
+from server.audit.events import record_control_event
 from server.auth.principal import Plan, TenantId
 from server.cli.common import (
     EXIT_OK,
@@ -26,6 +26,7 @@ from server.cli.common import (
 )
 from server.cli.lifecycle import lifecycle_of, register_tenant_actions
 from server.cli.origins import register_origins
+from server.control.audit_entries import tenant_plan_changed
 
 
 def register(commands: Commands) -> None:

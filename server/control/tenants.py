@@ -1,10 +1,16 @@
-"""Tenant records and the validation of human-entered names."""
+"""Tenants as ``control.db`` stores them (records, reads) and the validation of
+human-entered names. What changes a tenant (signup, plan, deletion, containment) is
+:mod:`server.control.tenancy`."""
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
+import aiosqlite
+
+from server.auth.ids import is_tenant_id
 from server.auth.principal import Plan, TenantId
 from server.control.errors import InvalidInput
 
@@ -42,3 +48,42 @@ def clean_name(value: object, *, what: str = "name", max_length: int = MAX_NAME_
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise InvalidInput(f"{what} must not contain control or invisible characters")
     return name
+
+
+_COLUMNS = "id, name, plan, created_at, deleted_at, region"
+
+
+def tenant_record(row: Any) -> TenantRecord:
+    """A ``tenants`` row (the columns of :data:`_COLUMNS`, in order) as a record."""
+    return TenantRecord(
+        id=TenantId(row[0]),
+        name=row[1],
+        plan=Plan(row[2]),
+        created_at=row[3],
+        deleted_at=row[4],
+        region=row[5],
+    )
+
+
+async def read_tenant(conn: aiosqlite.Connection, tenant: TenantId) -> TenantRecord | None:
+    """The tenant, deleted or not; ``None`` when it never existed."""
+    if not is_tenant_id(tenant):
+        return None
+    async with conn.execute(
+        f"SELECT {_COLUMNS} FROM tenants WHERE id = ?",  # noqa: S608 (constant)
+        (tenant,),
+    ) as cur:
+        row = await cur.fetchone()
+    return tenant_record(row) if row is not None else None
+
+
+async def read_tenants(
+    conn: aiosqlite.Connection, *, include_deleted: bool = False
+) -> list[TenantRecord]:
+    """Tenants by creation time (deleted ones only on request)."""
+    sql = f"SELECT {_COLUMNS} FROM tenants"  # noqa: S608 (constant)
+    if not include_deleted:
+        sql += " WHERE deleted_at IS NULL"
+    async with conn.execute(sql + " ORDER BY created_at, id") as cur:
+        rows = await cur.fetchall()
+    return [tenant_record(row) for row in rows]

@@ -60,8 +60,10 @@ def resolve(
     peer: str | None, headers: Headers, trusted: tuple[Network, ...], *, tls: bool
 ) -> Client:
     """The client behind ``peer`` (the TCP peer address) given the request ``headers``."""
+    if not trusted:  # no proxy configured (the default): nothing to parse
+        return Client(peer, tls, False)
     peer_addr = _address(peer) if peer is not None else None
-    if not trusted or not _trusted(peer_addr, trusted):
+    if not _trusted(peer_addr, trusted):
         return Client(peer, tls, False)
     ip = peer
     hops = [h for value in headers.get_all("X-Forwarded-For") for h in value.split(",")]

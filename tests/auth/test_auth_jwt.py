@@ -260,3 +260,63 @@ def test_bad_configs_refused(asym: dict[str, Any], tmp_path: Path) -> None:
 
 def test_config_repr_hides_secret() -> None:
     assert SECRET.decode() not in repr(JwtConfig(secret=SECRET))
+
+
+# -- verified claims kept by token hash ------------------------------------------------------
+
+
+def test_a_verified_token_is_answered_again_without_parsing() -> None:
+    v = verifier()
+    token = hs256(claims())
+    first = v.verify_claims(token, now=NOW)
+    assert first.issued_at == int(NOW) - 10
+    # pyjwt is not consulted again: the token is known by its hash (the original string is
+    # not kept), and the same claims come back.
+    assert token not in repr(v.__dict__)
+    pyjwt_decode = pyjwt.decode
+    try:
+        pyjwt.decode = None  # type: ignore[assignment]
+        assert v.verify_claims(token, now=NOW + 1) == first
+    finally:
+        pyjwt.decode = pyjwt_decode
+
+
+def test_a_known_token_still_expires_and_is_forgotten() -> None:
+    v = verifier(leeway=0)
+    token = hs256(claims(exp=int(NOW) + 60))
+    assert v.verify(token, now=NOW).subject == "user-1"
+    with pytest.raises(AuthError) as info:
+        v.verify(token, now=NOW + 60)
+    assert info.value.reason is AuthFailure.EXPIRED
+    # Forgotten: a clock set back verifies it from scratch, and it is accepted again.
+    assert v.verify(token, now=NOW).subject == "user-1"
+
+
+def test_a_known_token_is_not_valid_before_its_time() -> None:
+    v = verifier(leeway=0)
+    token = hs256(claims(nbf=int(NOW) + 10, iat=int(NOW) + 10))
+    assert v.verify(token, now=NOW + 20).subject == "user-1"
+    with pytest.raises(AuthError) as info:
+        v.verify(token, now=NOW)
+    assert info.value.reason is AuthFailure.NOT_YET_VALID
+
+
+def test_refused_tokens_are_not_kept() -> None:
+    v = verifier()
+    token = hs256(claims(), secret=b"w" * 40)
+    for _ in range(2):
+        refused(v, token, AuthFailure.BAD_SIGNATURE)
+    # One changed character of a verified token is another token: verified from scratch.
+    good = hs256(claims())
+    v.verify(good, now=NOW)
+    tampered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    refused(v, tampered, AuthFailure.BAD_SIGNATURE)
+
+
+def test_the_cache_is_bounded() -> None:
+    from server.auth import jwt as jwt_module
+
+    v = verifier()
+    for i in range(jwt_module.VERIFIED_CACHE_SIZE + 5):
+        v.verify(hs256(claims(sub=f"user-{i}")), now=NOW)
+    assert len(v._verified) <= jwt_module.VERIFIED_CACHE_SIZE

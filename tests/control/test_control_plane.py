@@ -115,7 +115,7 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
     try:
         assert (await second.authenticate_api_key(admin.secret, now=NOW)).tenant == tenant.id
         assert second.path == tmp_path / "control.db"
-        journal = await (await second._conn.execute("PRAGMA journal_mode")).fetchone()
+        journal = await (await second.db.conn.execute("PRAGMA journal_mode")).fetchone()
         assert journal is not None and journal[0] == "wal"
     finally:
         await second.close()

@@ -10,8 +10,8 @@ from mcp_helpers import audit
 from client_sdk import Client, ServerError
 from client_sdk.toolcalls import args_digest
 from protocol.audit import MAX_OPEN_TOOL_CALLS, ToolCall, ToolResult
-from server.audit.handlers import tool_refusal
 from server.auth.principal import CredentialKind, Plan, Principal, Scope, TenantId
+from server.hub.audit import tool_refusal
 
 
 def test_tool_refusal_checks_scopes_and_the_table_allowlist() -> None:

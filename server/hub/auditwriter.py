@@ -1,5 +1,7 @@
 """The audit log inside a running hub: failed handshakes, rate-limit summaries, retention.
 
+(The hub's audit messages, ``tool_call`` and ``audit_export``, are ``server/hub/audit.py``.)
+
 How it works
 ------------
 - **Failed handshakes** arrive through the gate's ``on_auth_failure`` hooks, which must not
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import Any
 from server.audit import events
 from server.audit.actions import Action
 from server.audit.chain import AuditEntry
-from server.audit.log import DEFAULT_RETENTION_DAYS, append, purge_expired
+from server.audit.log import append, purge_expired, retention_days_from_env
 from server.control.plane import ControlPlane
 from server.ratelimit.aggregate import DenialAggregator, DenialSummary
 from server.store.manager import StoreManager
@@ -43,15 +44,6 @@ QUEUE_SIZE = 1024
 """Failed-handshake entries waiting to be written, at most."""
 
 _WRITE_BATCH = 200
-
-
-def retention_days_from_env() -> float:
-    """``HYPERTAB_AUDIT_RETENTION_DAYS`` (default 90)."""
-    raw = os.environ.get("HYPERTAB_AUDIT_RETENTION_DAYS")
-    days = float(raw) if raw else float(DEFAULT_RETENTION_DAYS)
-    if days <= 0:
-        raise ValueError("HYPERTAB_AUDIT_RETENTION_DAYS must be positive")
-    return days
 
 
 class AuditHub:

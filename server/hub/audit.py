@@ -28,9 +28,9 @@ from protocol.audit import MAX_OPEN_TOOL_CALLS, AuditChunk, AuditExport, ToolCal
 from protocol.messages import Ok
 from server.audit import events
 from server.audit.chain import AuditEntry, AuditError
-from server.audit.export import csv_header, csv_line, jsonl_line
+from server.audit.export import EXPORT_PLANS, csv_header, csv_line, jsonl_line
 from server.audit.log import entries
-from server.auth.principal import Plan, Principal, Scope
+from server.auth.principal import Principal, Scope
 from server.hub.httproutes import client_host
 
 if TYPE_CHECKING:
@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_CHARS = 512 * 1024
 """A page stops growing past this many characters (frames stay well under 1 MiB)."""
-
-EXPORT_PLANS = frozenset({Plan.PRO, Plan.TEAM, Plan.ENTERPRISE})
-"""Plans that may export their audit log."""
 
 
 def register(services: Services) -> None:
