@@ -1,22 +1,35 @@
-"""Server memory per idle authenticated WebSocket connection, and the connect rate.
+"""Server memory per idle authenticated WebSocket connection, the connect rate, and
+revocation latency with every connection open.
 
 How it works
 ------------
 1. A temporary data dir gets one tenant and one API key per :data:`CONNECTIONS_PER_KEY`
-   connections (the server caps connections per credential), made through ``ControlPlane``.
+   connections (the server caps connections per credential), plus one key per revocation
+   sample, made through ``ControlPlane``.
 2. ``hypertab serve --port 0 --port-file F`` runs in a subprocess (uvloop, as in production)
    on 127.0.0.1. One warm-up connection is opened, then the server's RSS is read (psutil).
-3. ``--connections`` clients connect in batches of ``--batch`` (``Authorization: Bearer``,
-   ``hypertab.v1.msgpack``, no compression, no client pings) and each waits for its
-   ``welcome``. After a short settle the RSS is read again.
+3. ``--connections`` clients connect (``Authorization: Bearer``, ``hypertab.v1.msgpack``,
+   no compression, no client pings) and each waits for its ``welcome``. They are spread
+   over ``--clients`` client processes (this file run with ``--worker``), each with
+   ``--batch / --clients`` handshakes in flight and its own loopback source address
+   (127.0.0.2, 127.0.0.3, ...: one source address has ~28,000 ephemeral ports, and one
+   process's file limit is the server's too). After a short settle the RSS is read again.
 4. ``(rss_after - rss_before) / connections`` is the server's cost of one idle connection
-   (target <= 20 KiB); ``connections / seconds`` the connect rate (handshake + key check +
-   welcome). Then SIGTERM: the time to close everything gracefully is reported too.
+   (target <= 14 KiB); ``connections / seconds`` the connect rate (handshake + key check +
+   welcome).
+5. With all of them open, ``--revocations`` times: this process opens one connection with
+   a key of its own, revokes that key through a ``ControlPlane`` on the data dir (as
+   ``hypertab key revoke`` does: commit, then a poke on the hubs' wake-up sockets) and
+   times revoke -> close frame (4003) seen. The server's open descriptors are counted
+   before and after every sample, and every client process counts its open connections at
+   the end: none of the others may have closed.
+6. Then SIGTERM: the time to close everything gracefully is reported too.
 
 The soft ``RLIMIT_NOFILE`` is raised (bounded by the hard limit) before the server starts,
 so both processes can hold the sockets. Prints one JSON line.
 
-    .venv/bin/python bench/connections.py [--connections 10000] [--batch 500]
+    .venv/bin/python bench/connections.py [--connections 19500] [--clients 4] [--batch 500]
+                                          [--revocations 20]
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -38,12 +52,13 @@ from typing import Any, TypeVar
 import psutil  # type: ignore[import-untyped]
 import report
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protocol.codec import MSGPACK, codec_for
 from protocol.messages import Welcome
-from server.auth.principal import Plan
+from server.auth.principal import KeyId, Plan
 from server.config import load_pepper
 from server.control.plane import ControlPlane
 
@@ -62,8 +77,11 @@ def raise_fd_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def make_keys(data_dir: Path, count: int) -> list[str]:
-    """A tenant and ``count`` keys for it; returns the plaintext keys."""
+async def make_keys(
+    data_dir: Path, count: int, victims: int
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """A tenant, ``count`` keys for the idle connections and ``victims`` keys to revoke;
+    returns the plaintext keys and the victims' (key id, plaintext)."""
     plane = await ControlPlane.open(data_dir, pepper=load_pepper(data_dir), watch=False)
     try:
         now = time.time()
@@ -74,7 +92,13 @@ async def make_keys(data_dir: Path, count: int) -> list[str]:
                 tenant.id, f"bench-{i}", ["tables:read"], created_by="bench", now=now
             )
             keys.append(issued.secret)
-        return keys
+        revoked: list[tuple[str, str]] = []
+        for i in range(victims):
+            issued = await plane.create_key(
+                tenant.id, f"revoke-{i}", ["tables:read"], created_by="bench", now=now
+            )
+            revoked.append((issued.record.id, issued.secret))
+        return keys, revoked
     finally:
         await plane.close()
 
@@ -104,7 +128,7 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("server did not start")
 
 
-async def open_one(url: str, key: str) -> ClientConnection:
+async def open_one(url: str, key: str, **kw: Any) -> ClientConnection:
     ws = await connect(
         url,
         additional_headers={"Authorization": f"Bearer {key}"},
@@ -113,6 +137,7 @@ async def open_one(url: str, key: str) -> ClientConnection:
         ping_interval=None,
         open_timeout=START_TIMEOUT,
         max_queue=4,
+        **kw,  # local_addr: the loopback source address
     )
     welcome = codec_for(MSGPACK).decode_server(await asyncio.wait_for(ws.recv(), START_TIMEOUT))
     if not isinstance(welcome, Welcome):
@@ -126,34 +151,137 @@ def settled_rss(server: psutil.Process, seconds: float = 1.0) -> int:
     return int(server.memory_info().rss)
 
 
+class Worker:
+    """One client process (``--worker``): opens its share, then answers ``count`` lines."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, source: str, count: int) -> None:
+        self.proc = proc
+        self.source = source
+        self.count = count
+        self.opened = 0
+
+    async def line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        raw = await self.proc.stdout.readline()
+        if not raw:
+            raise RuntimeError(f"client process {self.source} exited ({self.proc.returncode})")
+        return dict(json.loads(raw))
+
+    async def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self.line()
+
+
+async def start_workers(
+    args: argparse.Namespace, url: str, keys_file: Path, count: int
+) -> list[Worker]:
+    """``--clients`` client processes, connections 1..count split between them."""
+    workers: list[Worker] = []
+    per = -(-count // args.clients)
+    for i in range(args.clients):
+        first = 1 + i * per
+        n = min(per, count - i * per)
+        if n <= 0:
+            break
+        source = f"127.0.0.{2 + i % args.sources}"
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, __file__, "--worker", "--url", url, "--source", source),
+            *("--keys-file", str(keys_file), "--first", str(first), "--connections", str(n)),
+            *("--batch", str(max(1, args.batch // args.clients))),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        workers.append(Worker(proc, source, n))
+    return workers
+
+
+async def follow_progress(workers: list[Worker], bar: Any) -> None:
+    """Until every worker has opened its share (``{"opened": n}`` lines, then ``ready``)."""
+
+    async def one(worker: Worker) -> None:
+        while True:
+            line = await worker.line()
+            if "error" in line:
+                raise RuntimeError(f"client process {worker.source}: {line['error']}")
+            bar.update(line["opened"] - worker.opened)
+            worker.opened = line["opened"]
+            if line.get("ready"):
+                return
+
+    await asyncio.gather(*(one(w) for w in workers))
+
+
+async def revocations(
+    args: argparse.Namespace,
+    url: str,
+    data_dir: Path,
+    victims: list[tuple[str, str]],
+    server: psutil.Process,
+) -> tuple[list[float], int]:
+    """Revoke -> close seen, one fresh key at a time; returns the latencies and how many
+    other connections the server lost meanwhile (must be 0)."""
+    plane = await ControlPlane.open(data_dir, pepper=load_pepper(data_dir), watch=False)
+    latencies: list[float] = []
+    lost = 0
+    try:
+        for key_id, secret in victims:
+            conn = await open_one(url, secret)
+            fds = server.num_fds()
+            closed = asyncio.ensure_future(conn.wait_closed())
+            started = time.time()
+            await plane.revoke_key(KeyId(key_id), now=started)
+            await asyncio.wait_for(closed, START_TIMEOUT)
+            latencies.append(time.time() - started)
+            if conn.close_code != 4003:
+                raise RuntimeError(f"revoked connection closed with {conn.close_code}")
+            await asyncio.sleep(0.05)  # the server's side of the closed socket is released
+            lost += max(0, fds - 1 - server.num_fds())
+    finally:
+        await plane.close()
+    return latencies, lost
+
+
 async def bench(
-    args: argparse.Namespace, keys: list[str], proc: subprocess.Popen[bytes], port: int
+    args: argparse.Namespace,
+    keys: list[str],
+    victims: list[tuple[str, str]],
+    root: Path,
+    proc: subprocess.Popen[bytes],
+    port: int,
 ) -> dict[str, Any]:
     count: int = args.connections
-    clients: list[ClientConnection] = []
+    warm: ClientConnection | None = None
+    workers: list[Worker] = []
     try:
         url = f"ws://127.0.0.1:{port}/v1/ws"
         server = psutil.Process(proc.pid)
-        clients.append(await open_one(url, keys[0]))  # warm-up: code paths, first store
+        warm = await open_one(url, keys[0])  # warm-up: code paths, first store
         rss_before = await asyncio.to_thread(settled_rss, server)
+        keys_file = root / "keys.json"
 
         cpu_before = sum(server.cpu_times()[:2])
         started = time.perf_counter()
         rss_curve = ([0], [rss_before / 2**20])  # (connections open, server RSS MiB): plot
+        workers = await start_workers(args, url, keys_file, count)
         with report.progress(count, "connections", "conn") as bar:
-            for start in range(0, count, args.batch):
-                batch = range(start + 1, min(start + args.batch, count) + 1)
-                clients += await asyncio.gather(
-                    *(open_one(url, keys[i // CONNECTIONS_PER_KEY]) for i in batch)
-                )
-                bar.update(len(batch))
-                rss_curve[0].append(len(clients) - 1)
+            progress = asyncio.ensure_future(follow_progress(workers, bar))
+            while not progress.done():
+                await asyncio.wait([progress], timeout=0.5)
+                rss_curve[0].append(sum(w.opened for w in workers))
                 rss_curve[1].append(server.memory_info().rss / 2**20)
+            progress.result()
         PLOT_DATA["server RSS"] = rss_curve
         connect_s = time.perf_counter() - started
         server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
         rss_after = await asyncio.to_thread(settled_rss, server)
         fds = server.num_fds()
+
+        latencies, lost = await revocations(args, url, root / "data", victims, server)
+        counts = await asyncio.gather(*(w.ask("count") for w in workers))
+        still_open = sum(c["open"] for c in counts)
 
         stopping = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
@@ -163,24 +291,83 @@ async def bench(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.ask("exit"), 60)
+            if worker.proc.returncode is None:
+                worker.proc.kill()
+            await worker.proc.wait()
+        if warm is not None:
+            await warm.close()
 
     per_conn = (rss_after - rss_before) / count / 1024
-    return {
+    ordered = sorted(latencies)
+    figures: dict[str, Any] = {
         "bench": "connections",
         "connections": count,
+        "client_processes": len(workers),
+        "source_addresses": len({w.source for w in workers}),
         "keys": len(keys),
         "connect_s": round(connect_s, 2),
         "connects_per_s": round(count / connect_s),
         "server_cpu_ms_per_connect": round(server_cpu_s * 1000 / count, 3),
         "rss_before_kib": rss_before // 1024,
         "rss_after_kib": rss_after // 1024,
+        "rss_after_mb": round(rss_after / 1e6, 1),
         "rss_per_connection_kib": round(per_conn, 2),
-        "target_kib": 20,
+        "target_kib": 14,
         "server_fds": fds,
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "shutdown_s": round(shutdown_s, 2),
         "server_exit": code,
     }
+    if ordered:
+        figures["revocations"] = {
+            "n": len(ordered),
+            "p50_ms": round(ordered[len(ordered) // 2] * 1e3, 2),
+            "max_ms": round(ordered[-1] * 1e3, 2),
+            "others_lost": lost,
+            "others_still_open": still_open,
+        }
+    return figures
+
+
+async def worker_main(args: argparse.Namespace, keys: list[str]) -> None:
+    """A client process: open ``--connections`` from ``--source``, report, then serve
+    ``count`` (how many are still open) and ``exit`` lines on stdin."""
+    conns: list[ClientConnection] = []
+
+    def say(**fields: Any) -> None:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
+
+    try:
+        for start in range(0, args.connections, args.batch):
+            batch = range(start, min(start + args.batch, args.connections))
+            conns += await asyncio.gather(
+                *(
+                    open_one(
+                        args.url,
+                        keys[(args.first + i) // CONNECTIONS_PER_KEY],
+                        local_addr=(args.source, 0),
+                    )
+                    for i in batch
+                )
+            )
+            say(opened=len(conns))
+    except Exception as exc:
+        say(error=f"{type(exc).__name__}: {exc}", opened=len(conns))
+        return
+    say(opened=len(conns), ready=True)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if line == "count":
+            say(open=sum(1 for c in conns if c.state is State.OPEN))
+        else:  # "exit", or stdin closed
+            break
+    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+    say(closed=len(conns))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -194,19 +381,36 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connections", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=500, help="handshakes in flight")
+    quick = report.quick()
+    parser.add_argument("--connections", type=int, default=10_000 if quick else 19_500)
+    parser.add_argument("--batch", type=int, default=500, help="handshakes in flight, in all")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument(
+        "--sources", type=int, default=4, help="loopback source addresses (127.0.0.2, ...)"
+    )
+    parser.add_argument(
+        "--revocations", type=int, default=10 if quick else 20, help="revocation samples"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--keys-file", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     limit = raise_fd_limit(args.connections + 1024)
+    if args.worker:
+        run(worker_main(args, json.loads(Path(args.keys_file).read_text())))
+        return
     if limit < args.connections + 100:
         parser.error(f"open-files limit is {limit}: too low for {args.connections} connections")
     with tempfile.TemporaryDirectory(prefix="hypertab-bench-") as tmp:
         root = Path(tmp)
         per_key = -(-(args.connections + 1) // CONNECTIONS_PER_KEY)
-        keys = asyncio.run(make_keys(root / "data", per_key))
+        keys, victims = asyncio.run(make_keys(root / "data", per_key, args.revocations))
+        (root / "keys.json").write_text(json.dumps(keys))  # for the client processes
         proc, port = start_server(root)
         try:
-            figures = run(asyncio.wait_for(bench(args, keys, proc, port), 600))
+            figures = run(asyncio.wait_for(bench(args, keys, victims, root, proc, port), 900))
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -43,6 +43,7 @@ from server.cli.lifecycle import lifecycle_of
 from server.config import Config
 from server.control.tenants import TenantRecord
 from server.dirlock import DataDirInUse
+from server.gctune import after_startup as tune_gc
 from server.http.tls import TlsConfigError
 from server.hub.admission import AdmissionSettings
 from server.lifecycle.keysource import ensure_local_key_file
@@ -368,6 +369,7 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Out
         await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
+    tune_gc()  # start-up is over: freeze what it made (server/gctune.py)
     tls = server.tls is not None
     url = ws_url(config.host, server.port, tls=tls)
     if port_file is not None:

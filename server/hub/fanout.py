@@ -28,6 +28,7 @@ from protocol.codec import codec_for
 from protocol.messages import Change, PresenceEvent
 from server.hub.frames import changes_frames
 from server.hub.outbox import Outbox
+from server.hub.wire import framed
 
 
 @dataclass(eq=False, slots=True)
@@ -130,33 +131,40 @@ class Hub:
         subs = self._subs.get((tenant, table))
         if not subs:
             return
-        frames: dict[str, list[bytes]] = {}
-        last = changes[-1].version
-        for sub in list(subs):
+        # Per encoding: the frames as (payload, the same framed for the wire), built once.
+        wires: dict[str, list[tuple[bytes, bytes]]] = {}
+        first, last = changes[0].version, changes[-1].version
+        count = len(changes)
+        delivered = frames = 0
+        gone: list[Subscriber] = []
+        for sub in subs:
             if sub.pending is not None:
                 sub.pending.extend(changes)
                 continue
             if sub.version >= last:
                 continue  # already has them (a replay raced this publish)
-            if sub.version >= changes[0].version:
+            if sub.version >= first:
                 fresh = [c for c in changes if c.version > sub.version]
-                out = changes_frames(codec_for(sub.encoding), table, fresh)
+                out = _wires(sub.encoding, table, fresh)
             else:
-                cached = frames.get(sub.encoding)
+                cached = wires.get(sub.encoding)
                 if cached is None:
-                    cached = frames[sub.encoding] = changes_frames(
-                        codec_for(sub.encoding), table, changes
-                    )
+                    cached = wires[sub.encoding] = _wires(sub.encoding, table, changes)
                 out = cached
             sub.version = last
+            outbox = sub.outbox
             ok = True
-            for frame in out:
-                ok = sub.outbox.write(frame)
+            for payload, wire in out:
+                ok = outbox.write_wire(payload, wire)
             if ok:
-                self.delivered += len(changes)
-                self.frames += len(out)
+                delivered += count
+                frames += len(out)
             else:
-                subs.pop(sub, None)
+                gone.append(sub)
+        for sub in gone:
+            subs.pop(sub, None)
+        self.delivered += delivered
+        self.frames += frames
 
     def presence(
         self, tenant: str, table: str, event: PresenceEvent, *, relay: bool = True
@@ -176,3 +184,11 @@ class Hub:
             if frame is None:
                 frame = frames[sub.encoding] = codec_for(sub.encoding).encode(event)
             sub.outbox.write(frame)
+
+
+def _wires(encoding: str, table: str, changes: list[Change]) -> list[tuple[bytes, bytes]]:
+    codec = codec_for(encoding)
+    return [
+        (frame, framed(frame, binary=codec.binary))
+        for frame in changes_frames(codec, table, changes)
+    ]

@@ -16,6 +16,13 @@ Large answers (snapshots, replays, query pages) are written with ``await conn.se
 waits for the socket to drain instead of queueing: their bound is time, not bytes. A frame
 the socket has not taken within :data:`PACED_SEND_TIMEOUT_S` closes the connection the
 same way.
+
+Flushing: every connection written to during one event-loop turn is flushed by one shared
+callback (:class:`_Flusher`), not one scheduled callback per connection, and one turn
+later than the first write: the acks of a group commit are written by callbacks the commit
+queues right after its ``changes`` frames, so a writer that is also a subscriber gets its
+change and its ack in the same system call. What a connection holds leaves in one
+``writelines`` (one ``writev``) rather than one ``write`` per frame.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import logging
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
+from websockets.protocol import SEND_EOF, State
 
 from protocol.errors import CloseCode
+from server.hub.wire import framed
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +83,58 @@ class Outbox:
         self._pending = False
 
     def write(self, frame: bytes) -> bool:
-        """Queue ``frame`` for sending this turn; False if the connection is gone or closed."""
+        """Queue ``frame`` (one encoded message) for sending; False if the connection is
+        gone or closed."""
         if self.closing:
             return False
-        conn = self.conn
-        if conn.protocol.state is not State.OPEN:
+        protocol = self.conn.protocol
+        if protocol.state is not State.OPEN:
             return False
-        if self.binary:
-            conn.protocol.send_binary(frame)
+        if protocol.debug or protocol.extensions or protocol.expect_continuation_frame:
+            if self.binary:
+                protocol.send_binary(frame)
+            else:
+                protocol.send_text(frame)
         else:
-            conn.protocol.send_text(frame)
+            protocol.writes.append(framed(frame, binary=self.binary))
         if not self._pending:
             self._pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            _flusher().add(self)
         return True
 
-    def _flush(self) -> None:
+    def write_wire(self, frame: bytes, wire: bytes) -> bool:
+        """Like :meth:`write`, with ``wire`` = ``framed(frame, binary=self.binary)`` built
+        once for every connection it goes to (:mod:`server.hub.wire`)."""
+        if self.closing:
+            return False
+        protocol = self.conn.protocol
+        if protocol.state is not State.OPEN:
+            return False
+        if protocol.debug or protocol.extensions or protocol.expect_continuation_frame:
+            if self.binary:
+                protocol.send_binary(frame)
+            else:
+                protocol.send_text(frame)
+        else:
+            protocol.writes.append(wire)
+        if not self._pending:
+            self._pending = True
+            _flusher().add(self)
+        return True
+
+    def flush(self) -> None:
+        """Hand what the connection holds to its transport (the shared flusher calls this
+        once per turn), then close it as a slow consumer if too much is left unsent."""
         self._pending = False
         conn = self.conn
         try:
-            conn.send_data()
+            protocol = conn.protocol
+            writes = protocol.writes
+            if len(writes) > 1 and SEND_EOF not in writes:
+                protocol.writes = []
+                conn.transport.writelines(writes)
+            else:
+                conn.send_data()  # one frame, or an end of stream to half-close after
         except Exception:  # the transport failed; the reader side will see the close
             return
         unsent = conn.transport.get_write_buffer_size()
@@ -128,3 +168,46 @@ def _abort(conn: ServerConnection) -> None:
 async def _close(conn: ServerConnection, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):
         await conn.close(code, reason)
+
+
+class _Flusher:
+    """Flushes the outboxes written to during one turn of one event loop, a turn later."""
+
+    __slots__ = ("armed", "dirty", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[Outbox] = []
+        self.armed = False
+
+    def add(self, outbox: Outbox) -> None:
+        self.dirty.append(outbox)
+        if not self.armed:
+            self.armed = True
+            self.loop.call_soon(self._settle)
+
+    def _settle(self) -> None:
+        # Callbacks queued behind the first write (a commit's acks) run before the flush.
+        self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        self.armed = False
+        for outbox in dirty:
+            try:
+                outbox.flush()
+            except Exception:  # a bug of ours: the other connections still get theirs
+                log.exception("flushing a connection failed")
+
+
+_current: _Flusher | None = None
+
+
+def _flusher() -> _Flusher:
+    """The running loop's flusher (one loop at a time runs the hub; tests make several)."""
+    global _current
+    loop = asyncio.get_running_loop()
+    flusher = _current
+    if flusher is None or flusher.loop is not loop:
+        flusher = _current = _Flusher(loop)
+    return flusher
