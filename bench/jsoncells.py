@@ -30,19 +30,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import msgspec  # noqa: E402
+import msgspec
 
-from protocol.codec import MSGPACK, Codec  # noqa: E402
-from protocol.limits import (  # noqa: E402
+from protocol.codec import MSGPACK, Codec
+from protocol.limits import (
     MAX_FRAME_BYTES,
     MAX_JSON_CELL_BYTES,
     MAX_JSON_DEPTH,
     MAX_SAFE_INTEGER,
 )
-from protocol.messages import Apply  # noqa: E402
-from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow  # noqa: E402
-from server.engine import cells  # noqa: E402
-from server.engine.batch import BatchError, plan_batch  # noqa: E402
+from protocol.messages import Apply
+from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow
+from server.engine import cells
+from server.engine.batch import BatchError, plan_batch
 
 _encoder = msgspec.json.Encoder()
 

@@ -35,7 +35,7 @@ def refusal(value: Any) -> str:
 
 
 def test_plain_json_is_stored_as_compact_text() -> None:
-    value = {"a": [1, 2.5, None, True, "x"], "b": {"c": "é\n\"\\"}, "d": -(2**53)}
+    value = {"a": [1, 2.5, None, True, "x"], "b": {"c": 'é\n"\\'}, "d": -(2**53)}
     text = json_text(value)
     assert msgspec.json.decode(text) == value
     assert to_stored(ColumnType.JSON, 7) == "7"
