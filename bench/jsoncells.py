@@ -11,7 +11,8 @@ the op engine's checking of the cells, with:
 * ``after``: ``server.engine.cells`` as it is (encode, size and batch budget first, then
   C-level passes).
 
-Cases: ``ints`` (cells of 32,000 small integers, the most elements a frame can carry),
+Cases: ``huge_cell`` (one cell of a million zeros, 2 MiB encoded: refused by its size),
+``ints`` (cells of 32,000 small integers, the most elements a frame can carry),
 ``objects`` (lists of small objects), ``bad_last`` (31 valid int cells, then one holding a
 NaN: the whole batch is refused), ``bools`` (cells of ``false``: 1 msgpack byte, 6 JSON
 bytes, so the frame expands past the batch budget). Run:
@@ -92,6 +93,7 @@ def fill(cell: Any, last: Any = None) -> list[Any]:
 
 
 CASES: dict[str, list[Any]] = {
+    "huge_cell": [[0] * 1_040_000],
     "ints": fill([0] * 32_000),
     "objects": fill([{"a": 1.5, "b": "xx", "c": [True, None]}] * 1_500),
     "bad_last": fill([0] * 32_000, last=[0] * 1000 + [math.nan]),
