@@ -74,7 +74,7 @@ class HostAllowlist:
         self.any = "*" in entries
         """``*`` was listed: every ``Host`` is answered."""
         self.names = {e for e in entries if not e.startswith("*")} | {"localhost"}
-        self.suffixes = tuple(e[1:] for e in entries if e.startswith("*.")) + (".localhost",)
+        self.suffixes = (*(e[1:] for e in entries if e.startswith("*.")), ".localhost")
         if bind_host:
             bound = host_name(bind_host)
             if bound is not None and not _is_address(bound):
