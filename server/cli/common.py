@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from server.auth.principal import TenantId
 from server.config import load_pepper
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
+from server.settings import ENV_CONFIG, Settings
 from server.settings import load as load_settings
 
 if TYPE_CHECKING:
@@ -58,6 +60,34 @@ def data_dir_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def config_parent() -> argparse.ArgumentParser:
+    """A parent parser adding ``--config FILE``: the TOML settings file ``serve`` reads."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"TOML settings file, as for serve (default: ${ENV_CONFIG}); HYPERTAB_* "
+        "variables override it",
+    )
+    return parent
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """The validated settings as ``serve`` reads them: ``--config`` (else ``$HYPERTAB_CONFIG``),
+    then the ``HYPERTAB_*`` environment; a bad value is a :class:`~server.settings.SettingsError`
+    naming it (exit 2)."""
+    return load_settings(getattr(args, "config", None))
+
+
+def configured_environ(args: argparse.Namespace) -> dict[str, str]:
+    """The process environment with every setting of :func:`settings` written in, for the
+    parts that read ``HYPERTAB_*`` variables (alert sinks, delivery rules), as ``serve``
+    hands them (:meth:`server.settings.Settings.environ`)."""
+    return settings(args).environ(os.environ)
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """``--json``: one JSON object on stdout instead of text."""
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -65,7 +95,8 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def data_dir(args: argparse.Namespace) -> Path:
     """The data directory the command works on: ``--data-dir``, else the configured one
-    (``$HYPERTAB_DATA_DIR``, the ``$HYPERTAB_CONFIG`` file's ``data_dir``, else ``./data``).
+    (``$HYPERTAB_DATA_DIR``, the ``--config`` or ``$HYPERTAB_CONFIG`` file's ``data_dir``,
+    else ``./data``).
 
     Only commands that set ``creates_data_dir`` (``serve``, ``tenant create``, ``tenant
     import``, ``keyring generate``) may start a new one; every other command refuses a
@@ -73,7 +104,10 @@ def data_dir(args: argparse.Namespace) -> Path:
     look like an empty install.
     """
     value: Path | None = args.data_dir
-    directory = value if value is not None else Path(load_settings().data_dir)
+    if value is None or getattr(args, "config", None) is not None:  # a named file is checked
+        configured = Path(settings(args).data_dir)
+        value = value if value is not None else configured
+    directory = value
     if not getattr(args, "creates_data_dir", False) and not is_data_dir(directory):
         raise UsageError(
             f"no Hypertab data directory at {directory} (it has no {CONTROL_DB}); "
