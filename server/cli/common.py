@@ -8,6 +8,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,43 @@ class CliError(Exception):
 
 class UsageError(CliError):
     """The command line is wrong: printed with the usage hint, exit code 2."""
+
+
+_DASHED_ID = re.compile(r"-[A-Za-z0-9_][A-Za-z0-9_-]{0,62}")
+"""An id (``protocol.limits.ID_PATTERN``) that starts with one ``-``, as table ids may. Words
+starting with ``--`` stay options, so a mistyped option is still reported as one."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a word shaped like an id and naming no option is a value.
+
+    Ids may start with ``-`` (``-x7Qa``: table ids are client-chosen), and argparse takes any
+    word starting with ``-`` for an unknown option, so ``--table -x7Qa`` failed with
+    "expected one argument". Here a word of one ``-`` and an id's characters that names no
+    option is an argument like any other; words naming an option (``-h``, ``--tab`` for
+    ``--table``) and words starting with ``--`` are still options, and when a value is taken
+    for an option the error suggests ``--option=VALUE`` (or ``--`` before positionals).
+    """
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        parsed = super()._parse_optional(arg_string)
+        if parsed is None or "=" in arg_string or not _DASHED_ID.fullmatch(arg_string):
+            return parsed
+        # Python 3.11 returns one (action, option, ...) tuple, 3.12+ a list of them.
+        entries = parsed if isinstance(parsed, list) else [parsed]
+        if all(entry[0] is None for entry in entries):  # names no option of this parser
+            return None
+        return parsed
+
+    def error(self, message: str) -> Any:
+        """Exit 2 with ``message``, plus how to pass a value starting with ``-``."""
+        match = re.fullmatch(r"argument (--[a-z-]+)(?:/\S+)?: expected one argument", message)
+        if match is not None:
+            option = match.group(1)
+            message += f" (a value starting with '-', such as a table id, goes as {option}=VALUE)"
+        elif message.startswith("unrecognized arguments: -") or "ignored explicit" in message:
+            message += " (a mistyped option? a value starting with '-' goes as --option=VALUE)"
+        super().error(message)
 
 
 def data_dir_parent() -> argparse.ArgumentParser:
