@@ -85,31 +85,27 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _path_flag_parent(flag: str, metavar: str, help: str) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(flag, type=Path, default=None, metavar=metavar, help=help)
+    return parent
+
+
 def data_dir_parent() -> argparse.ArgumentParser:
     """A parent parser adding ``--data-dir`` (default ``$HYPERTAB_DATA_DIR``, else ``./data``)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="data directory (default: $HYPERTAB_DATA_DIR, else ./data)",
+    return _path_flag_parent(
+        "--data-dir", "DIR", "data directory (default: $HYPERTAB_DATA_DIR, else ./data)"
     )
-    return parent
 
 
 def config_parent() -> argparse.ArgumentParser:
     """A parent parser adding ``--config FILE``: the TOML settings file ``serve`` reads."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
+    return _path_flag_parent(
         "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help=f"TOML settings file, as for serve (default: ${ENV_CONFIG}); HYPERTAB_* "
-        "variables override it",
+        "FILE",
+        f"TOML settings file, as for serve (default: ${ENV_CONFIG}); HYPERTAB_* variables "
+        "override it",
     )
-    return parent
 
 
 def settings(args: argparse.Namespace) -> Settings:
