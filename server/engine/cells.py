@@ -95,13 +95,9 @@ def _check_json(value: Any, encoded: bytes) -> None:
     value exactly when the value holds only null, bools, finite floats, integers, text,
     lists and objects with text keys: msgspec writes NaN and infinities as null, integer
     keys as text, bytes as base64 and datetimes as text, and none of those decode equal.
-    Depth and the integer range are read from the text outside strings.
+    Depth (first) and the integer range are read from the text outside strings.
     """
-    if _json_decoder.decode(encoded) != value:
-        raise CellError(
-            "json values must be null, bool, finite number, text, list or object with text keys"
-        )
-    bare = _outside_strings(encoded)
+    bare = _outside_strings(encoded)  # msgspec's output is valid JSON whatever the value
     nesting = bare.translate(_AS_BRACKETS, _NOT_BRACKETS)
     depth = 0
     while nesting:  # each pass removes the innermost level (the text is valid JSON)
@@ -109,6 +105,11 @@ def _check_json(value: Any, encoded: bytes) -> None:
         if depth > MAX_JSON_DEPTH:
             raise CellError(f"json nested deeper than {MAX_JSON_DEPTH}")
         nesting = nesting.replace(b"[]", b"")
+    # Nesting is bounded now, so comparing (recursive, in C) cannot run out of stack.
+    if _json_decoder.decode(encoded) != value:
+        raise CellError(
+            "json values must be null, bool, finite number, text, list or object with text keys"
+        )
     if _LONG_DIGITS in bare.translate(_DIGIT_RUNS):
         for number in _NUMBER.findall(bare):
             if number.lstrip(b"-").isdigit() and abs(int(number)) > MAX_SAFE_INTEGER:

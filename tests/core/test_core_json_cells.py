@@ -77,6 +77,7 @@ def test_nesting_is_bounded_and_text_in_strings_does_not_hide_it() -> None:
     assert json_text(nested(MAX_JSON_DEPTH, 1))
     assert "deeper" in refusal(nested(MAX_JSON_DEPTH + 1))
     assert "deeper" in refusal({"a": nested(MAX_JSON_DEPTH)})
+    assert "deeper" in refusal(nested(800, math.nan))  # as deep as a frame may decode
     # Closing brackets inside strings before the deep part, opening ones after, escapes.
     trick = ["]]]]}}}}", nested(MAX_JSON_DEPTH), "[[[[{{{{", '\\"]]]\\']
     assert "deeper" in refusal(trick)
