@@ -37,7 +37,7 @@ from client_sdk.errors import (
 from client_sdk.functions import Functions
 from client_sdk.keys import Keys
 from client_sdk.names import column_id_for
-from client_sdk.pacing import Pacer, plan_cost
+from client_sdk.pacing import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, Pacer, plan_cost
 from client_sdk.secrets import Secrets
 from client_sdk.table import Table, new_id
 from client_sdk.toolcalls import ToolCalls
@@ -106,6 +106,7 @@ class Client:
         client_id: str | None,
         reconnect: bool,
         max_backoff: float,
+        keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
     ) -> None:
         self.url = url
         self.api_key = api_key
@@ -114,6 +115,8 @@ class Client:
         self.client_id = client_id or new_id()
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.keepalive_interval = keepalive_interval
+        """Seconds between the client's keepalive pings (``None``: none)."""
         self.welcome: Welcome | None = None
         self.connections = 0
         self._conn: ClientConnection | None = None
@@ -164,12 +167,17 @@ class Client:
         max_backoff: float = 5.0,
         ssl: ssl_module.SSLContext | None = None,
         ca_file: str | os.PathLike[str] | None = None,
+        keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
     ) -> Client:
         """Connect and authenticate (with an API key or a JWT from ``token_provider``).
 
         ``wss://`` URLs verify the server's certificate against the system's CAs, or
         against ``ca_file`` (a PEM bundle: a self-signed setup's own CA), or with the
         ``ssl`` context given. Either option with a ``ws://`` URL is an error.
+
+        ``keepalive_interval``: seconds between WebSocket pings that detect a dead
+        connection (``None``: none). Each ping waits for room in the burst limit like any
+        message: the server counts pings against it.
         """
         if (api_key is None) == (token_provider is None):
             raise ValueError("give exactly one of api_key or token_provider")
@@ -187,6 +195,7 @@ class Client:
             client_id=client_id,
             reconnect=reconnect,
             max_backoff=max_backoff,
+            keepalive_interval=keepalive_interval,
         )
         client._ssl = ssl
         await client._open()
@@ -215,6 +224,8 @@ class Client:
                 max_size=MAX_SERVER_FRAME_BYTES,
                 max_queue=256,
                 open_timeout=10,
+                # websockets' own keepalive pings would bypass the pacer; _keepalive paces them.
+                ping_interval=None,
                 **tls,
             )
         except InvalidStatus as exc:
@@ -271,11 +282,14 @@ class Client:
             conn = self._conn
             assert conn is not None
             code: int | None = None
+            keepalive = asyncio.get_running_loop().create_task(self._keepalive(conn))
             try:
                 async for frame in conn:
                     self._route(frame)
             except ConnectionClosed:
                 pass
+            finally:
+                keepalive.cancel()
             if conn.close_code is not None:
                 code = conn.close_code
             self._ready.clear()
@@ -444,6 +458,25 @@ class Client:
         if conn is None:
             raise ConnectionLost("not connected")
         await conn.send(self.codec.encode(message), text=not self.codec.binary)
+
+    async def _keepalive(self, conn: ClientConnection) -> None:
+        """Ping every :attr:`keepalive_interval` s, each ping paced like a message; close
+        the connection (1011, then the reader reconnects) when no pong comes back within
+        :data:`KEEPALIVE_TIMEOUT_S`."""
+        interval = self.keepalive_interval
+        if interval is None:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(interval)
+                await self._pacer.wait(0)  # the server charges pings to the burst limit
+                pong = await conn.ping()
+                try:
+                    async with asyncio.timeout(KEEPALIVE_TIMEOUT_S):
+                        await pong
+                except TimeoutError:
+                    await conn.close(1011, "keepalive ping timeout")
+                    return
 
     async def _wait_ready(self) -> None:
         if self._closed:

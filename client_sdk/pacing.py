@@ -8,6 +8,12 @@ delays a send until it fits. A refusal can still happen (several connections of 
 principal share the per-minute window, and network jitter moves arrivals); the client then
 waits ``retry_after_ms`` and resends (``Client._route``). Limits of 0 mean "not limited".
 
+The server counts WebSocket pings as messages too (websockets answers them by itself, so a
+ping flood would otherwise be free). The client's own keepalive pings therefore go through
+the same window (``Client._keepalive``, instead of websockets' built-in keepalive, which
+sent them behind the pacer's back): a client sending at the limit while it pings stays
+within it.
+
 Waiting is never silent: the first time a client has to hold back for the per-minute plan
 limit (or the server refuses a batch as rate limited), it issues one
 :class:`~client_sdk.errors.RateLimitWarning` with the limit and the wait, so a script that
@@ -29,6 +35,12 @@ from protocol.messages import Apply
 
 MARGIN_S = 0.02
 """Extra wait past a window edge: arrivals at the server are not spaced exactly as sends."""
+
+KEEPALIVE_INTERVAL_S = 20.0
+"""Default seconds between the client's keepalive pings."""
+
+KEEPALIVE_TIMEOUT_S = 20.0
+"""A ping unanswered this long means the connection is dead: it is closed and reopened."""
 
 WARN_AFTER_S = 1.0
 """A wait at least this long is a rate limit worth telling the user about (once)."""
@@ -71,7 +83,11 @@ class Pacer:
         burst = self.burst_per_second
         if burst > 0 and len(self._messages) + 1 > burst:
             oldest = self._messages[len(self._messages) - burst]
-            wait = max(wait, oldest + 1.0 + MARGIN_S - now)
+            wait = oldest + 1.0 + MARGIN_S - now
+        return max(wait, self._plan_delay(cost, now), 0.0)
+
+    def _plan_delay(self, cost: int, now: float) -> float:
+        """The part of :meth:`delay` the per-minute plan limit asks for."""
         limit = self.ops_per_minute
         if limit > 0 and 0 < cost <= limit and self._ops_used + cost > limit:
             need = self._ops_used + cost - limit
@@ -79,9 +95,8 @@ class Pacer:
             for at, ops in self._ops:
                 freed += ops
                 if freed >= need:
-                    wait = max(wait, at + 60.0 + MARGIN_S - now)
-                    break
-        return max(wait, 0.0)
+                    return at + 60.0 + MARGIN_S - now
+        return 0.0
 
     def record(self, cost: int, now: float) -> None:
         """Note a message of ``cost`` ops sent at ``now``."""
@@ -105,7 +120,7 @@ class Pacer:
             if delay <= 0:
                 self.record(cost, now)
                 return
-            if delay >= WARN_AFTER_S:
+            if self._plan_delay(cost, now) >= WARN_AFTER_S:  # a burst pause is at most ~1 s
                 self.warn(delay, f"{self.ops_per_minute} ops per minute on this plan")
             await asyncio.sleep(delay)
 

@@ -33,6 +33,7 @@ from collections.abc import (
 from typing import Any, TypeVar
 
 from client_sdk.client import Client, TokenProvider
+from client_sdk.pacing import KEEPALIVE_INTERVAL_S
 from client_sdk.records import Record, RowEvent
 from client_sdk.table import Feed, Table
 from protocol.codec import MSGPACK
@@ -290,6 +291,7 @@ class SyncClient:
         client_id: str | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
+        keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
     ) -> SyncClient:
         """Connect and authenticate, like :meth:`Client.connect`."""
         portal = _Portal()
@@ -303,6 +305,7 @@ class SyncClient:
                     client_id=client_id,
                     reconnect=reconnect,
                     max_backoff=max_backoff,
+                    keepalive_interval=keepalive_interval,
                 )
             )
         except BaseException:

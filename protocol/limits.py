@@ -28,6 +28,11 @@ MAX_CELL_CHARS = 65_536
 MAX_JSON_CELL_BYTES = 65_536
 """Largest json cell, as encoded JSON bytes."""
 
+MAX_JSON_BATCH_BYTES = 2 << 20
+"""Most encoded JSON bytes the json cells of one batch may total (2 MiB): twice a frame, so
+only a frame whose cells expand on encoding (msgpack ``false`` is 1 byte, JSON 6) reaches
+it. It bounds the work of checking one batch's json cells."""
+
 MAX_JSON_DEPTH = 32
 """Deepest nesting of a json cell."""
 

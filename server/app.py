@@ -399,6 +399,8 @@ class HypertabServer:
         conn.https = client.https  # process_response and send_response reuse it
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
+        if (misdirected := self.http.host_refusal(conn, request)) is not None:  # DNS rebinding
+            return misdirected
         assert self._gate is not None
         wait_ms = self.admission.handshake_retry_after(ip)  # repeated failed handshakes
         if wait_ms is not None:

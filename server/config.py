@@ -75,6 +75,11 @@ class Config:
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: _split(os.environ.get("HYPERTAB_ALLOWED_ORIGINS"))
     )
+    allowed_hosts: tuple[str, ...] = field(
+        default_factory=lambda: _split(os.environ.get("HYPERTAB_ALLOWED_HOSTS"))
+    )
+    """``Host`` names answered besides IP literals, localhost and :attr:`host`
+    (``server/http/hosts.py``); ``*.example.com`` for subdomains, ``*`` for any."""
     redis_url: str | None = field(default_factory=lambda: os.environ.get("HYPERTAB_REDIS_URL"))
     jwt_secret: str | None = field(default_factory=lambda: os.environ.get("HYPERTAB_JWT_SECRET"))
     jwt_issuer: str | None = field(default_factory=lambda: os.environ.get("HYPERTAB_JWT_ISSUER"))
@@ -144,6 +149,7 @@ class Config:
             environment=s.environment,
             durability=Durability(s.durability),
             allowed_origins=tuple(s.allowed_origins),
+            allowed_hosts=tuple(s.allowed_hosts),
             redis_url=s.redis_url or None,
             jwt_issuer=s.jwt_issuer or None,
             max_connections_per_credential=s.max_connections_per_credential,

@@ -33,6 +33,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from server.http.hosts import host_name
+
 __all__ = [
     "ENV_CONFIG",
     "ENV_NAMES",
@@ -117,6 +119,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _m(
             "browser Origins allowed for every tenant (each tenant adds its own)",
             "a list of scheme://host[:port] (env: comma-separated)",
+        ),
+    ] = []
+    allowed_hosts: Annotated[
+        list[str],
+        _m(
+            "Host header names the hub answers besides IP addresses, localhost and host "
+            "(others get 421: DNS rebinding); *.example.com for subdomains, * for any",
+            "a list of host names, *.domain or * (env: comma-separated)",
         ),
     ] = []
     redis_url: Annotated[
@@ -365,6 +375,10 @@ def _check(f: _Field, value: Any, *, from_text: bool) -> Any:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
+    if f.name == "allowed_hosts":
+        for entry in decoded:
+            if entry != "*" and host_name(entry.removeprefix("*.")) is None:
+                raise ValueError(f"{entry!r} is not a host name, *.domain or *")
     if f.name == "rate_limits":
         _check_rate_limits(decoded)
     return decoded

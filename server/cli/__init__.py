@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from server.auth.errors import AuthConfigError
-from server.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError, Handler, UsageError
+from server.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError, Handler, Parser, UsageError
 from server.control.errors import ControlError, InvalidInput
 from server.logs import configure_logging
 from server.settings import SettingsError
@@ -56,7 +56,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ``only`` registers just that group: ``hypertab serve`` then does not import what the
     other commands need (the MCP server's stack alone is ~20 MB of the server's RSS).
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # ids may start with "-": see Parser
         prog="hypertab",
         description="Hypertab: realtime collaboration server for tables.",
     )

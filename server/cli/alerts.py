@@ -26,6 +26,8 @@ from server.cli.common import (
     Commands,
     actor,
     add_json_flag,
+    config_parent,
+    configured_environ,
     control_plane,
     data_dir,
     data_dir_parent,
@@ -40,9 +42,9 @@ def register(commands: Commands) -> None:
     """Add the ``alerts`` group."""
     group = commands.add_parser("alerts", help="operator alerts: list, deliver, retry, test")
     sub = group.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
-    parent = data_dir_parent()
+    parents = [data_dir_parent(), config_parent()]
 
-    listing = sub.add_parser("list", parents=[parent], help="the newest alerts and their state")
+    listing = sub.add_parser("list", parents=parents, help="the newest alerts and their state")
     state = listing.add_mutually_exclusive_group()
     state.add_argument("--failed", action="store_true", help="only alerts given up")
     state.add_argument("--pending", action="store_true", help="only alerts not yet delivered")
@@ -51,16 +53,18 @@ def register(commands: Commands) -> None:
     listing.set_defaults(handler=list_command)
 
     deliver = sub.add_parser(
-        "deliver", parents=[parent], help="run one delivery round now (sinks from the environment)"
+        "deliver",
+        parents=parents,
+        help="run one delivery round now (sinks from --config and the environment)",
     )
     add_json_flag(deliver)
     deliver.set_defaults(handler=deliver_command)
 
-    retry = sub.add_parser("retry", parents=[parent], help="queue failed alerts again")
+    retry = sub.add_parser("retry", parents=parents, help="queue failed alerts again")
     add_json_flag(retry)
     retry.set_defaults(handler=retry_command)
 
-    test = sub.add_parser("test", parents=[parent], help="raise a test alert (audited)")
+    test = sub.add_parser("test", parents=parents, help="raise a test alert (audited)")
     add_json_flag(test)
     test.set_defaults(handler=test_command)
 
@@ -124,9 +128,10 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def deliver_command(args: argparse.Namespace) -> int:
-    """``alerts deliver``: one round, with the sinks this environment configures."""
+    """``alerts deliver``: one round, with the sinks ``serve`` would use: the settings file
+    (``--config``, else ``$HYPERTAB_CONFIG``) under the ``HYPERTAB_*`` environment."""
     try:
-        config = AlertConfig.from_env()
+        config = AlertConfig.from_env(configured_environ(args))
     except AlertConfigError as exc:
         raise CliError(str(exc)) from None
 

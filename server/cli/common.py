@@ -7,6 +7,8 @@ import contextlib
 import datetime as dt
 import getpass
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +22,7 @@ from server.auth.principal import TenantId
 from server.config import load_pepper
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
+from server.settings import ENV_CONFIG, Settings
 from server.settings import load as load_settings
 
 if TYPE_CHECKING:
@@ -45,17 +48,78 @@ class UsageError(CliError):
     """The command line is wrong: printed with the usage hint, exit code 2."""
 
 
+_DASHED_ID = re.compile(r"-[A-Za-z0-9_][A-Za-z0-9_-]{0,62}")
+"""An id (``protocol.limits.ID_PATTERN``) that starts with one ``-``, as table ids may. Words
+starting with ``--`` stay options, so a mistyped option is still reported as one."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a word shaped like an id and naming no option is a value.
+
+    Ids may start with ``-`` (``-x7Qa``: table ids are client-chosen), and argparse takes any
+    word starting with ``-`` for an unknown option, so ``--table -x7Qa`` failed with
+    "expected one argument". Here a word of one ``-`` and an id's characters that names no
+    option is an argument like any other; words naming an option (``-h``, ``--tab`` for
+    ``--table``) and words starting with ``--`` are still options, and when a value is taken
+    for an option the error suggests ``--option=VALUE`` (or ``--`` before positionals).
+    """
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        parsed = super()._parse_optional(arg_string)
+        if parsed is None or "=" in arg_string or not _DASHED_ID.fullmatch(arg_string):
+            return parsed
+        # Python 3.11 returns one (action, option, ...) tuple, 3.12+ a list of them.
+        entries = parsed if isinstance(parsed, list) else [parsed]
+        if all(entry[0] is None for entry in entries):  # names no option of this parser
+            return None
+        return parsed
+
+    def error(self, message: str) -> Any:
+        """Exit 2 with ``message``, plus how to pass a value starting with ``-``."""
+        match = re.fullmatch(r"argument (--[a-z-]+)(?:/\S+)?: expected one argument", message)
+        if match is not None:
+            option = match.group(1)
+            message += f" (a value starting with '-', such as a table id, goes as {option}=VALUE)"
+        elif message.startswith("unrecognized arguments: -") or "ignored explicit" in message:
+            message += " (a mistyped option? a value starting with '-' goes as --option=VALUE)"
+        super().error(message)
+
+
+def _path_flag_parent(flag: str, metavar: str, help: str) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(flag, type=Path, default=None, metavar=metavar, help=help)
+    return parent
+
+
 def data_dir_parent() -> argparse.ArgumentParser:
     """A parent parser adding ``--data-dir`` (default ``$HYPERTAB_DATA_DIR``, else ``./data``)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="data directory (default: $HYPERTAB_DATA_DIR, else ./data)",
+    return _path_flag_parent(
+        "--data-dir", "DIR", "data directory (default: $HYPERTAB_DATA_DIR, else ./data)"
     )
-    return parent
+
+
+def config_parent() -> argparse.ArgumentParser:
+    """A parent parser adding ``--config FILE``: the TOML settings file ``serve`` reads."""
+    return _path_flag_parent(
+        "--config",
+        "FILE",
+        f"TOML settings file, as for serve (default: ${ENV_CONFIG}); HYPERTAB_* variables "
+        "override it",
+    )
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """The validated settings as ``serve`` reads them: ``--config`` (else ``$HYPERTAB_CONFIG``),
+    then the ``HYPERTAB_*`` environment; a bad value is a :class:`~server.settings.SettingsError`
+    naming it (exit 2)."""
+    return load_settings(getattr(args, "config", None))
+
+
+def configured_environ(args: argparse.Namespace) -> dict[str, str]:
+    """The process environment with every setting of :func:`settings` written in, for the
+    parts that read ``HYPERTAB_*`` variables (alert sinks, delivery rules), as ``serve``
+    hands them (:meth:`server.settings.Settings.environ`)."""
+    return settings(args).environ(os.environ)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +129,8 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def data_dir(args: argparse.Namespace) -> Path:
     """The data directory the command works on: ``--data-dir``, else the configured one
-    (``$HYPERTAB_DATA_DIR``, the ``$HYPERTAB_CONFIG`` file's ``data_dir``, else ``./data``).
+    (``$HYPERTAB_DATA_DIR``, the ``--config`` or ``$HYPERTAB_CONFIG`` file's ``data_dir``,
+    else ``./data``).
 
     Only commands that set ``creates_data_dir`` (``serve``, ``tenant create``, ``tenant
     import``, ``keyring generate``) may start a new one; every other command refuses a
@@ -73,7 +138,10 @@ def data_dir(args: argparse.Namespace) -> Path:
     look like an empty install.
     """
     value: Path | None = args.data_dir
-    directory = value if value is not None else Path(load_settings().data_dir)
+    if value is None or getattr(args, "config", None) is not None:  # a named file is checked
+        configured = Path(settings(args).data_dir)
+        value = value if value is not None else configured
+    directory = value
     if not getattr(args, "creates_data_dir", False) and not is_data_dir(directory):
         raise UsageError(
             f"no Hypertab data directory at {directory} (it has no {CONTROL_DB}); "

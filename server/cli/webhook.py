@@ -1,7 +1,8 @@
 """``hypertab webhook add|list|remove|test``: a tenant's webhooks (docs/webhooks.md).
 
 ``add`` checks the destination (https only, except loopback; no private addresses unless
-``HYPERTAB_DELIVERY_ALLOW_NETWORKS`` allows them), stores the webhook and its signing
+``delivery_allow_networks`` allows them, read as ``serve`` reads it: the settings file of
+``--config`` or ``$HYPERTAB_CONFIG``, under ``HYPERTAB_*``), stores the webhook and its signing
 secret (encrypted under the tenant's data key) and prints the secret once. A running hub
 starts delivering within a second. ``test`` sends one signed ``type: test`` request now and
 prints the receiver's answer.
@@ -25,6 +26,8 @@ from server.cli.common import (
     Commands,
     actor,
     add_json_flag,
+    config_parent,
+    configured_environ,
     data_dir,
     data_dir_parent,
     iso,
@@ -61,11 +64,11 @@ def register(commands: Commands) -> None:
     """Add the ``webhook`` group."""
     group = commands.add_parser("webhook", help="tenant webhooks: add, list, remove, test")
     sub = group.add_subparsers(dest="webhook_command", metavar="ACTION", required=True)
-    parent = data_dir_parent()
+    parents = [data_dir_parent(), config_parent()]
 
     add = sub.add_parser(
         "add",
-        parents=[parent],
+        parents=parents,
         help="POST every committed change of a table (or of all tables) to a URL",
     )
     add.add_argument("--tenant", required=True, metavar="T", help="tenant id or name")
@@ -74,12 +77,12 @@ def register(commands: Commands) -> None:
     add_json_flag(add)
     add.set_defaults(handler=add_command)
 
-    listing = sub.add_parser("list", parents=[parent], help="webhooks and their delivery state")
+    listing = sub.add_parser("list", parents=parents, help="webhooks and their delivery state")
     listing.add_argument("--tenant", required=True, metavar="T", help="tenant id or name")
     add_json_flag(listing)
     listing.set_defaults(handler=list_command)
 
-    remove = sub.add_parser("remove", parents=[parent], help="remove a webhook")
+    remove = sub.add_parser("remove", parents=parents, help="remove a webhook")
     remove.add_argument("--tenant", required=True, metavar="T", help="tenant id or name")
     remove.add_argument("webhook_id", metavar="ID")
     add_json_flag(remove)
@@ -87,7 +90,7 @@ def register(commands: Commands) -> None:
 
     test = sub.add_parser(
         "test",
-        parents=[parent],
+        parents=parents,
         help="send one signed test request now (a 2xx enables a webhook disabled by failures)",
     )
     test.add_argument("--tenant", required=True, metavar="T", help="tenant id or name")
@@ -148,7 +151,7 @@ async def _index(args: argparse.Namespace, tenant: str, conn: aiosqlite.Connecti
 
 def add_command(args: argparse.Namespace) -> int:
     """``webhook add --tenant T --url URL [--table X]``."""
-    policy = DestinationPolicy.from_env(allow_loopback=False)
+    policy = DestinationPolicy.from_env(allow_loopback=False, environ=configured_environ(args))
 
     async def run() -> tuple[Webhook, str]:
         async with _tenant_db(args, keys=True) as (tenant, conn, keys):
@@ -214,8 +217,9 @@ def remove_command(args: argparse.Namespace) -> int:
 
 def test_command(args: argparse.Namespace) -> int:
     """``webhook test --tenant T ID``: one signed request, now."""
-    policy = DestinationPolicy.from_env(allow_loopback=False)
-    retry = RetryPolicy.from_env()
+    environ = configured_environ(args)  # the delivery rules serve uses
+    policy = DestinationPolicy.from_env(allow_loopback=False, environ=environ)
+    retry = RetryPolicy.from_env(environ)
 
     async def run() -> tuple[str, int | None, str | None]:
         async with _tenant_db(args, keys=True) as (tenant, conn, keys):

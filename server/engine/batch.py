@@ -33,7 +33,7 @@ from protocol.ops import (
     UpdateCells,
 )
 from server.engine.catalog import ColumnState, TableState
-from server.engine.cells import CellError, to_stored
+from server.engine.cells import CellError, JsonBudget, to_stored
 from server.engine.formula_renames import rename_references
 
 
@@ -159,7 +159,9 @@ def refuse_formulas(table: TableState, column: ColumnState, index: int) -> None:
     raise BatchError("formula_error", "formula columns are not enabled on this server", index)
 
 
-def _cells(table: TableState, values: dict[str, Any], index: int) -> tuple[tuple[str, Any], ...]:
+def _cells(
+    table: TableState, values: dict[str, Any], index: int, budget: JsonBudget
+) -> tuple[tuple[str, Any], ...]:
     out = []
     for column_id, value in values.items():
         column = table.column(column_id)
@@ -168,7 +170,7 @@ def _cells(table: TableState, values: dict[str, Any], index: int) -> tuple[tuple
         if column.type is ColumnType.FORMULA:
             raise BatchError("read_only", f"column {column_id!r} is computed by a formula", index)
         try:
-            out.append((column.sql, to_stored(column.type, value)))
+            out.append((column.sql, to_stored(column.type, value, budget)))
         except CellError as exc:
             raise BatchError("type_mismatch", f"column {column_id!r}: {exc}", index) from None
     return tuple(out)
@@ -191,6 +193,7 @@ def plan_batch(
     state = current
     steps: list[Step] = []
     writes_schema = False
+    budget = JsonBudget()  # json cells of the whole batch share one
 
     def new_column(definition: ColumnDef, index: int) -> ColumnState:
         nonlocal next_sql
@@ -307,11 +310,11 @@ def plan_batch(
                     seen.add(row.id)
             steps.append(
                 InsertRowsStep(
-                    index, op, tuple(_cells(table, row.values, index) for row in op.rows)
+                    index, op, tuple(_cells(table, row.values, index, budget) for row in op.rows)
                 )
             )
         elif isinstance(op, UpdateCells):
-            steps.append(UpdateRowStep(index, op, _cells(state, op.values, index)))
+            steps.append(UpdateRowStep(index, op, _cells(state, op.values, index, budget)))
         elif isinstance(op, DeleteRows):
             if len(set(op.rows)) != len(op.rows):
                 raise BatchError("invalid_op", "a row is named twice", index)

@@ -11,6 +11,9 @@ TCP peer is a loopback address (the connection's own ``remote_address``, never a
 as ``X-Forwarded-For``, which a client could forge). Anything else gets 403. Behind a proxy
 on the same host every peer is loopback: set a token and do not route ``/metrics`` through
 it (``docs/operations.md``).
+
+Before any route, and before the WebSocket upgrade, :meth:`HttpRoutes.host_refusal` answers
+421 to a ``Host`` the hub does not call its own (``server/http/hosts.py``: DNS rebinding).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from server.http.hosts import HostAllowlist
 from server.hub.metrics import CONTENT_TYPE
 from server.web import WebPages
 
@@ -103,9 +107,24 @@ class HttpRoutes:
         """Which peers may read ``/metrics`` without the token (loopback by default)."""
         self.web = WebPages()
         """The spreadsheet page and the JavaScript client."""
+        config = server.config
+        self.hosts = HostAllowlist(config.allowed_hosts, bind_host=config.host)
+        """The ``Host`` values answered (loopback, IP literals, the bound name, the list)."""
+
+    def host_refusal(self, conn: ServerConnection, request: Request) -> Response | None:
+        """421 when the request's ``Host`` is not one of the hub's names, else ``None``.
+
+        The value is never echoed or logged: it is whatever a page chose to send.
+        """
+        if self.hosts.allows(request.headers.get_all("Host")):
+            return None
+        return conn.respond(http.HTTPStatus.MISDIRECTED_REQUEST, "Unknown host.\n")
 
     async def respond(self, conn: ServerConnection, request: Request, path: str) -> Response:
         """The response for ``path`` (already stripped of its query string)."""
+        refused = self.host_refusal(conn, request)
+        if refused is not None:
+            return refused
         if request.method != "GET":  # websockets parses any method; these routes read only
             refused = conn.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed.\n")
             refused.headers["Allow"] = "GET"

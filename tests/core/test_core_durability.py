@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core_process import ServerProcess
+from serve_process import ServeProcess
 
 from client_sdk import Client, HypertabError
 from server.config import load_pepper
@@ -51,7 +51,7 @@ async def writer(table: Any, prefix: str, stop: asyncio.Event, acked: dict[str, 
 async def test_acked_ops_survive_kill_9(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     key = await make_tenant(data_dir)
-    server = ServerProcess(data_dir)
+    server = ServeProcess(data_dir)
     server.start()
     acked: dict[str, int] = {}
     try:

@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
+
+from serve_process import ServeProcess
 
 from server.delivery import signing
 
@@ -147,60 +148,8 @@ def hypertab(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-class HubProcess:
-    """``hypertab serve`` in a subprocess on a free port, with its environment."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self, timeout: float = 20.0) -> None:
-        port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                "--log-level",
-                "WARNING",
-            ],
-            env=clean_env(HYPERTAB_RATE_LIMITS="off", **self.env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if port_file.exists() and port_file.read_text().strip():
-                self.port = int(port_file.read_text())
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            time.sleep(0.02)
-        raise RuntimeError("server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+HubProcess = ServeProcess
+"""``hypertab serve`` in a subprocess on a free port, with ``env`` (tests/serve_process.py)."""
 
 
 # --- WebSocket helpers (raw connections, as a client in any language would make) ---------

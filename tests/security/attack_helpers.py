@@ -67,6 +67,26 @@ async def new_tenant(hub: Any, name: str, plan: Any = None) -> tuple[Any, str]:
     return record, issued.secret
 
 
+async def two_tenants(hub: Any) -> tuple[str, str, str]:
+    """The hub's URL and the admin keys of two new tenants, ``alpha`` and ``beta``."""
+    _, key_a = await new_tenant(hub, "alpha")
+    _, key_b = await new_tenant(hub, "beta")
+    return ws_url(hub), key_a, key_b
+
+
+@contextlib.asynccontextmanager
+async def two_tenant_clients(hub: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """SDK clients of two new tenants (``alpha``, ``beta``), closed on exit."""
+    from client_sdk import Client
+
+    url, key_a, key_b = await two_tenants(hub)
+    async with (
+        await Client.connect(url, api_key=key_a) as a,
+        await Client.connect(url, api_key=key_b) as b,
+    ):
+        yield a, b
+
+
 async def scoped_key(hub: Any, tenant: str, scopes: list[str], **kw: Any) -> str:
     """A new key of ``tenant`` with ``scopes``."""
     issued = await hub.control.create_key(

@@ -7,29 +7,24 @@ the CLI in a subprocess, waiting without sleeps.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from attack_helpers import bearer
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import MSGPACK, codec_for
 from protocol.messages import Welcome
 
 MP = codec_for(MSGPACK)
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The ``Authorization`` header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def open_raw(url: str, token: str) -> tuple[ClientConnection, Welcome]:
@@ -44,20 +39,6 @@ async def open_raw(url: str, token: str) -> tuple[ClientConnection, Welcome]:
     welcome = MP.decode_server(await conn.recv(decode=False))
     assert isinstance(welcome, Welcome)
     return conn, welcome
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Wait until ``check()`` holds (a failure guard, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 def key_id(key: str) -> str:

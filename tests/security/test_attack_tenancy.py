@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from attack_helpers import Wire, new_tenant, ws_url
+from attack_helpers import Wire, two_tenant_clients, two_tenants, ws_url
 
-from client_sdk import Client, ServerError
+from client_sdk import ServerError
 from protocol.messages import (
     Ack,
     Apply,
@@ -55,9 +55,7 @@ async def _subscribe(wire: Wire, table: str, rid: int = 50) -> int:
 
 
 async def test_op03_broadcasts_never_cross_tenants_sharing_a_table_id(hub: Any) -> None:
-    url = ws_url(hub)
-    _, key_a = await new_tenant(hub, "alpha")
-    _, key_b = await new_tenant(hub, "beta")
+    url, key_a, key_b = await two_tenants(hub)
     a, a_watch, b = (
         await Wire.open(url, key_a),
         await Wire.open(url, key_a),
@@ -79,9 +77,7 @@ async def test_op03_broadcasts_never_cross_tenants_sharing_a_table_id(hub: Any) 
 
 
 async def test_op04_replayed_batch_ids_across_tenants_are_independent(hub: Any) -> None:
-    url = ws_url(hub)
-    _, key_a = await new_tenant(hub, "alpha")
-    _, key_b = await new_tenant(hub, "beta")
+    url, key_a, key_b = await two_tenants(hub)
     a, b = await Wire.open(url, key_a), await Wire.open(url, key_b)
     await a.send(_create("t"))
     await a.send(_insert("t", "from A", rid=2))
@@ -130,13 +126,7 @@ async def test_op11_hostile_query_cursor_is_inert(hub: Any, tenant: Any, cursor:
 
 
 async def test_op17_secrets_never_cross_tenants(hub: Any) -> None:
-    url = ws_url(hub)
-    _, key_a = await new_tenant(hub, "alpha")
-    _, key_b = await new_tenant(hub, "beta")
-    async with (
-        await Client.connect(url, api_key=key_a) as a,
-        await Client.connect(url, api_key=key_b) as b,
-    ):
+    async with two_tenant_clients(hub) as (a, b):
         await a.secrets.set("OPENAI_KEY", "sk-alpha-0000000000000000000001", kind="ai_provider_key")
         with pytest.raises(ServerError) as info:
             await b.secrets.reveal("OPENAI_KEY")
@@ -152,13 +142,7 @@ async def test_op17_secrets_never_cross_tenants(hub: Any) -> None:
 
 async def test_fx10_a_recompute_pass_is_bounded_and_other_tenants_keep_working(hub: Any) -> None:
     hub.formulas.pass_steps = 20_000  # the default (5,000,000) costs seconds of CPU
-    url = ws_url(hub)
-    _, key_a = await new_tenant(hub, "alpha")
-    _, key_b = await new_tenant(hub, "beta")
-    async with (
-        await Client.connect(url, api_key=key_a) as attacker,
-        await Client.connect(url, api_key=key_b) as bystander,
-    ):
+    async with two_tenant_clients(hub) as (attacker, bystander):
         # about 200 steps per cell: a pass over 500 rows would need ~100,000
         await attacker.functions.define("SLOW(n) = IF(n <= 0, 0, 1 + SLOW(n - 1))")
         table = await attacker.create_table("Heavy", [("N", "number")])
@@ -178,13 +162,7 @@ async def test_fx10_a_recompute_pass_is_bounded_and_other_tenants_keep_working(h
 
 
 async def test_fx12_custom_functions_never_cross_tenants(hub: Any) -> None:
-    url = ws_url(hub)
-    _, key_a = await new_tenant(hub, "alpha")
-    _, key_b = await new_tenant(hub, "beta")
-    async with (
-        await Client.connect(url, api_key=key_a) as a,
-        await Client.connect(url, api_key=key_b) as b,
-    ):
+    async with two_tenant_clients(hub) as (a, b):
         await a.functions.define("LEAK(x) = x * 1000")
         assert [f.name for f in await b.functions.list()] == []
         with pytest.raises(ServerError) as info:

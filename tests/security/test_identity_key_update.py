@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sec_identity_helpers import MP, cli, eventually, key_id, open_raw
+from attack_helpers import eventually
+from sec_identity_helpers import MP, cli, key_id, open_raw
 from websockets.asyncio.client import ClientConnection
 
 from client_sdk import Client, ServerError

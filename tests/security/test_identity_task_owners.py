@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sec_identity_helpers import cli, eventually, key_id, open_raw, private_redis
+from attack_helpers import eventually
+from sec_identity_helpers import cli, key_id, open_raw, private_redis
 
 from protocol.errors import CloseCode
 from server.app import HypertabServer

@@ -1,4 +1,5 @@
-"""Running the real server as a separate process, for crash and restart tests."""
+"""``hypertab serve`` as a separate process on a free port: for crash, restart and delivery
+tests in any test directory (``tests/`` is on the import path through ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,25 @@ import time
 from pathlib import Path
 
 
-class ServerProcess:
-    """``hypertab serve`` in a subprocess on a free port, with its data dir."""
+class ServeProcess:
+    """``hypertab serve --port 0`` on ``data_dir``, without the caller's ``HYPERTAB_*``
+    settings: rate limits off (these tests load the server, not the plans) plus ``env``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def start(self, timeout: float = 20.0) -> None:
+        """Start it and wait until it wrote its port (``RuntimeError`` if it never does)."""
         port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
-        env["HYPERTAB_RATE_LIMITS"] = "off"  # durability load, not plan limits (docs/ratelimit.md)
+        env.update(HYPERTAB_RATE_LIMITS="off", **self.env)
+        argv = [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(self.data_dir),
+                "--port", "0", "--port-file", str(port_file), "--log-level", "WARNING"]  # fmt: skip
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -52,6 +42,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
+        """Its WebSocket URL."""
         return f"ws://127.0.0.1:{self.port}/v1/ws"
 
     def kill(self) -> None:
@@ -61,6 +52,7 @@ class ServerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """SIGTERM (a graceful stop) and wait for it."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
