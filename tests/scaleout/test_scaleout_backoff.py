@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from server.workers.backoff import FIRST_DELAY, MAX_DELAY, STABLE_AFTER, RestartBackoff
 
 
@@ -9,7 +11,7 @@ def test_a_worker_that_keeps_dying_at_once_waits_longer_each_time_up_to_the_boun
     backoff = RestartBackoff()
     delays = [backoff.delay(started=t, died=t + 0.1) for t in range(12)]
     assert delays[:4] == [FIRST_DELAY, 2 * FIRST_DELAY, 4 * FIRST_DELAY, 8 * FIRST_DELAY]
-    assert all(a <= b for a, b in zip(delays, delays[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(delays))
     assert delays[-1] == MAX_DELAY
 
 

@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from client_sdk import Client
 from protocol.codec import JSON, codec_for
 from protocol.messages import Error, ToolCall, Welcome
+from protocol.ops import InsertRows, NewRow
 
 ROWS = 60
 CODEC = codec_for(JSON)
@@ -75,8 +76,7 @@ async def test_a_killed_worker_is_replaced_and_its_clients_resume_on_another(
         async def write() -> None:
             for n in range(ROWS):  # in flight when the worker dies: resent, acked once
                 row = f"r{n}"
-                await table.insert({"N": n}, row_id=row)
-                acked[row] = table.version
+                acked[row] = await table.apply([InsertRows(rows=[NewRow(id=row, values={"n": n})])])
 
         writing = asyncio.create_task(write())
         await wait_for(lambda: len(acked) >= 10)
@@ -84,6 +84,7 @@ async def test_a_killed_worker_is_replaced_and_its_clients_resume_on_another(
         async with asyncio.timeout(60):
             await writing
         assert set(acked) == {f"r{n}" for n in range(ROWS)}
+        assert len(set(acked.values())) == ROWS  # each applied once: one version each
         assert (await asyncio.to_thread(hub.worker_of, local_port(writer))) != victim
         # Both replicas (the writer's, resumed after its reconnect, and the other
         # worker's) hold every acknowledged row, with its value.
