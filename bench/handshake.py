@@ -15,6 +15,13 @@ same run. ``--profile FILE`` runs the hub's server under cProfile (main thread) 
 API-key phase and writes the stats there. Prints one JSON line.
 
     .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50] [--profile FILE]
+                                        [--workers N]
+
+``--workers N`` (N > 1) runs ``hypertab serve --workers N`` with a private redis-server:
+server CPU is then summed over the supervisor, every worker and Redis, and
+``worker_cpu_share`` says how the API-key phase's CPU split between the workers (the
+kernel hands each connection to whichever worker accepts first). The bare server is
+skipped then (it is one process).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 import jwt as pyjwt
 import psutil
 import report
+from crossnode import free_port, redis_server
 from websockets.asyncio.client import connect
 
 from protocol.codec import MSGPACK
@@ -130,9 +138,18 @@ async def _run(
     }
 
 
-def _cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
+def _cpu(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of ``procs`` (the server: one process, or a supervisor,
+    its workers and Redis)."""
+    total = 0.0
+    for proc in procs:
+        t = proc.cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _tree(server: psutil.Process, *others: psutil.Process) -> list[psutil.Process]:
+    return [server, *server.children(recursive=True), *others]
 
 
 async def _measured(
@@ -140,17 +157,23 @@ async def _measured(
     credentials: list[str],
     count: int,
     concurrency: int,
-    server: psutil.Process,
+    server: list[psutil.Process],
     label: str = "",
-) -> dict[str, float]:
+) -> dict[str, Any]:
     cpu0 = _cpu(server)
-    result = await _run(url, credentials, count, concurrency, label)
+    each0 = [_cpu([p]) for p in server]
+    result: dict[str, Any] = await _run(url, credentials, count, concurrency, label)
     result["server_cpu_ms"] = round((_cpu(server) - cpu0) / count * 1e3, 3)
+    spent = [_cpu([p]) - c for p, c in zip(server, each0, strict=True)]
+    workers = [p for p in server if "--worker-fd" in p.cmdline()]
+    if workers:
+        used = [spent[server.index(w)] for w in workers]
+        result["worker_cpu_share"] = [round(u / sum(used), 2) for u in used]
     return result
 
 
 async def _measure(
-    url: str, secrets: list[str], tokens: list[str], args: Any, server: psutil.Process
+    url: str, secrets: list[str], tokens: list[str], args: Any, server: list[psutil.Process]
 ) -> Any:
     await _run(url, secrets, 200, args.concurrency)  # warm-up
     api = await _measured(url, secrets, args.count, args.concurrency, server, "API key")
@@ -182,7 +205,7 @@ def _bare(tmp: Path, secrets: list[str], args: Any) -> dict[str, float]:
         )
         try:
             url = f"ws://127.0.0.1:{int(port_file.read_text())}/"
-            ps = psutil.Process(server.pid)
+            ps = [psutil.Process(server.pid)]
 
             async def both() -> dict[str, float]:
                 await _run(url, secrets, 200, args.concurrency)  # warm-up
@@ -210,6 +233,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--profile", metavar="FILE", help="cProfile the hub's API-key phase")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (Redis)")
     args = parser.parse_args()
     if args.profile:
         args.profile = os.path.abspath(args.profile)
@@ -223,6 +247,12 @@ def main() -> None:
         if args.profile:
             python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
         command = [*python, "serve", "--port", "0"]
+        redis = None
+        if args.workers > 1:
+            redis_port = free_port()
+            redis = redis_server(redis_port, Path(tmp))
+            env["HYPERTAB_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            command += ["--workers", str(args.workers)]
         with open(Path(tmp) / "server.log", "wb") as log:
             server = _start(
                 [*command, "--port-file", str(port_file), "--data-dir", str(data)],
@@ -232,15 +262,20 @@ def main() -> None:
             )
             try:
                 url = f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws"
-                ps = psutil.Process(server.pid)
+                extra = [psutil.Process(redis.pid)] if redis is not None else []
+                ps = _tree(psutil.Process(server.pid), *extra)
                 api, jwt = _loop_run(_measure(url, secrets, tokens, args, ps))
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-        bare = {} if args.profile else _bare(Path(tmp), secrets, args)
+                if redis is not None:
+                    redis.terminate()
+                    redis.wait(timeout=10)
+        bare = {} if args.profile or args.workers > 1 else _bare(Path(tmp), secrets, args)
     out: dict[str, Any] = {
         "bench": "handshake",
         "server": "subprocess (hypertab serve, uvloop)",
+        "workers": args.workers,
         "count": args.count,
         "concurrency": args.concurrency,
         "api_key": api,
