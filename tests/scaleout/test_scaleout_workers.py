@@ -227,4 +227,20 @@ async def test_parallel_requests_through_two_workers_admit_exactly_the_plan_limi
         assert hub.stop() == 0
 
 
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, redis_url: str) -> None:
+    data = tmp_path / "data"
+    create_tenant(data, "acme")
+    hub = Supervised(data, redis_url).start()
+    try:
+        workers = [psutil.Process(pid) for pid in hub.worker_pids()]
+        assert hub.proc is not None
+        hub.proc.kill()  # kill -9: the supervisor runs no code
+        hub.proc.wait(timeout=10)
+        # Each worker was told by the kernel (SIGTERM) and stopped by itself: no orphans.
+        _, alive = await asyncio.to_thread(psutil.wait_procs, workers, 30)
+        assert not alive
+    finally:
+        hub.kill()
+
+
 pytestmark = pytest.mark.timeout(120)
