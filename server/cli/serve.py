@@ -245,7 +245,8 @@ def serve_command(args: argparse.Namespace) -> int:
         )
     sock = None
     if worker:
-        listen.die_with(args.supervisor_pid)
+        if args.supervisor_pid is not None:
+            listen.die_with(args.supervisor_pid)
         sock = listen.inherited(args.worker_fd)
     return _run(_serve(config, demo=args.demo, port_file=args.port_file, out=out, sock=sock))
 
