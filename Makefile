@@ -41,7 +41,7 @@ test: lint
 
 # The benches `make bench` runs, each at its default size (HYPERTAB_BENCH_QUICK=1 gives the
 # long ones a smaller default count: see bench/report.py). Every other bench/*.py is a helper
-# (BENCH_HELPERS); tests/test_bench_report.py checks that each file is in one list or the other.
+# (BENCH_HELPERS); tests/benches/test_bench_report.py checks that each file is in one list or the other.
 BENCHES := commit fanout connections handshake handshake_verify ratelimit revocation \
 	formula query mcp_calls alerts pingflood crossnode browser backup slowread fuzz idle
 BENCH_HELPERS := report relay_server durable_relay_server wsreader fuzz_target

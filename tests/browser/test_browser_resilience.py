@@ -45,7 +45,8 @@ async def test_page_survives_a_server_restart(browser: Any, live_hub: Any, team:
         await page.locator("#status", has_text="live").wait_for(timeout=20000)
     except Exception as exc:
         seen = await page.evaluate(
-            "() => ({status: window.hypertab.client.status, attempt: window.hypertab.client._attempt,"
+            "() => ({status: window.hypertab.client.status,"
+            " attempt: window.hypertab.client._attempt,"
             " shown: document.querySelector('#status').textContent})"
         )
         raise AssertionError(f"the page did not come back live: {seen}") from exc
