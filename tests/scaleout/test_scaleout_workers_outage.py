@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from scaleout_process import (
     PrivateRedis,
     Supervised,
@@ -31,6 +31,13 @@ from protocol.ops import InsertRows, NewRow
 OUTAGE = 10.0
 """Seconds Redis stays down: longer than the broker's longest reconnect backoff (2 s)."""
 PACE = 0.05  # between one writer's writes: the two cores are shared
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _ready_is(port: int, status: int, times: int = 5) -> bool:
