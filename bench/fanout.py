@@ -13,7 +13,14 @@ bench/durable_relay_server.py). Unpaced, writers send as fast as the socket
 takes frames; paced, each writer sends ``--rate`` edits/s. Prints one JSON line.
 
     python bench/fanout.py [--subscribers 50 --writers 5 --edits 2000 --rate 50
-                            --encoding msgpack|json] [--profile FILE]
+                            --encoding msgpack|json] [--profile FILE] [--workers N]
+
+``--workers N`` (N > 1) compares instead, in one run, the hub alone (one process) with
+``hypertab serve --workers N`` on a private redis-server (the relays are skipped). The
+kernel spreads subscribers and writers over the workers (``connections_per_worker``), so
+about (N-1)/N of each edit's deliveries cross processes through Redis; server CPU is then
+summed over the supervisor, every worker and redis-server. ``workers_cpu_ratio`` is N
+workers' CPU per delivery over one process's (the target: at most 1.5).
 
 Server CPU is also split into the main thread (the event loop: sockets, decoding,
 authorization, admission, fan-out, encoding) and the other threads (aiosqlite's worker
@@ -49,6 +56,7 @@ from protocol.ops import ColumnDef, ColumnType, CreateTable, InsertRows, NewRow,
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS_PER_WRITER = 10
+LIMITS_OFF = False  # --no-limits
 # One entry per measured run, in run order (see plots()): the plots.
 PLOT_DATA: list[dict[str, Any]] = []
 
@@ -64,40 +72,84 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     ps: psutil.Process = field(init=False)
+    extra: list[psutil.Process] = field(default_factory=list)
+    """Processes whose CPU counts as the server's too (redis-server with --workers)."""
 
     def __post_init__(self) -> None:
         self.ps = psutil.Process(self.proc.pid)
 
+    def processes(self) -> list[psutil.Process]:
+        """This process, its children (the workers of ``serve --workers N``), the extra."""
+        return [self.ps, *self.ps.children(recursive=True), *self.extra]
+
+    def workers(self) -> list[psutil.Process]:
+        """The processes serving connections: the workers, else this process."""
+        return self.ps.children() or [self.ps]
+
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        total = 0.0
+        for proc in self.processes():
+            t = proc.cpu_times()
+            total += t.user + t.system
+        return total
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each process: supervisor, worker pids, redis-server."""
+        out: dict[str, float] = {}
+        for proc in self.processes():
+            t = proc.cpu_times()
+            name = (
+                "redis"
+                if proc in self.extra
+                else (
+                    "worker" if proc.pid != self.ps.pid or not self.ps.children() else "supervisor"
+                )
+            )
+            key = f"{name}-{proc.pid}" if name == "worker" else name
+            out[key] = t.user + t.system
+        return out
 
     def main_thread_cpu(self) -> float:
-        """CPU of the thread running the event loop (its id is the process id)."""
-        for thread in self.ps.threads():
-            if thread.id == self.proc.pid:
-                return float(thread.user_time + thread.system_time)
-        return 0.0
+        """CPU of the threads running an event loop (a thread id that is its process id)."""
+        total = 0.0
+        for proc in self.processes():
+            for thread in proc.threads():
+                if thread.id == proc.pid:
+                    total += thread.user_time + thread.system_time
+        return total
 
     def peak_rss_mb(self) -> float:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return self.ps.memory_info().rss / 2**20
+        total = 0.0
+        for proc in self.processes():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024
+        return total
+
+    def connections_per_worker(self) -> list[int]:
+        """Established connections on the server's port, per worker."""
+        return [
+            sum(1 for c in w.net_connections("tcp") if c.laddr.port == self.port and c.raddr)
+            for w in self.workers()
+        ]
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
 
-def start(cmd: list[str], port_file: Path) -> Server:
+def start(cmd: list[str], port_file: Path, redis_url: str | None = None) -> Server:
     port_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+    if redis_url is not None:
+        env["HYPERTAB_REDIS_URL"] = redis_url
     # Admission control stays on (its cost is part of the figure); the enterprise plan's
     # 50,000 ops/min covers the run, and the per-connection burst is lifted so that
     # unpaced writers measure fan-out, not refusals.
     env["HYPERTAB_BURST_PER_SECOND"] = "1000000"
+    if LIMITS_OFF:  # --no-limits: admission off, to isolate the cost of the broadcast
+        env["HYPERTAB_RATE_LIMITS"] = "off"
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -251,7 +303,14 @@ finally:
 """
 
 
-async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def run_hub(
+    args: argparse.Namespace,
+    tmp: Path,
+    *,
+    workers: int = 1,
+    redis: subprocess.Popen[bytes] | None = None,
+    redis_url: str | None = None,
+) -> dict[str, Any]:
     data_dir = tmp / "hub-data"
     key = await make_key(data_dir)
     port_file = tmp / "hub.port"
@@ -270,9 +329,13 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             str(port_file),
             "--log-level",
             "WARNING",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         port_file,
+        redis_url,
     )
+    if redis is not None:
+        server.extra.append(psutil.Process(redis.pid))
     try:
         load = Load(args, f"ws://127.0.0.1:{server.port}/v1/ws", key)
         setup = await load.open()
@@ -297,10 +360,117 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             load.send_on(reader, Subscribe(id=1, table="bench"))
         await asyncio.sleep(0.5)  # every subscription live
         writers = [await load.open() for _ in range(args.writers)]
+        if workers > 1 and args.writers_together:
+            writers = await together(load, server, writers)
         tasks = [asyncio.create_task(load.ack_reader(c)) for c in writers]
-        return await measure(load, server, writers, "bench", tasks)
+        spread = server.connections_per_worker()
+        result = await measure(load, server, writers, "bench", tasks)
+        result["connections_per_worker"] = spread
+        return result
     finally:
         server.stop()
+
+
+async def together(
+    load: Load, server: Server, writers: list[ClientConnection]
+) -> list[ClientConnection]:
+    """The same number of writer connections, all held by the first writer's worker."""
+
+    def worker_of(conn: ClientConnection) -> int | None:
+        for w in server.workers():
+            for c in w.net_connections("tcp"):
+                if c.raddr and c.raddr.port == conn.local_address[1]:
+                    return w.pid
+        return None
+
+    home = worker_of(writers[0])
+    kept = [c for c in writers if worker_of(c) == home]
+    for c in writers:
+        if c not in kept:
+            await c.close()
+    while len(kept) < len(writers):
+        conn = await load.open()
+        if worker_of(conn) == home:
+            kept.append(conn)
+        else:
+            await conn.close()
+    return kept
+
+
+async def compare_workers(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """One process against ``args.workers`` workers on Redis, the same load, one run."""
+    from crossnode import free_port, redis_server
+
+    unpaced = argparse.Namespace(**{**vars(args), "rate": 0})
+    alone = await run_hub(unpaced, tmp)
+    (tmp / "hub-data").rename(tmp / "hub-data-alone")
+    redis_port = free_port()
+    redis = redis_server(redis_port, tmp)
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    try:
+        many = await run_hub(unpaced, tmp, workers=args.workers, redis=redis, redis_url=url)
+        (tmp / "hub-data").rename(tmp / "hub-data-many")
+        paced_many = (
+            await run_hub(args, tmp, workers=args.workers, redis=redis, redis_url=url)
+            if args.rate
+            else {}
+        )
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+    paced_alone = {}
+    if args.rate:
+        (tmp / "hub-data").rename(tmp / "hub-data-many-paced")
+        paced_alone = await run_hub(args, tmp)
+    out: dict[str, Any] = {
+        "bench": "fanout",
+        "mode": "workers",
+        "workers": args.workers,
+        "subscribers": args.subscribers,
+        "writers": args.writers,
+        "edits_per_writer": args.edits,
+        "encoding": args.encoding,
+        "one_process_cpu_us_per_delivery": alone["cpu_us_per_delivery"],
+        "workers_cpu_us_per_delivery": many["cpu_us_per_delivery"],
+        "workers_cpu_ratio": round(many["cpu_us_per_delivery"] / alone["cpu_us_per_delivery"], 3),
+        "one_process_delivered_per_s": alone["delivered_per_s"],
+        "workers_delivered_per_s": many["delivered_per_s"],
+        "one_process_unpaced_p99_ms": alone["p99_ms"],
+        "workers_unpaced_p99_ms": many["p99_ms"],
+        "connections_per_worker": many["connections_per_worker"],
+        "writer_placement": "one worker" if args.writers_together else "spread by the kernel",
+        "rate_limits": "off" if args.no_limits else "on (Redis with workers, memory alone)",
+        "workers_cpu_s_by_process": many["cpu_s_by_process"],
+        "one_process_cpu_s": alone["server_cpu_s"],
+        "workers_main_thread_us_per_edit": many["main_thread_us_per_edit"],
+        "workers_other_threads_us_per_edit": many["other_threads_us_per_edit"],
+        "one_process_main_thread_us_per_edit": alone["main_thread_us_per_edit"],
+        "one_process_other_threads_us_per_edit": alone["other_threads_us_per_edit"],
+    }
+    if args.rate:
+        out.update(
+            {
+                "paced_rate_per_writer": args.rate,
+                "one_process_paced_cpu_us_per_delivery": paced_alone["cpu_us_per_delivery"],
+                "workers_paced_cpu_us_per_delivery": paced_many["cpu_us_per_delivery"],
+                "workers_paced_cpu_ratio": round(
+                    paced_many["cpu_us_per_delivery"] / paced_alone["cpu_us_per_delivery"], 3
+                ),
+                "one_process_paced_p50_ms": paced_alone["p50_ms"],
+                "one_process_paced_p99_ms": paced_alone["p99_ms"],
+                "workers_paced_p50_ms": paced_many["p50_ms"],
+                "workers_paced_p99_ms": paced_many["p99_ms"],
+                "workers_paced_cpu_s_by_process": paced_many["cpu_s_by_process"],
+                "one_process_paced_cpu_s": paced_alone["server_cpu_s"],
+                "workers_paced_main_thread_us_per_edit": paced_many["main_thread_us_per_edit"],
+                "workers_paced_other_threads_us_per_edit": paced_many["other_threads_us_per_edit"],
+                "one_process_paced_main_thread_us_per_edit": paced_alone["main_thread_us_per_edit"],
+                "one_process_paced_other_threads_us_per_edit": paced_alone[
+                    "other_threads_us_per_edit"
+                ],
+            }
+        )
+    return out
 
 
 async def count_acks(load: Load, conn: ClientConnection) -> None:
@@ -345,12 +515,14 @@ async def measure(
 ) -> dict[str, Any]:
     rss = report.RssSampler(server.proc.pid).start()
     cpu0 = server.cpu()
+    each0 = server.cpu_by_process()
     main0 = server.main_thread_cpu()
     t0 = time.perf_counter()
     await asyncio.gather(*(load.writer(c, table, i) for i, c in enumerate(writers)))
     await asyncio.wait_for(load.done.wait(), timeout=600)
     elapsed = time.perf_counter() - t0
     cpu = server.cpu() - cpu0
+    each = {k: round(v - each0.get(k, 0.0), 3) for k, v in server.cpu_by_process().items()}
     main_cpu = server.main_thread_cpu() - main0
     PLOT_DATA.append(
         {
@@ -378,6 +550,7 @@ async def measure(
         ),
         "seconds": round(elapsed, 3),
         "peak_rss_mb": round(server.peak_rss_mb(), 1),
+        "cpu_s_by_process": each,
     }
     if load.acked:
         result["acked_ops_per_s"] = round(load.acked / (load.last_ack - t0))
@@ -389,6 +562,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pin(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.workers > 1:
+            return await compare_workers(args, tmp)
         if args.profile:
             profiled = await run_hub(args, tmp)
             return {
@@ -475,7 +650,23 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--encoding", choices=["msgpack", "json"], default="msgpack")
     p.add_argument("--profile", metavar="FILE", help="profile the paced hub phase only")
+    p.add_argument(
+        "--workers", type=int, default=1, help="N > 1: one process against N workers on Redis"
+    )
+    p.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="rate limits off (with --workers they are checked in Redis, once per message)",
+    )
+    p.add_argument(
+        "--writers-together",
+        action="store_true",
+        help="with --workers: every writer on one worker (deliveries cross processes, the "
+        "writes do not: no two processes take turns on the tenant's write lock)",
+    )
     args = p.parse_args()
+    global LIMITS_OFF
+    LIMITS_OFF = args.no_limits
     args.encoding = MSGPACK if args.encoding == "msgpack" else JSON
     if args.profile:
         args.profile = os.path.abspath(args.profile)  # the server runs in another directory
@@ -484,7 +675,7 @@ def parse() -> argparse.Namespace:
 
 def plots(result: dict[str, Any]) -> dict[str, report.Plot]:
     """Latency CDFs, deliveries/s and server RSS over time, CPU per delivery: hub vs relay."""
-    if "profile" in result:
+    if "profile" in result or result.get("mode") == "workers":
         return {}
     names = [  # the order main() runs them in
         *("relay, unpaced", "durable relay, unpaced", "hub, unpaced"),

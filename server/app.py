@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -249,11 +250,25 @@ class HypertabServer:
         self.trusted_proxies = forwarded.networks(config.trusted_proxies)
         self.tls: ssl.SSLContext | None = None
         """The TLS context (``tls_cert``/``tls_key``), made by :meth:`start`; ``None``: plain."""
+        self.listen_socket: socket.socket | None = None
+        """A listening socket to accept on instead of binding ``host:port`` (set before
+        :meth:`start`): a worker of ``serve --workers N`` shares its supervisor's."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the control plane and start listening."""
+        """Open the control plane and start listening.
+
+        When a step fails, everything opened before it is closed again (:meth:`stop`) and
+        the error is raised: the aiosqlite connections are threads that would otherwise keep
+        the process alive after it gave up, and background tasks would keep running."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         jwt = jwt_verifier(cfg)  # AuthConfigError on unusable settings, before anything opens
         if cfg.tls_cert is not None and cfg.tls_key is not None:
@@ -286,11 +301,7 @@ class HypertabServer:
             on_auth_failure=self.on_auth_failure,
         )
         self.identity.register(self.services)
-        try:
-            await secrets_hub.install(self.services, cfg)  # refuses unsafe master keys
-        except BaseException:
-            await self.control.close()
-            raise
+        await secrets_hub.install(self.services, cfg)  # refuses unsafe master keys
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
         watcher = self.control.watcher
         if watcher is not None:  # other processes (the CLI) wake us after revoking
@@ -308,10 +319,15 @@ class HypertabServer:
             retry=self._delivery_retry,
         )
         await self.webhooks.start()
+        # A worker of `serve --workers N` is handed the socket its supervisor listens on.
+        where: dict[str, Any] = (
+            {"sock": self.listen_socket}
+            if self.listen_socket is not None
+            else {"host": cfg.host, "port": cfg.port}
+        )
         self._server = await serve(
             self._handle,
-            cfg.host,
-            cfg.port,
+            **where,
             process_request=self._process_request,
             process_response=self._process_response,
             select_subprotocol=self._select_subprotocol,
@@ -332,33 +348,39 @@ class HypertabServer:
         self.tasks.spawn(coro, name)
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop accepting, commit queued batches, close sockets (1001)."""
+        """Graceful shutdown: stop accepting, commit queued batches, close sockets (1001).
+
+        Also closes whatever a failed :meth:`start` had opened: each step runs even when an
+        earlier one failed (that failure is logged), so no connection thread is left behind.
+        """
         server = self._server
+        self._server = None
         if server is not None:
             server.server.close()  # stop accepting; keep open connections for the acks
-        await self.audit.stop()  # pending audit entries, before the stores close
-        await self.alerts.stop()
+        await _step("audit", self.audit.stop())  # pending audit entries, before the stores close
+        await _step("alerts", self.alerts.stop())
         if self.webhooks is not None:  # undelivered changes stay in the outboxes
-            await self.webhooks.stop()
-        await self.stores.close()  # commits what is queued; acks are written on commit
-        await self.relay.close()  # after the last commit was published
+            await _step("webhooks", self.webhooks.stop())
+        await _step("stores", self.stores.close())  # commits what is queued; acks on commit
+        await _step("relay", self.relay.close())  # after the last commit was published
         if server is not None:
             server.close(close_connections=True)  # 1001 going away
-            await server.wait_closed()
-        await self.tasks.cancel_all()
+            await _step("connections", server.wait_closed())
+        await _step("tasks", self.tasks.cancel_all())
         if self._notify is not None:
-            await self._notify.stop()
+            await _step("notify socket", self._notify.stop())
         if self._revocations is not None:
             self._revocations.close()
         if self.services.lifecycle is not None:
-            await self.services.lifecycle.close()
+            await _step("lifecycle", self.services.lifecycle.close())
         if self.control is not None:
-            await self.control.close()
+            await _step("control plane", self.control.close())
         if self._redis_bus is not None:
-            await self._redis_bus.close()
-        await self.admission.close()
+            await _step("revocation bus", self._redis_bus.close())
+        await _step("admission", self.admission.close())
         if self._dirlock is not None:
             self._dirlock.release()
+            self._dirlock = None
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""
@@ -511,6 +533,15 @@ class HypertabServer:
                 await self.stores.close_idle()
             except Exception as exc:
                 log.warning("closing idle stores failed (%s)", type(exc).__name__)
+
+
+async def _step(what: str, step: Awaitable[object]) -> None:
+    """Await one step of :meth:`HypertabServer.stop`; a failure is logged, not raised, so
+    the steps after it still run."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning("stopping: %s failed (%s)", what, type(exc).__name__)
 
 
 def _forget_handshake(conn: ServerConnection) -> None:

@@ -138,6 +138,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "a redis:// or rediss:// URL",
         ),
     ] = None
+    workers: Annotated[
+        int,
+        Meta(ge=1, le=64),
+        _m(
+            "hub processes serving one port, started and restarted by `serve` (uvloop each); "
+            "more than 1 needs redis_url (docs/operations.md)",
+            "an integer from 1 to 64",
+            "--workers",
+        ),
+    ] = 1
     max_connections_per_credential: Annotated[
         int, _Positive, _m("open sockets one key or token may hold", "an integer >= 1")
     ] = 1000

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -53,6 +54,7 @@ from server.secrets.files import read_private_file
 from server.settings import Settings
 from server.settings import load as load_settings
 from server.store.schema import Durability
+from server.workers import listen
 
 DEMO_TENANT = "demo"
 DEMO_PLAN = Plan.ENTERPRISE
@@ -101,6 +103,19 @@ def register(commands: Commands) -> None:
     serve.add_argument(
         "--demo", action="store_true", help="create a 'demo' tenant on first run (see below)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run N hub processes on the one port, supervised: a worker that dies is "
+        "restarted; SIGTERM drains them all. N > 1 needs HYPERTAB_REDIS_URL "
+        "(default: $HYPERTAB_WORKERS, else 1)",
+    )
+    # A worker of `serve --workers N`: accept on the supervisor's socket (file descriptor),
+    # and stop when that supervisor dies. Started by the supervisor only.
+    serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
     jwt = serve.add_argument_group(
         "JWT access tokens",
         "Accept JWTs besides API keys (docs/auth.md). Each flag overrides its HYPERTAB_JWT_* "
@@ -177,6 +192,7 @@ _FLAGS: dict[str, str] = {
     "port": "port",
     "durability": "durability",
     "log_level": "log_level",
+    "workers": "workers",
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "trusted_proxy": "trusted_proxies",
@@ -201,8 +217,16 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """``serve``: build the config, run the server under uvloop when available."""
+    """``serve``: build the config, run the server under uvloop when available (or, with
+    ``--workers N`` > 1, a supervisor of N such servers: server/workers/)."""
     settings = settings_of(args)
+    worker = args.worker_fd is not None
+    if settings.workers > 1 and not worker and not settings.redis_url:
+        raise CliError(
+            f"--workers {settings.workers} needs Redis: set HYPERTAB_REDIS_URL (or redis_url "
+            "in the config file). The worker processes share rate windows, revocations and "
+            "change broadcasts through it; without it use --workers 1 (docs/operations.md)"
+        )
     config = Config.from_settings(settings, jwt_secret=_jwt_secret(settings))
     try:
         jwt_verifier(config)  # refuse unusable settings now, with one clear line
@@ -213,7 +237,19 @@ def serve_command(args: argparse.Namespace) -> int:
         stderr(f"generated master key {key_id} in {config.data_dir} (mode 0600)")
     configure_logging(settings.log_level)
     out = Output(json=args.json)
-    return _run(_serve(config, demo=args.demo, port_file=args.port_file, out=out))
+    if settings.workers > 1 and not worker:
+        from server.cli.serve_workers import supervise  # it imports this module's helpers
+
+        # The supervisor serves nothing itself: the default event loop is enough.
+        return asyncio.run(
+            supervise(settings, config, demo=args.demo, port_file=args.port_file, out=out)
+        )
+    sock = None
+    if worker:
+        if args.supervisor_pid is not None:
+            listen.die_with(args.supervisor_pid)
+        sock = listen.inherited(args.worker_fd)
+    return _run(_serve(config, demo=args.demo, port_file=args.port_file, out=out, sock=sock))
 
 
 def _jwt_secret(settings: Settings) -> str | None:
@@ -257,7 +293,7 @@ def cli_command() -> str:
     return str(argv0) if argv0.is_absolute() else "hypertab"
 
 
-async def _ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]:
+async def ensure_demo(directory: Path) -> tuple[TenantRecord, IssuedKey | None]:
     """The demo tenant, and its key when it was created just now."""
     async with lifecycle_of(directory) as (plane, lifecycle):
         for tenant in await plane.list_tenants():
@@ -280,7 +316,7 @@ def demo_limits(config: Config, plan: Plan) -> dict[str, int]:
     }
 
 
-def _print_demo(
+def print_demo(
     out: Output,
     tenant: TenantRecord,
     issued: IssuedKey | None,
@@ -333,15 +369,23 @@ def _print_demo(
     out.emit("demo", "\n".join(lines), **fields)
 
 
-def _write_port_file(path: Path, port: int) -> None:
+def write_port_file(path: Path, port: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{port}\n")
     tmp.replace(path)
 
 
-async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Output) -> int:
-    demo_info = await _ensure_demo(config.data_dir) if demo else None
+async def _serve(
+    config: Config,
+    *,
+    demo: bool,
+    port_file: Path | None,
+    out: Output,
+    sock: socket.socket | None = None,
+) -> int:
+    demo_info = await ensure_demo(config.data_dir) if demo else None
     server = HypertabServer(config)
+    server.listen_socket = sock
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -356,24 +400,48 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Out
     for sig in signals:
         loop.add_signal_handler(sig, on_signal)
     try:
+        return await _serve_until(server, config, stop, demo_info, port_file, out)
+    finally:
+        # A signal after this point must end the process, not set an event nobody awaits.
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until(
+    server: HypertabServer,
+    config: Config,
+    stop: asyncio.Event,
+    demo_info: tuple[TenantRecord, IssuedKey | None] | None,
+    port_file: Path | None,
+    out: Output,
+) -> int:
+    # A failed start has closed whatever it opened (HypertabServer.start): report and exit.
+    try:
         await server.start()
     except OSError as exc:
-        await _stop_quietly(server)
+        where = "the socket from the supervisor" if server.listen_socket else (
+            f"{config.host}:{config.port}")  # fmt: skip
         print(
-            f"hypertab: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+            f"hypertab: error: cannot listen on {where}: {exc.strerror or exc}",
             file=sys.stderr,
             flush=True,
         )
         return EXIT_FAILURE
     except (SecretsError, TlsConfigError, DataDirInUse, BrokerError) as exc:  # e.g. a bad key
-        await _stop_quietly(server)
         print(f"hypertab: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    except Exception as exc:  # anything else: one line, no traceback, and no hang
+        print(
+            f"hypertab: error: could not start ({type(exc).__name__}): {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_FAILURE
     tune_gc()  # start-up is over: freeze what it made (server/gctune.py)
     tls = server.tls is not None
     url = ws_url(config.host, server.port, tls=tls)
     if port_file is not None:
-        _write_port_file(port_file, server.port)
+        write_port_file(port_file, server.port)
     out.emit(
         "listening",
         f"hypertab listening on {url}",
@@ -384,11 +452,6 @@ async def _serve(config: Config, *, demo: bool, port_file: Path | None, out: Out
         data_dir=str(config.data_dir),
     )
     if demo_info is not None:
-        _print_demo(out, *demo_info, url, config)
+        print_demo(out, *demo_info, url, config)
     await server.serve_forever(stop)
     return EXIT_OK
-
-
-async def _stop_quietly(server: HypertabServer) -> None:
-    with contextlib.suppress(Exception):
-        await server.stop()

@@ -12,14 +12,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import MSGPACK, codec_for
 from protocol.messages import Changes, ServerMessage, Subscribe, Subscribed
 
 START_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 def hypertab_argv() -> list[str]:
@@ -238,3 +242,103 @@ def metric(port: int, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+class Supervised:
+    """``hypertab serve --workers N``: a supervisor and its worker processes on one port."""
+
+    def __init__(
+        self, data_dir: Path, redis_url: str, workers: int = 2, env: dict[str, str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.workers = workers
+        self.env = {**env_for(redis_url), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> Supervised:
+        """Start it and wait until it wrote its port (every worker listens by then)."""
+        port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen(
+            [*hypertab_argv(), "serve", "--workers", str(self.workers),
+             "--data-dir", str(self.data_dir), "--port", "0", "--port-file", str(port_file),
+             "--log-level", "WARNING"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if port_file.exists() and port_file.read_text().strip():
+                self.port = int(port_file.read_text())
+                return self
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"supervisor exited with {self.proc.returncode}: {err}")
+            time.sleep(0.02)
+        raise RuntimeError("supervisor did not start")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/ws"
+
+    def worker_pids(self) -> set[int]:
+        """The pids of the live worker processes."""
+        assert self.proc is not None
+        children = psutil.Process(self.proc.pid).children()
+        return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE}
+
+    def worker_of(self, local_port: int) -> int | None:
+        """The pid of the worker holding the connection from our ``local_port``."""
+        for pid in self.worker_pids():
+            with contextlib.suppress(psutil.Error):
+                for c in psutil.Process(pid).net_connections("tcp"):
+                    if c.raddr and c.raddr.port == local_port and c.laddr.port == self.port:
+                        return pid
+        return None
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; the exit code (SIGKILL everything if it hangs)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor and its workers (cleanup after a failure)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.proc.pid).children():
+                child.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` (in a thread: it may read /proc) until true; TimeoutError if not."""
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(predicate):
+            await asyncio.sleep(0.05)
+
+
+async def on_each_worker(
+    hub: Supervised, open_one: Callable[[], Awaitable[T]], port_of: Callable[[T], int]
+) -> dict[int, list[T]]:
+    """Open connections until every worker holds at least one (the kernel picks the worker
+    that accepts); returns them by worker pid."""
+    pids = hub.worker_pids()
+    by_worker: dict[int, list[T]] = {pid: [] for pid in pids}
+    for _ in range(64):
+        conn = await open_one()
+        pid = await asyncio.to_thread(hub.worker_of, port_of(conn))
+        assert pid is not None, "no worker holds the connection"
+        by_worker[pid].append(conn)
+        if all(by_worker.values()):
+            return by_worker
+    raise AssertionError(f"64 connections did not reach every worker: {by_worker}")
