@@ -44,7 +44,7 @@ import msgspec
 from server.audit.actions import Action
 from server.audit.chain import AuditEntry, ChainedEntry
 from server.audit.log import append
-from server.store.asyncconn import AsyncConnection
+from server.sqlconn import AsyncConnection
 
 if TYPE_CHECKING:
     from server.auth.principal import Principal

@@ -41,7 +41,7 @@ from server.audit.chain import (
 )
 from server.audit.details import redact_details
 from server.audit.export import Format, csv_header, csv_line, jsonl_line
-from server.store.asyncconn import AsyncConnection
+from server.sqlconn import AsyncConnection
 
 DEFAULT_RETENTION_DAYS = 90
 """How long audit entries are kept by default (security records only)."""

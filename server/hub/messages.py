@@ -115,11 +115,11 @@ TABLE: tuple[MessageType, ...] = (
     MessageType(FunctionDefine, "server.hub.functions:on_define", (_S,)),
     MessageType(FunctionDrop, "server.hub.functions:on_drop", (_S,)),
     MessageType(FunctionList, "server.hub.functions:on_list", (_R,)),
-    # Audit (server/audit/handlers.py). Each writes an audit entry, so each costs 1. A tool
+    # Audit (server/hub/audit.py). Each writes an audit entry, so each costs 1. A tool
     # call's own needs are checked (and the refusal recorded) by its handler.
-    MessageType(ToolCall, "server.audit.handlers:ToolCalls.tool_call", cost=1),
-    MessageType(ToolResult, "server.audit.handlers:ToolCalls.tool_result"),
-    MessageType(AuditExport, "server.audit.handlers:audit_export", (Scope.AUDIT_READ,), cost=1),
+    MessageType(ToolCall, "server.hub.audit:ToolCalls.tool_call", cost=1),
+    MessageType(ToolResult, "server.hub.audit:ToolCalls.tool_result"),
+    MessageType(AuditExport, "server.hub.audit:audit_export", (Scope.AUDIT_READ,), cost=1),
     # Identity (server/hub/identity.py): re-authentication and key administration.
     MessageType(Auth, "server.hub.identity:Identity.reauth"),
     MessageType(KeyCreate, "server.hub.identity:Identity.key_create", _KEYS),
