@@ -18,7 +18,12 @@ handshakes, so a burst of load from elsewhere on the machine falls on all three 
 phase only and writes the stats there. Prints one JSON line.
 
     .venv/bin/python bench/handshake.py [--count 3000] [--concurrency 50] [--rounds 3]
-                                        [--profile FILE]
+                                        [--profile FILE] [--workers N]
+
+``--workers N`` (N > 1) runs ``hypertab serve --workers N`` with a private redis-server:
+the hub's CPU is then summed over the supervisor, every worker and Redis, and
+``worker_cpu_share`` says how each phase's CPU split between the workers (the kernel hands
+each connection to whichever worker accepts first).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 import jwt as pyjwt
 import psutil
 import report
+from crossnode import free_port, redis_server
 from websockets.asyncio.client import connect
 
 from protocol.codec import MSGPACK
@@ -135,9 +141,10 @@ async def _run(
     }
 
 
-def _cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
+def _cpu(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of ``procs`` (a server: one process, or a supervisor,
+    its workers and Redis)."""
+    return float(sum(t.user + t.system for t in (p.cpu_times() for p in procs)))
 
 
 async def _measured(
@@ -145,29 +152,36 @@ async def _measured(
     credentials: list[str],
     count: int,
     concurrency: int,
-    server: psutil.Process,
+    server: list[psutil.Process],
     label: str = "",
-) -> dict[str, float]:
-    cpu0 = _cpu(server)
-    result = await _run(url, credentials, count, concurrency, label)
-    result["server_cpu_ms"] = round((_cpu(server) - cpu0) / count * 1e3, 3)
+) -> dict[str, Any]:
+    each0 = [_cpu([p]) for p in server]
+    result: dict[str, Any] = await _run(url, credentials, count, concurrency, label)
+    spent = [_cpu([p]) - c for p, c in zip(server, each0, strict=True)]
+    result["server_cpu_ms"] = round(sum(spent) / count * 1e3, 3)
+    workers = [s for p, s in zip(server, spent, strict=True) if "--worker-fd" in p.cmdline()]
+    if len(workers) > 1:
+        result["worker_cpu_share"] = [round(w / sum(workers), 2) for w in workers]
     return result
 
 
-def _merge(parts: list[dict[str, float]]) -> dict[str, Any]:
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Rounds of one phase as one: CPU averaged, the rates' and latencies' spread kept."""
-    return {
+    merged: dict[str, Any] = {
         "per_s": round(statistics.median(p["per_s"] for p in parts), 1),
         "p50_ms": round(statistics.median(p["p50_ms"] for p in parts), 2),
         "p99_ms": round(max(p["p99_ms"] for p in parts), 2),
         "server_cpu_ms": round(statistics.mean(p["server_cpu_ms"] for p in parts), 3),
         "server_cpu_ms_rounds": [p["server_cpu_ms"] for p in parts],
     }
+    if "worker_cpu_share" in parts[0]:
+        merged["worker_cpu_share"] = [p["worker_cpu_share"] for p in parts]
+    return merged
 
 
 async def _measure(
-    hub: tuple[str, psutil.Process],
-    bare: tuple[str, psutil.Process] | None,
+    hub: tuple[str, list[psutil.Process]],
+    bare: tuple[str, list[psutil.Process]] | None,
     secrets: list[str],
     tokens: list[str],
     args: Any,
@@ -183,7 +197,7 @@ async def _measure(
     assert bare is not None
     await _run(bare[0], secrets, 200, args.concurrency)
     per_round = max(1, args.count // args.rounds)
-    phases: dict[str, list[dict[str, float]]] = {"api": [], "jwt": [], "bare": []}
+    phases: dict[str, list[dict[str, Any]]] = {"api": [], "jwt": [], "bare": []}
     for _ in range(args.rounds):
         phases["api"].append(
             await _measured(url, secrets, per_round, args.concurrency, server, "API key")
@@ -231,6 +245,7 @@ def main() -> None:
         "--rounds", type=int, default=3, help="each phase split into this many alternating rounds"
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the hub's API-key phase")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (Redis)")
     args = parser.parse_args()
     if args.profile:
         args.profile = os.path.abspath(args.profile)
@@ -244,12 +259,23 @@ def main() -> None:
         if args.profile:
             python = [sys.executable, "-c", PROFILED_SERVE, args.profile]
         command = [*python, "serve", "--port", "0"]
+        redis = None
+        if args.workers > 1:
+            redis_port = free_port()
+            redis = redis_server(redis_port, Path(tmp))
+            stack.callback(_stop, redis)
+            env["HYPERTAB_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            command += ["--workers", str(args.workers)]
         log = stack.enter_context(open(Path(tmp) / "server.log", "wb"))
         server = _start(
             [*command, "--port-file", str(port_file), "--data-dir", str(data)], port_file, env, log
         )
         stack.callback(_stop, server)
-        hub = (f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws", psutil.Process(server.pid))
+        supervisor = psutil.Process(server.pid)  # its workers listen once the port file is written
+        procs = [supervisor, *supervisor.children(recursive=True)]
+        if redis is not None:
+            procs.append(psutil.Process(redis.pid))
+        hub = (f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws", procs)
         bare = None
         if not args.profile:
             # The same cycles against a bare websockets server (the credential header is
@@ -271,12 +297,13 @@ def main() -> None:
             stack.callback(_stop, bare_server)
             bare = (
                 f"ws://127.0.0.1:{int(bare_port.read_text())}/",
-                psutil.Process(bare_server.pid),
+                [psutil.Process(bare_server.pid)],
             )
         api, jwt, bare_result = _loop_run(_measure(hub, bare, secrets, tokens, args))
     out: dict[str, Any] = {
         "bench": "handshake",
         "server": "subprocess (hypertab serve, uvloop)",
+        "workers": args.workers,
         "count": args.count,
         "concurrency": args.concurrency,
         "api_key": api,

@@ -85,26 +85,11 @@ class Outbox:
     def write(self, frame: bytes) -> bool:
         """Queue ``frame`` (one encoded message) for sending; False if the connection is
         gone or closed."""
-        if self.closing:
-            return False
-        protocol = self.conn.protocol
-        if protocol.state is not State.OPEN:
-            return False
-        if protocol.debug or protocol.extensions or protocol.expect_continuation_frame:
-            if self.binary:
-                protocol.send_binary(frame)
-            else:
-                protocol.send_text(frame)
-        else:
-            protocol.writes.append(framed(frame, binary=self.binary))
-        if not self._pending:
-            self._pending = True
-            _flusher().add(self)
-        return True
+        return self.write_wire(frame, None)
 
-    def write_wire(self, frame: bytes, wire: bytes) -> bool:
+    def write_wire(self, frame: bytes, wire: bytes | None) -> bool:
         """Like :meth:`write`, with ``wire`` = ``framed(frame, binary=self.binary)`` built
-        once for every connection it goes to (:mod:`server.hub.wire`)."""
+        once for every connection it goes to (:mod:`server.hub.wire`); None frames it here."""
         if self.closing:
             return False
         protocol = self.conn.protocol
@@ -116,7 +101,7 @@ class Outbox:
             else:
                 protocol.send_text(frame)
         else:
-            protocol.writes.append(wire)
+            protocol.writes.append(wire if wire is not None else framed(frame, binary=self.binary))
         if not self._pending:
             self._pending = True
             _flusher().add(self)

@@ -181,6 +181,28 @@ class Watcher:
         await self.conn.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def private_redis(workdir: Path) -> PrivateRedis:
+    """A started :class:`PrivateRedis` on a free port; skips (fails under CI=true) without
+    the redis-server binary, which an outage test needs: it stops and starts the server."""
+    if shutil.which("redis-server") is None:
+        import pytest
+
+        message = "redis-server needed for a Redis outage"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    redis = PrivateRedis(workdir, free_port())
+    redis.start()
+    return redis
+
+
 class PrivateRedis:
     """A redis-server of this test's own, to stop and start again (an outage)."""
 

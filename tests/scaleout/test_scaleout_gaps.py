@@ -7,15 +7,12 @@ real Redis; the outage is real: Redis drops every pub/sub connection (``CLIENT K
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from scaleout_process import PrivateRedis, Watcher, http_status, metric
+from scaleout_process import Watcher, http_status, metric, private_redis
 
 from client_sdk import Client
 from server.app import HypertabServer
@@ -39,13 +36,6 @@ async def pair(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[HypertabSe
     finally:
         for node in nodes:
             await node.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def url(node: HypertabServer) -> str:
@@ -85,13 +75,7 @@ async def _status(node: HypertabServer, want: int) -> None:
 async def test_while_redis_is_down_not_ready_and_subscribers_catch_up_when_it_returns(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("redis-server") is None:
-        message = "redis-server needed for a Redis outage"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    redis = PrivateRedis(tmp_path, free_port())
-    redis.start()
+    redis = private_redis(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     generate_key_file(data / "master.keys")

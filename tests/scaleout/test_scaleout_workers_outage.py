@@ -8,19 +8,16 @@ back every subscriber, on either worker, has every version exactly once, in orde
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from scaleout_process import (
-    PrivateRedis,
     Supervised,
     Watcher,
     create_tenant,
     http_status,
     on_each_worker,
+    private_redis,
     wait_for,
 )
 
@@ -33,13 +30,6 @@ OUTAGE = 10.0
 PACE = 0.05  # between one writer's writes: the two cores are shared
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _ready_is(port: int, status: int, times: int = 5) -> bool:
     """``times`` answers in a row are ``status`` (each request reaches either worker)."""
     return all(http_status(port, "/readyz") == status for _ in range(times))
@@ -48,13 +38,7 @@ def _ready_is(port: int, status: int, times: int = 5) -> bool:
 async def test_writes_on_both_workers_survive_a_redis_outage_and_subscribers_catch_up(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("redis-server") is None:
-        message = "redis-server needed for a Redis outage"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    redis = PrivateRedis(tmp_path, free_port())
-    redis.start()
+    redis = private_redis(tmp_path)
     data = tmp_path / "data"
     key = create_tenant(data, "acme")
     hub = Supervised(data, redis.url).start()
