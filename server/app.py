@@ -67,6 +67,7 @@ from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
+from server.hub.keepalive import Keepalive, keepalive_for
 from server.hub.logcontext import name_connections
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
@@ -97,11 +98,21 @@ class HubConnection(ServerConnection):
     the client's control frames (WebSocket pings and pongs) as they arrive, and puts the
     security headers on every HTTP response it sends."""
 
-    principal: Principal | None = None
-    client_ip: str | None = None
+    # Slots, not the instance dict: websockets' Connection already fills a dict of over 40
+    # attributes, and five more made it resize (1.6 KB per connection, bench/RESULTS.md).
+    __slots__ = ("client_ip", "https", "keepalive_wheel", "on_control_frame", "principal")
+
+    principal: Principal | None
+    client_ip: str | None
     """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
-    https: bool | None = None
+    https: bool | None
     """Whether this request's response travels over TLS (set by ``process_response``)."""
+    on_control_frame: Callable[[], None] | None
+    """Called for every ping, and every pong that answers no ping of ours, from the client
+    (the burst limit counts them: websockets answers pings by itself, so they would
+    otherwise cost nothing)."""
+    keepalive_wheel: Keepalive | None
+    """The shared keepalive this connection is pinged by, once open."""
 
     def https_response(self) -> bool:
         """:attr:`https`, else (a request websockets refused before it) whether our own
@@ -111,12 +122,12 @@ class HubConnection(ServerConnection):
         transport = getattr(self, "transport", None)
         return transport is not None and transport.get_extra_info("ssl_object") is not None
 
-    on_control_frame: Callable[[], None] | None = None
-    """Called for every ping, and every pong that answers no ping of ours, from the client
-    (the burst limit counts them: websockets answers pings by itself, so they would
-    otherwise cost nothing)."""
-
     def __init__(self, protocol: ServerProtocol, server: Any, **kwargs: Any) -> None:
+        self.principal = None
+        self.client_ip = None
+        self.https = None
+        self.on_control_frame = None
+        self.keepalive_wheel = None
         super().__init__(protocol, server, **kwargs)
         # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
         self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
@@ -130,6 +141,19 @@ class HubConnection(ServerConnection):
             send_response(response)
 
         protocol.send_response = send_with_headers  # type: ignore[method-assign]
+
+    def start_keepalive(self) -> None:
+        """Ping from the loop's shared :class:`~server.hub.keepalive.Keepalive` instead of
+        a task of this connection's own (about 1.4 KB per idle connection)."""
+        if self.ping_interval is not None:
+            self.keepalive_wheel = keepalive_for(self.ping_interval, self.ping_timeout)
+            self.keepalive_wheel.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.keepalive_wheel is not None:
+            self.keepalive_wheel.remove(self)
+            self.keepalive_wheel = None
 
     def process_event(self, event: Any) -> None:
         """websockets' hook for every frame received (after the handshake)."""
@@ -336,6 +360,8 @@ class HypertabServer:
             max_size=MAX_FRAME_BYTES,
             max_queue=RECV_QUEUE_FRAMES,
             write_limit=1 << 16,
+            ping_interval=cfg.keepalive_interval_s,
+            ping_timeout=cfg.keepalive_timeout_s,
             create_connection=HubConnection,
             logger=name_connections(bound_frame_logging(websocket_logger())),
             ssl=self.tls,

@@ -109,6 +109,10 @@ class Config:
     send_buffer_bytes: int = 8 << 20
     paced_send_timeout_s: float = 30.0
     """Longest wait for a client to take one frame of a large answer (server/hub/outbox.py)."""
+    keepalive_interval_s: float | None = 20.0
+    """Seconds between the server's keepalive pings on each connection (None: none)."""
+    keepalive_timeout_s: float | None = 20.0
+    """Seconds a pong may take before the connection is closed with 1011 (None: never)."""
     tls_cert: Path | None = None
     """PEM certificate chain; with :attr:`tls_key`, the server speaks TLS (wss://, https://)."""
     tls_key: Path | None = None
