@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from protocol.ops import ColumnType
 from server.engine.batch import BatchError, FormulaCheck
 from server.engine.catalog import ColumnState, TableState
-from server.formula import (
-    ColumnRefs,
-    Formula,
-    FormulaSyntaxError,
-    compile_formula,
-    find_cycle,
-)
+from server.formula import ColumnRefs, FormulaSyntaxError, find_cycle
 from server.formula.limits import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:  # the compiler loads at the first formula (server/formula/__init__.py)
+    from server.formula import Formula
 
 NamesKey = tuple[tuple[str, str], ...]
 """A table's (name, id) pairs in column order: part of a compiled formula's cache key."""
@@ -53,6 +50,8 @@ class FormulaCache:
         found = self._compiled.get(key)
         if found is not None:
             return found
+        from server.formula import compile_formula
+
         formula = compile_formula(text, columns=dict(names), limits=self.limits)
         with self._lock:
             if len(self._compiled) >= self.max_entries:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+from typing import TYPE_CHECKING
 
 from protocol.formulas import (
     FunctionDefine,
@@ -25,11 +26,14 @@ from protocol.formulas import (
 from protocol.messages import Ok
 from protocol.ops import Op, SetFormula
 from server.engine.catalog import TableState
-from server.formula import CustomFunction, FormulaError
+from server.formula import FormulaError
 from server.hub.services import Services
 from server.hub.session import Session
 from server.store.formulas import FormulaRuntime
 from server.store.tenant import TenantStore
+
+if TYPE_CHECKING:  # the engine loads at the first function (server/formula/__init__.py)
+    from server.formula import CustomFunction
 
 SERVER_CLIENT = "server-functions"
 """The ``client`` id of the recompute batches submitted after a function changes."""

@@ -46,7 +46,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from protocol.limits import MAX_ABS_NUMBER, MAX_CELL_CHARS
 from protocol.ops import ColumnType, InsertRows, Op, SetFormula, UpdateCells
@@ -75,16 +75,16 @@ from server.formula import (
     NUM,
     VALUE,
     CellValue,
-    CustomFunction,
     ErrorValue,
     EvalContext,
-    Formula,
     FormulaError,
-    FunctionRegistry,
     plan_change,
     recompute_order,
 )
 from server.store.catalog import data_version
+
+if TYPE_CHECKING:  # the compiler loads at the first formula (server/formula/__init__.py)
+    from server.formula import CustomFunction, Formula, FunctionRegistry
 
 PASS_STEPS: Final = 5_000_000
 """Default evaluation steps one recompute pass may spend (about 1-3 s of CPU at worst)."""
@@ -164,6 +164,8 @@ class FormulaRuntime:
         entry = self._registries.get(id(conn))
         if entry is not None and entry[0] is conn and entry[1] == version:
             return entry[2]
+        from server.formula import FunctionRegistry
+
         registry = FunctionRegistry(self.limits)
         for (text,) in conn.execute("SELECT definition FROM _ht_functions ORDER BY name"):
             try:

@@ -21,16 +21,29 @@ from websockets.asyncio.client import connect
 from protocol.codec import MSGPACK
 
 TIMEOUT = 30.0
-NOT_AT_START = {"redis", "jwt", "cryptography", "httpx", "mcp", "pydantic", "starlette", "uvicorn"}
+NOT_AT_START = {
+    *("redis", "jwt", "cryptography", "httpx", "mcp", "pydantic", "starlette", "uvicorn"),
+    "prometheus_client",  # at the first /metrics scrape
+}
+NOT_AT_START_MODULES = {  # the formula engine's compiler and library: at the first formula
+    "server.formula.compiler",
+    "server.formula.custom",
+    "server.formula.functions",
+}
 
 
-def imported_packages(importtime_log: str) -> set[str]:
-    """Top-level package names from ``-X importtime`` lines (``import time: a | b | name``)."""
+def imported_modules(importtime_log: str) -> set[str]:
+    """Module names from ``-X importtime`` lines (``import time: a | b | name``)."""
     names = set()
     for line in importtime_log.splitlines():
         if line.startswith("import time:") and line.count("|") == 2:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+            names.add(line.rsplit("|", 1)[1].strip())
     return names
+
+
+def imported_packages(importtime_log: str) -> set[str]:
+    """Top-level package names of :func:`imported_modules`."""
+    return {name.split(".")[0] for name in imported_modules(importtime_log)}
 
 
 async def test_serve_imports_no_redis_jwt_crypto_or_mcp(
@@ -68,3 +81,6 @@ async def test_serve_imports_no_redis_jwt_crypto_or_mcp(
     packages = imported_packages(log.read_text())
     assert "server" in packages and "websockets" in packages  # the log is the real one
     assert packages.isdisjoint(NOT_AT_START), sorted(packages & NOT_AT_START)
+    modules = imported_modules(log.read_text())
+    assert "server.formula.tokenizer" in modules  # the light parts are loaded, as they should
+    assert modules.isdisjoint(NOT_AT_START_MODULES), sorted(modules & NOT_AT_START_MODULES)

@@ -170,9 +170,47 @@ async def test_metrics_count_the_hub_traffic(hub: Any, hub_url: str, tenant: Any
     assert value[("hypertab_messages_out_total", (("type", "ack"),))] == 4
     assert value[("hypertab_ops_committed_total", ())] == 4
     assert value[("hypertab_commit_batches_count", ())] == 4
+    assert value[("hypertab_commit_batches_bucket", (("le", "1.0"),))] == 4  # one batch each
+    assert value[("hypertab_commit_batches_bucket", (("le", "+Inf"),))] == 4
+    assert value[("hypertab_commit_batches_sum", ())] == 4
     assert value[("hypertab_ack_latency_seconds_count", ())] == 4
     assert value[("hypertab_auth_failures_total", (("reason", "malformed"),))] == 1
     assert value[("hypertab_revocation_closes_total", ())] == 1
     assert value[("hypertab_open_tenant_stores", ())] == 1
     assert value[("hypertab_changes_delivered_total", ())] >= 3
     assert "hypertab_rate_limited" in families
+
+
+def test_the_histograms_expose_what_prometheus_client_would() -> None:
+    """:class:`Buckets` (observed on the hot path without prometheus_client) renders the
+    same samples as a ``prometheus_client.Histogram`` fed the same values."""
+    import random
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from server.hub.metrics import HubMetrics
+
+    metrics = HubMetrics()
+    reference = CollectorRegistry()
+    bounds = metrics.ack_latency.bounds
+    histogram = Histogram("hypertab_ack_latency_seconds", "x", buckets=bounds, registry=reference)
+    rng = random.Random(7)
+    values = [rng.choice(bounds) for _ in range(50)] + [rng.uniform(0, 4) for _ in range(500)]
+    for v in values:
+        metrics.acked(v)
+        histogram.observe(v)
+
+    def samples(text: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "hypertab_ack_latency_seconds"
+            for s in f.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours = samples(metrics.render().decode())
+    theirs = samples(generate_latest(reference).decode())
+    assert set(ours) == set(theirs) and len(ours) == len(bounds) + 3
+    for name in theirs:
+        assert abs(ours[name] - theirs[name]) < 1e-9, name
