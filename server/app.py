@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
@@ -575,9 +574,9 @@ def _forget_handshake(conn: ServerConnection) -> None:
     (no reason to keep it in memory for the connection's lifetime) and cost about a
     kilobyte per connection. websockets keeps the Request object itself as its state."""
     if conn.request is not None:
-        conn.request.headers = Headers()
+        conn.request.headers.clear()  # in place: cheaper than a new Headers
     if conn.response is not None:
-        conn.response.headers = Headers()
+        conn.response.headers.clear()
         conn.response.body = b""
 
 

@@ -66,6 +66,10 @@ def _is_address(name: str) -> bool:
     return True
 
 
+_DECIDED_MAX = 1024
+_DECIDED_VALUE_MAX = 255
+
+
 class HostAllowlist:
     """The ``Host`` values one hub answers; see the module docstring for the rules."""
 
@@ -79,6 +83,9 @@ class HostAllowlist:
             bound = host_name(bind_host)
             if bound is not None and not _is_address(bound):
                 self.names.add(bound)
+        self._decided: dict[str, bool] = {}
+        """Answers by ``Host`` value: the rules never change, and parsing an address on
+        every handshake was ~3 % of one (bench/RESULTS.md). Bounded: emptied when full."""
 
     def allows(self, values: list[str]) -> bool:
         """Whether a request with these ``Host`` header values (usually one) is answered."""
@@ -86,7 +93,18 @@ class HostAllowlist:
             return True
         if len(values) != 1:
             return False
-        name = host_name(values[0])
+        value = values[0]
+        decided = self._decided.get(value)
+        if decided is None:
+            decided = self._decide(value)
+            if len(value) <= _DECIDED_VALUE_MAX:  # what a page sends can't pin much memory
+                if len(self._decided) >= _DECIDED_MAX:
+                    self._decided.clear()
+                self._decided[value] = decided
+        return decided
+
+    def _decide(self, value: str) -> bool:
+        name = host_name(value)
         if name is None:
             return False
         return _is_address(name) or name in self.names or name.endswith(self.suffixes)
