@@ -29,7 +29,11 @@ The soft ``RLIMIT_NOFILE`` is raised (bounded by the hard limit) before the serv
 so both processes can hold the sockets. Prints one JSON line.
 
     .venv/bin/python bench/connections.py [--connections 19500] [--clients 4] [--batch 500]
-                                          [--revocations 20]
+                                          [--revocations 20] [--workers N]
+
+``--workers N`` runs ``hypertab serve --workers N`` on a private redis-server instead: RSS,
+descriptors and CPU are summed over the supervisor and its workers, and each worker's RSS
+and descriptors are reported too (each worker has the file limit to itself).
 """
 
 from __future__ import annotations
@@ -103,15 +107,21 @@ async def make_keys(
         await plane.close()
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``hypertab serve`` on 127.0.0.1 and a free port; returns the process and the port."""
+def start_server(
+    root: Path, workers: int = 1, redis_url: str | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``hypertab serve`` on 127.0.0.1 and a free port (``--workers N`` on ``redis_url``
+    when N > 1); returns the process (the supervisor, with workers) and the port."""
     port_file = root / "port"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERTAB_")}
+    if redis_url is not None:
+        env["HYPERTAB_REDIS_URL"] = redis_url
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1"),
             *("--port", "0", "--port-file", str(port_file), "--data-dir", str(root / "data")),
             *("--log-level", "WARNING"),
+            *(("--workers", str(workers)) if workers > 1 else ()),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -145,10 +155,33 @@ async def open_one(url: str, key: str, **kw: Any) -> ClientConnection:
     return ws
 
 
+def tree(server: psutil.Process) -> list[psutil.Process]:
+    """The server's processes: itself, and with ``--workers`` its workers."""
+    try:
+        return [server, *server.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [server]
+
+
+def rss_of(server: psutil.Process) -> int:
+    """The RSS of every server process, summed."""
+    return sum(int(p.memory_info().rss) for p in tree(server))
+
+
+def fds_of(server: psutil.Process) -> int:
+    """Open descriptors of every server process, summed."""
+    return sum(int(p.num_fds()) for p in tree(server))
+
+
+def cpu_of(server: psutil.Process) -> float:
+    """User + system CPU seconds of every server process, summed."""
+    return sum(sum(p.cpu_times()[:2]) for p in tree(server))
+
+
 def settled_rss(server: psutil.Process, seconds: float = 1.0) -> int:
-    """The server's RSS after it had ``seconds`` to finish pending work."""
+    """The server's RSS (all its processes) after ``seconds`` to finish pending work."""
     time.sleep(seconds)
-    return int(server.memory_info().rss)
+    return rss_of(server)
 
 
 class Worker:
@@ -229,7 +262,7 @@ async def revocations(
     try:
         for key_id, secret in victims:
             conn = await open_one(url, secret)
-            fds = server.num_fds()
+            fds = fds_of(server)
             closed = asyncio.ensure_future(conn.wait_closed())
             started = time.time()
             await plane.revoke_key(KeyId(key_id), now=started)
@@ -238,7 +271,7 @@ async def revocations(
             if conn.close_code != 4003:
                 raise RuntimeError(f"revoked connection closed with {conn.close_code}")
             await asyncio.sleep(0.05)  # the server's side of the closed socket is released
-            lost += max(0, fds - 1 - server.num_fds())
+            lost += max(0, fds - 1 - fds_of(server))
     finally:
         await plane.close()
     return latencies, lost
@@ -262,7 +295,7 @@ async def bench(
         rss_before = await asyncio.to_thread(settled_rss, server)
         keys_file = root / "keys.json"
 
-        cpu_before = sum(server.cpu_times()[:2])
+        cpu_before = cpu_of(server)
         started = time.perf_counter()
         rss_curve = ([0], [rss_before / 2**20])  # (connections open, server RSS MiB): plot
         workers = await start_workers(args, url, keys_file, count)
@@ -271,13 +304,16 @@ async def bench(
             while not progress.done():
                 await asyncio.wait([progress], timeout=0.5)
                 rss_curve[0].append(sum(w.opened for w in workers))
-                rss_curve[1].append(server.memory_info().rss / 2**20)
+                rss_curve[1].append(rss_of(server) / 2**20)
             progress.result()
         PLOT_DATA["server RSS"] = rss_curve
         connect_s = time.perf_counter() - started
-        server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
+        server_cpu_s = cpu_of(server) - cpu_before
         rss_after = await asyncio.to_thread(settled_rss, server)
-        fds = server.num_fds()
+        fds = fds_of(server)
+        # Per worker (the supervisor holds no connections): RSS and descriptors.
+        each = [p for p in tree(server) if p.pid != server.pid] or [server]
+        per_process = [(int(p.memory_info().rss), int(p.num_fds())) for p in each]
 
         latencies, lost = await revocations(args, url, root / "data", victims, server)
         counts = await asyncio.gather(*(w.ask("count") for w in workers))
@@ -316,6 +352,9 @@ async def bench(
         "rss_after_mb": round(rss_after / 1e6, 1),
         "rss_per_connection_kib": round(per_conn, 2),
         "target_kib": 14,
+        "workers": args.workers,
+        "worker_rss_mb": [round(r / 1e6, 1) for r, _ in per_process],
+        "worker_fds": [n for _, n in per_process],
         "server_fds": fds,
         "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "shutdown_s": round(shutdown_s, 2),
@@ -391,30 +430,51 @@ def main() -> None:
     parser.add_argument(
         "--revocations", type=int, default=10 if quick else 20, help="revocation samples"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="serve --workers N on a private redis-server"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--keys-file", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    limit = raise_fd_limit(args.connections + 1024)
+    # One process's file limit bounds each server process and each client process: with
+    # --workers the connections are spread over the workers, and over --clients here.
+    per_server = -(-args.connections // max(1, args.workers))
+    per_client = -(-args.connections // max(1, args.clients))
+    limit = raise_fd_limit(max(per_server, per_client) + 1024)
     if args.worker:
         run(worker_main(args, json.loads(Path(args.keys_file).read_text())))
         return
-    if limit < args.connections + 100:
-        parser.error(f"open-files limit is {limit}: too low for {args.connections} connections")
+    if limit < max(per_server, per_client) + 100:
+        parser.error(
+            f"open-files limit is {limit}: too low for {max(per_server, per_client)} "
+            "connections in one process (more --workers or --clients)"
+        )
     with tempfile.TemporaryDirectory(prefix="hypertab-bench-") as tmp:
         root = Path(tmp)
         per_key = -(-(args.connections + 1) // CONNECTIONS_PER_KEY)
         keys, victims = asyncio.run(make_keys(root / "data", per_key, args.revocations))
         (root / "keys.json").write_text(json.dumps(keys))  # for the client processes
-        proc, port = start_server(root)
+        redis: subprocess.Popen[bytes] | None = None
+        redis_url = None
+        if args.workers > 1:
+            from crossnode import free_port, redis_server
+
+            redis_port = free_port()
+            redis = redis_server(redis_port, root)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        proc, port = start_server(root, args.workers, redis_url)
         try:
-            figures = run(asyncio.wait_for(bench(args, keys, victims, root, proc, port), 900))
+            figures = run(asyncio.wait_for(bench(args, keys, victims, root, proc, port), 1800))
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if redis is not None:
+                redis.terminate()
+                redis.wait(timeout=10)
     report.emit(
         figures,
         {
