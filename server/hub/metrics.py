@@ -107,11 +107,9 @@ class HubMetrics:
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
-        from server.hub.exposition import render
+        from server.hub.exposition import registry_for, render  # at the first scrape
 
         if self._registry is None:
-            from server.hub.exposition import registry_for
-
             self._registry = registry_for(self)
         return render(self._registry)
 
