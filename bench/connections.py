@@ -418,6 +418,25 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
+def per_source(args: argparse.Namespace) -> int:
+    """The most connections :func:`start_workers` opens from one source address."""
+    per = -(-args.connections // args.clients)
+    counts = [0] * args.sources
+    for i in range(args.clients):
+        counts[i % args.sources] += max(0, min(per, args.connections - i * per))
+    return max(counts)
+
+
+def ephemeral_ports() -> int:
+    """How many local ports the kernel hands out per source address (Linux; else 28,232,
+    its default range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return 28_232
+    return int(high) - int(low) + 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     quick = report.quick()
@@ -451,6 +470,11 @@ def main() -> None:
         parser.error(
             f"open-files limit is {limit}: too low for {max(per_server, per_client)} "
             "connections in one process (more --workers or --clients)"
+        )
+    if (busiest := per_source(args)) > (ports := ephemeral_ports()):
+        parser.error(
+            f"{busiest} connections from one source address, which has {ports} ephemeral "
+            "ports (net.ipv4.ip_local_port_range): more --sources (one per --clients)"
         )
     with tempfile.TemporaryDirectory(prefix="hypertab-bench-") as tmp:
         root = Path(tmp)

@@ -49,12 +49,10 @@ async def supervise(
     """Run ``settings.workers`` workers until SIGTERM or SIGINT; the exit code."""
     demo_info = await ensure_demo(config.data_dir) if demo else None
     try:
-        sock = listen.bind(config.host, config.port)
+        listeners = listen.Listeners(config.host, config.port, settings.workers)
     except OSError as exc:
         return _error(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
-    workers = Supervisor(
-        settings.workers, worker_command(sock.fileno()), worker_env(settings), sock.fileno()
-    )
+    workers = Supervisor(settings.workers, worker_command, worker_env(settings), listeners)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -82,7 +80,7 @@ async def supervise(
             start.result()
         except WorkerFailed as exc:
             return _error(str(exc))
-        port = sock.getsockname()[1]
+        port = listeners.port
         url = ws_url(config.host, port, tls=config.tls_cert is not None)
         if port_file is not None:
             write_port_file(port_file, port)
@@ -107,4 +105,4 @@ async def supervise(
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        sock.close()
+        listeners.close()

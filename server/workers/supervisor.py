@@ -14,10 +14,11 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.workers.backoff import RestartBackoff
+from server.workers.listen import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,19 @@ class Worker:
 
 
 class Supervisor:
-    """Runs ``count`` workers of ``command`` (each handed ``fd``) until :meth:`stop`."""
+    """Runs ``count`` workers until :meth:`stop`: each is ``command(fd)``, handed its slot's
+    listening socket ``fd`` from ``listeners``."""
 
-    def __init__(self, count: int, command: Sequence[str], env: dict[str, str], fd: int) -> None:
-        self.command = list(command)
+    def __init__(
+        self,
+        count: int,
+        command: Callable[[int], Sequence[str]],
+        env: dict[str, str],
+        listeners: Listeners,
+    ) -> None:
+        self.command = command
         self.env = env
-        self.fd = fd
+        self.listeners = listeners
         self.workers = [Worker(index) for index in range(1, count + 1)]
         self.stopping = asyncio.Event()
         self._watchers: list[asyncio.Task[None]] = []
@@ -85,12 +93,13 @@ class Supervisor:
         ]
 
     async def _spawn(self, worker: Worker) -> None:
+        fd = self.listeners.open(worker.index)
         proc = await asyncio.create_subprocess_exec(
-            *self.command,
+            *self.command(fd),
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            pass_fds=(self.fd,),
+            pass_fds=(fd,),
             start_new_session=True,
         )
         worker.proc, worker.started = proc, time.monotonic()
@@ -106,7 +115,9 @@ class Supervisor:
         if not ready:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            raise WorkerFailed(worker.index, await proc.wait())
+            code = await proc.wait()
+            self.listeners.release(worker.index)
+            raise WorkerFailed(worker.index, code)
         worker.drain = asyncio.create_task(_discard(proc.stdout), name="worker stdout")
 
     async def _watch(self, worker: Worker) -> None:
@@ -116,6 +127,7 @@ class Supervisor:
             code = await worker.proc.wait()
             if self.stopping.is_set():
                 return
+            self.listeners.release(worker.index)  # its share goes to the others meanwhile
             delay = worker.backoff.delay(worker.started, time.monotonic())
             log.warning(
                 "worker %d (pid %d) exited with code %d; starting another in %.1f s",
@@ -127,6 +139,11 @@ class Supervisor:
                 return
             try:
                 await self._spawn(worker)
+            except OSError as exc:  # its socket could not be bound again: a quick death
+                worker.started = time.monotonic()
+                log.warning("restarting worker %d failed: cannot listen (%s)",
+                            worker.index, exc.strerror or exc)  # fmt: skip
+                continue
             except WorkerFailed as exc:
                 log.warning("restarting worker %d failed: %s", worker.index, exc)
                 continue  # its process is gone: wait() returns at once, backoff grows
