@@ -364,7 +364,9 @@ async def bench(
         figures["revocations"] = {
             "n": len(ordered),
             "p50_ms": round(ordered[len(ordered) // 2] * 1e3, 2),
+            "p90_ms": round(ordered[(len(ordered) * 9) // 10] * 1e3, 2),
             "max_ms": round(ordered[-1] * 1e3, 2),
+            "over_50_ms": sum(1 for t in ordered if t > 0.05),
             "others_lost": lost,
             "others_still_open": still_open,
         }

@@ -175,6 +175,11 @@ def add_security_headers(response: Response, *, https: bool) -> None:
     """Set every security header on ``response``, once each (idempotent). A page's own
     nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``. HSTS only
     when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
+    headers = response.headers
+    if _SECURITY_NAMES.isdisjoint(headers):  # a fresh response (every 101): append them
+        for name, value in _SECURITY_HEADERS[https]:
+            headers[name] = value
+        return
     if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
         del response.headers[HSTS[0]]
     page_policy = response.headers.get(CSP)
@@ -188,6 +193,8 @@ def add_security_headers(response: Response, *, https: bool) -> None:
 
 # The nonce-less set never changes: built once per scheme rather than once per response.
 _SECURITY_HEADERS = {https: tuple(security_headers(https=https).items()) for https in (False, True)}
+_SECURITY_NAMES = frozenset(name.lower() for name, _ in _SECURITY_HEADERS[True])
+"""Lower-case, as a ``Headers`` iterates its names."""
 
 
 class HypertabServer:

@@ -62,6 +62,7 @@ class ControlReadCache:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
         self._version: int | None = None
         self._keys: dict[KeyId, CachedKey] = {}
         self._tenants: dict[TenantId, TenantRecord] = {}
@@ -72,13 +73,14 @@ class ControlReadCache:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=0")  # never wait on the event loop: miss instead
         self._conn = conn
+        self._cursor = conn.cursor()  # reused: a cursor per handshake was a third of a read
 
     def close(self) -> None:
         """Close the connection and forget everything (idempotent)."""
         self.clear()
         if self._conn is not None:
             self._conn.close()
-            self._conn = None
+            self._conn = self._cursor = None
 
     def clear(self) -> None:
         """Forget every entry."""
@@ -91,10 +93,10 @@ class ControlReadCache:
 
         A change since the last call empties the cache.
         """
-        if self._conn is None:
+        if self._cursor is None:
             return None
         try:
-            row = self._conn.execute("PRAGMA data_version").fetchone()
+            row = self._cursor.execute("PRAGMA data_version").fetchone()
         except sqlite3.Error as exc:
             log.warning("control.db data_version unreadable (%s)", type(exc).__name__)
             self.clear()

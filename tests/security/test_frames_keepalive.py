@@ -131,3 +131,51 @@ async def test_closed_connections_leave_the_wheel(
             break
         await asyncio.sleep(0.05)
     assert len(wheel) == 0
+
+
+async def test_a_large_slot_is_pinged_in_chunks_with_the_loop_free_between() -> None:
+    """300 connections due at one tick: pinged PING_CHUNK at a time, other callbacks (a
+    revocation, say) run between the chunks, and each connection is pinged once."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from server.hub.keepalive import PING_CHUNK, Keepalive
+
+    count = 300
+    opened: list[ServerConnection] = []
+
+    async def hold(conn: ServerConnection) -> None:
+        opened.append(conn)
+        await conn.wait_closed()
+
+    class Counting(Keepalive):
+        __slots__ = ("pinged",)
+
+        def _ping(self, conn: Any, tick: int) -> None:
+            self.pinged += 1
+            super()._ping(conn, tick)
+
+    async with serve(hold, "127.0.0.1", 0, ping_interval=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        clients = [
+            await connect(f"ws://127.0.0.1:{port}", ping_interval=None) for _ in range(count)
+        ]
+        try:
+            while len(opened) < count:
+                await asyncio.sleep(0.01)
+            wheel = Counting(asyncio.get_running_loop(), INTERVAL, None)
+            wheel.pinged = 0
+            for conn in opened:  # all at once: all in one slot
+                wheel.add(conn)
+            seen: set[int] = set()
+            async with asyncio.timeout(5):
+                while wheel.pinged < count:
+                    seen.add(wheel.pinged)
+                    await asyncio.sleep(0)  # one loop turn: runs between two chunks at most
+            wheel.close()
+            assert wheel.pinged == count
+            between = {n for n in seen if 0 < n < count}
+            assert between and all(n % PING_CHUNK == 0 for n in between), sorted(seen)
+        finally:
+            for client in clients:
+                await client.close()
