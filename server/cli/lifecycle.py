@@ -35,8 +35,7 @@ from server.cli.common import (
     tenant_json,
 )
 from server.control.plane import ControlPlane
-from server.lifecycle.export import ExportError, export_tenant
-from server.lifecycle.importer import ArchiveError, import_tenant
+from server.lifecycle.archive_errors import ArchiveError, ExportError
 from server.lifecycle.provision import ensure_feature_schema, open_tenant_db
 from server.lifecycle.rotation import rotate_tenant_key
 from server.lifecycle.service import Lifecycle
@@ -123,6 +122,8 @@ def register_tenant_actions(sub: Commands) -> None:
 def export_command(args: argparse.Namespace) -> int:
     """``tenant export T OUT``."""
 
+    from server.lifecycle.export import export_tenant  # tarfile: not in every command
+
     async def run() -> int:
         directory = data_dir(args)
         async with lifecycle_of(directory) as (plane, _):
@@ -142,6 +143,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 def import_command(args: argparse.Namespace) -> int:
     """``tenant import ARCHIVE [--name N]``."""
+    from server.lifecycle.importer import import_tenant  # tarfile: not in every command
 
     async def run() -> int:
         async with lifecycle_of(data_dir(args)) as (_, lifecycle):

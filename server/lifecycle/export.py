@@ -45,6 +45,7 @@ from server.audit.chain import AuditEntry
 from server.control.plane import ControlPlane
 from server.control.tenants import TenantRecord
 from server.engine.catalog import TableState
+from server.lifecycle.archive_errors import ExportError
 from server.lifecycle.provision import open_tenant_db
 from server.private import PRIVATE_FILE, private_tree
 from server.store import reader
@@ -56,10 +57,6 @@ EXPORT_FORMAT = "hypertab-export/1"
 MANIFEST = "manifest.json"
 DATABASE = "tenant.sqlite"
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class ExportError(Exception):
-    """The export could not be written (nothing partial is left at the destination)."""
 
 
 def sha256_file(path: Path) -> str:

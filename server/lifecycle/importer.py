@@ -26,16 +26,13 @@ from server.auth.apikeys import IssuedKey
 from server.auth.principal import Plan
 from server.control.tenants import TenantRecord
 from server.engine.catalog import decode_columns
+from server.lifecycle.archive_errors import ArchiveError
 from server.lifecycle.export import DATABASE, EXPORT_FORMAT, MANIFEST, sha256_file
 from server.lifecycle.service import Lifecycle
 
 _TABLE_SQL = re.compile(r"^t_[0-9]{1,12}$")
 _COLUMN_SQL = re.compile(r"^c_[0-9]{1,12}$")
 _ID = re.compile(ID_PATTERN)
-
-
-class ArchiveError(Exception):
-    """The archive is not a valid, intact Hypertab export."""
 
 
 @contextlib.contextmanager

@@ -13,8 +13,6 @@ down. Elsewhere the workers share one socket as before.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -121,6 +119,8 @@ def die_with(supervisor: int) -> None:
     """Ask the kernel to send this worker SIGTERM (a graceful stop) when its supervisor
     dies, even by SIGKILL, so that no orphan keeps serving; exit now if it is already gone.
     Linux only (prctl); elsewhere the worker outlives a killed supervisor."""
+    import ctypes.util  # here: a process that is no worker does without ctypes (~0.3 MB)
+
     libc_name = ctypes.util.find_library("c")
     if libc_name is not None:
         with contextlib.suppress(OSError, AttributeError):

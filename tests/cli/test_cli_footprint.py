@@ -24,6 +24,8 @@ TIMEOUT = 30.0
 NOT_AT_START = {
     *("redis", "jwt", "cryptography", "httpx", "mcp", "pydantic", "starlette", "uvicorn"),
     "prometheus_client",  # at the first /metrics scrape
+    "tarfile",  # tenant export and import only
+    "ctypes",  # a worker of serve --workers only (PR_SET_PDEATHSIG)
 }
 NOT_AT_START_MODULES = {  # the formula engine's compiler and library: at the first formula
     "server.formula.compiler",
