@@ -11,6 +11,7 @@ once; a periodic recheck against the key store is the safety net.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 import socket
@@ -150,6 +151,15 @@ class HubConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        # Two wrappers on the protocol hold this connection, which holds the protocol: ours
+        # of send_response, and the one websockets makes of our select_subprotocol. Each
+        # cycle would leave the whole connection (~50 objects, its transport, its buffers)
+        # to the cyclic collector long after it closed, and connections live long enough
+        # to reach its oldest generation, whose passes walk every live object. Broken, the
+        # connection is freed by reference counting as it closes.
+        for wrapped in ("send_response", "select_subprotocol"):
+            with contextlib.suppress(AttributeError):
+                delattr(self.protocol, wrapped)  # back to the class's method
         if self.keepalive_wheel is not None:
             self.keepalive_wheel.remove(self)
             self.keepalive_wheel = None
@@ -496,6 +506,7 @@ class HypertabServer:
         try:
             await session.run()
         finally:
+            conn.on_control_frame = None  # it holds the session, which holds conn: a cycle
             self.identity.untrack(session)
             self.registry.remove(session)
 

@@ -197,6 +197,7 @@ class Session:
 
     def cleanup(self) -> None:
         """Drop subscriptions and presence when the connection ends."""
+        self.outbox.on_slow = None  # a bound method of this session: a cycle, left to the GC
         subscriptions, left = self.core.ended()
         for table, sub in subscriptions:
             self.hub.unsubscribe(self.tenant, table, sub)
