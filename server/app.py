@@ -51,6 +51,7 @@ from server.config import Config, load_pepper
 from server.control.notify import NotifyListener
 from server.control.origins import TenantOrigins
 from server.control.plane import ControlPlane
+from server.control.pulse import ControlPulse
 from server.delivery.destination import DestinationPolicy
 from server.delivery.retry import RetryPolicy
 from server.dirlock import DataDirLock
@@ -232,6 +233,7 @@ class HypertabServer:
         self._server: Server | None = None
         self._revocations: Subscription | None = None
         self._notify: NotifyListener | None = None
+        self._pulse: ControlPulse | None = None
         self._redis_bus: RedisRevocationBus | None = None
         self._gate: HandshakeGate | None = None
         self._dirlock: DataDirLock | None = None
@@ -343,20 +345,25 @@ class HypertabServer:
         self.identity.register(self.services)
         await secrets_hub.install(self.services, cfg)  # refuses unsafe master keys
         self._revocations = await self.control.bus.subscribe(self._on_revocation)
+        # One data_version read every 50 ms for the watcher and both dispatchers.
+        self._pulse = pulse = ControlPulse(self.control.path)
+        pulse.start()
         watcher = self.control.watcher
         if watcher is not None:  # other processes (the CLI) wake us after revoking
+            watcher.follow(pulse)
             self._notify = NotifyListener(
                 cfg.data_dir, lambda: self._spawn(watcher.poll_once(), "control-db poll")
             )
             await self._notify.start()
         await self.audit.start(self.control)
-        await self.alerts.start(self.control)
+        await self.alerts.start(self.control, pulse=pulse)
         self.webhooks = WebhookDispatcher(
             self.stores,
             self.control,
             lambda: self.services.lifecycle,
             policy=self._webhook_policy,
             retry=self._delivery_retry,
+            pulse=pulse,
         )
         await self.webhooks.start()
         # A worker of `serve --workers N` is handed the socket its supervisor listens on.
@@ -411,6 +418,9 @@ class HypertabServer:
         await _step("tasks", self.tasks.cancel_all())
         if self._notify is not None:
             await _step("notify socket", self._notify.stop())
+        if self._pulse is not None:
+            self._pulse.close()
+            self._pulse = None
         if self._revocations is not None:
             self._revocations.close()
         if self.services.lifecycle is not None:

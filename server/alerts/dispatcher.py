@@ -32,6 +32,7 @@ from server.alerts import outbox
 from server.alerts.config import AlertConfig
 from server.alerts.rules import Alert
 from server.audit.log import DEFAULT_RETENTION_DAYS
+from server.control.pulse import RECHECK_S, ControlPulse, Wakeup
 from server.delivery import signing
 from server.delivery.dbwatch import CommitWatch
 from server.delivery.errors import DeliveryError
@@ -72,6 +73,7 @@ class AlertDispatcher:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         retention_days: float = DEFAULT_RETENTION_DAYS,
+        pulse: ControlPulse | None = None,
     ) -> None:
         self.path = control_path
         self.config = config
@@ -82,7 +84,12 @@ class AlertDispatcher:
         self.sent = 0
         self._conn: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
+        self.pulse = pulse
+        """With a pulse, the loop wakes when control.db changed or a retry is due, not every
+        ``poll`` (server/control/pulse.py)."""
+        if pulse is not None:
+            pulse.subscribe(self._wake)
         self._watch: CommitWatch | None = None
         self._next_due: float | None = 0.0  # run a round at start: rows left by a crash
         self._purged_at = float("-inf")
@@ -117,11 +124,18 @@ class AlertDispatcher:
             self._watch = CommitWatch(self.path)
         return self._watch.changed()
 
+    def _timeout(self) -> float:
+        """How long the loop may sleep: ``poll``, or with a pulse until the next retry."""
+        if self.pulse is None:
+            return self.config.poll
+        if self._next_due is None:
+            return RECHECK_S
+        return min(RECHECK_S, self._next_due - self.clock())
+
     async def _run(self) -> None:
         failures = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll)
+            await self._wake.wait(self._timeout())
             woken = self._wake.is_set()
             self._wake.clear()
             try:

@@ -24,6 +24,7 @@ from server.audit.log import retention_days_from_env
 from server.auth.ids import is_key_id
 from server.auth.principal import KeyId
 from server.control.plane import ControlPlane
+from server.control.pulse import ControlPulse
 from server.tasks import TaskOwner
 
 log = logging.getLogger("server.alerts")
@@ -51,11 +52,15 @@ class AlertsHub:
         """Alerts given up after the retry bound (as of the last round)."""
         return self.dispatcher.counts["failed"] if self.dispatcher is not None else 0
 
-    async def start(self, control: ControlPlane) -> None:
-        """Start delivering ``control.db``'s alert outbox."""
+    async def start(self, control: ControlPlane, *, pulse: ControlPulse | None = None) -> None:
+        """Start delivering ``control.db``'s alert outbox (woken by ``pulse`` when given)."""
         self.control = control
         self.dispatcher = AlertDispatcher(
-            control.path, self.config, clock=self.clock, retention_days=retention_days_from_env()
+            control.path,
+            self.config,
+            clock=self.clock,
+            retention_days=retention_days_from_env(),
+            pulse=pulse,
         )
         await self.dispatcher.start()
 

@@ -8,7 +8,8 @@
 - ``authentication``: API key or JWT to ``Principal``, and which credentials died since
   (``keycache``: verified reads kept while control.db is unchanged);
 - ``revocations``: revoking transactions and the bus; ``watch`` turns revocations committed
-  by other processes (the CLI) into events on the local bus, ``notify`` wakes it at once;
+  by other processes (the CLI) into events on the local bus, ``notify`` wakes it at once,
+  ``pulse`` reads ``data_version`` once every 50 ms for it and the hub's dispatchers;
 - ``audit_entries``: what these changes write to the control audit log;
 - ``origins``: each tenant's browser Origin allowlist.
 """

@@ -4,14 +4,15 @@ How it works
 ------------
 The CLI (``hypertab key revoke``) is a separate process writing the same ``control.db``.
 Every revocation also appends a row to ``revocation_log`` in the same transaction. The
-watcher keeps a dedicated read-only connection and, every ``interval`` (50 ms), runs
-``PRAGMA data_version``: SQLite changes that number exactly when *another connection*
-committed to the file, and reading it touches no table (a few microseconds, no disk I/O
-beyond the shared-memory WAL index). Only then does the watcher read the log rows after
-the last ``seq`` it saw and publish them on the local revocation bus. The pragma runs on
-a plain ``sqlite3`` connection on the event loop (``busy_timeout`` 0: a busy file fails the
-round, the next one retries): through aiosqlite, its three thread hops 20 times a second
-were most of an idle hub's CPU.
+watcher keeps a dedicated read-only connection and, every ``interval`` (50 ms) or, in a hub,
+when the process's :class:`~server.control.pulse.ControlPulse` saw a change (and once a
+second regardless: :meth:`ControlDbWatcher.follow`), runs ``PRAGMA data_version``: SQLite
+changes that number exactly when *another connection* committed to the file, and reading it
+touches no table (a few microseconds, no disk I/O beyond the shared-memory WAL index). Only
+then does the watcher read the log rows after the last ``seq`` it saw and publish them on
+the local revocation bus. The pragma runs on a plain ``sqlite3`` connection on the event
+loop (``busy_timeout`` 0: a busy file fails the round, the next one retries): through
+aiosqlite, its three thread hops 20 times a second were most of an idle hub's CPU.
 
 Why this and not a unix socket: the database is already the one place every writer goes
 through, so the watcher cannot miss a revocation from a writer that forgot to notify, a
@@ -34,6 +35,7 @@ import aiosqlite
 
 from server.auth.principal import TenantId
 from server.auth.revocation import RevocationBus, RevocationEvent, RevocationKind
+from server.control.pulse import RECHECK_S, ControlPulse, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class ControlDbWatcher:
         self._task: asyncio.Task[None] | None = None
         self._data_version: int | None = None
         self._last_seq = 0
+        self._wakeup: Wakeup | None = None  # set by follow(): the process's pulse
         # poll_once may be called directly (tests, shutdown flush) while the loop runs.
         self._poll_lock = asyncio.Lock()
 
@@ -154,10 +157,20 @@ class ControlDbWatcher:
             published += 1
         return published
 
+    def follow(self, pulse: ControlPulse) -> None:
+        """Poll when ``pulse`` sees control.db change (and once a second), instead of
+        reading ``data_version`` on a timer of this watcher's own."""
+        self._wakeup = Wakeup()
+        pulse.subscribe(self._wakeup)
+
     async def _run(self) -> None:
         failures = 0
         while True:
-            await asyncio.sleep(self._interval)
+            if self._wakeup is None:
+                await asyncio.sleep(self._interval)
+            else:
+                await self._wakeup.wait(RECHECK_S)
+                self._wakeup.clear()
             try:
                 await self.poll_once()
                 failures = 0

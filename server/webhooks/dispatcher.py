@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.auth.principal import TenantId
+from server.control.pulse import RECHECK_S, ControlPulse, Wakeup
 from server.delivery import signing
 from server.delivery.dbwatch import CommitWatch
 from server.delivery.destination import DestinationPolicy
@@ -193,6 +194,7 @@ class WebhookDispatcher:
         policy: DestinationPolicy,
         retry: RetryPolicy,
         poll: float = 0.05,
+        pulse: ControlPulse | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -215,7 +217,12 @@ class WebhookDispatcher:
         self.tasks = TaskOwner("webhooks")
         self._secrets: dict[tuple[str, str], bytes] = {}
         self._live: dict[str, float] = {}  # tenant -> when its record was last seen live
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
+        self.pulse = pulse
+        """With a pulse, the loop wakes when control.db changed or a retry is due, not every
+        ``poll`` (server/control/pulse.py)."""
+        if pulse is not None:
+            pulse.subscribe(self._wake)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -260,6 +267,13 @@ class WebhookDispatcher:
         self._dirty |= known - self._known  # just added: changes may already wait
         self._known = known
 
+    def _timeout(self) -> float:
+        """How long the loop may sleep: ``poll``, or with a pulse until the next retry."""
+        if self.pulse is None:
+            return self.poll
+        due = min(self._due.values(), default=None)
+        return RECHECK_S if due is None else min(RECHECK_S, due - self.clock())
+
     async def _run(self) -> None:
         watch = CommitWatch(self.control.path)
         try:
@@ -269,8 +283,7 @@ class WebhookDispatcher:
 
     async def _loop(self, watch: CommitWatch) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+            await self._wake.wait(self._timeout())
             self._wake.clear()
             try:
                 if watch.changed():  # another connection committed: maybe ``webhook add``
