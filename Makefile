@@ -45,7 +45,7 @@ test: lint
 BENCHES := commit fanout connections handshake handshake_verify ratelimit revocation \
 	formula query mcp_calls alerts pingflood crossnode browser backup slowread fuzz idle session \
 	publish jsoncells
-BENCH_HELPERS := report relay_server durable_relay_server wsreader fuzz_target
+BENCH_HELPERS := report relay_server durable_relay_server wsreader fuzz_target proctree
 
 bench: $(STAMP)
 	@failed=""; for name in $(BENCHES); do \

@@ -53,6 +53,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import proctree
 import psutil  # type: ignore[import-untyped]
 import report
 from websockets.asyncio.client import ClientConnection, connect
@@ -155,27 +156,19 @@ async def open_one(url: str, key: str, **kw: Any) -> ClientConnection:
     return ws
 
 
-def tree(server: psutil.Process) -> list[psutil.Process]:
-    """The server's processes: itself, and with ``--workers`` its workers."""
-    try:
-        return [server, *server.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return [server]
-
-
 def rss_of(server: psutil.Process) -> int:
     """The RSS of every server process, summed."""
-    return sum(int(p.memory_info().rss) for p in tree(server))
+    return proctree.rss_bytes(proctree.tree(server))
 
 
 def fds_of(server: psutil.Process) -> int:
     """Open descriptors of every server process, summed."""
-    return sum(int(p.num_fds()) for p in tree(server))
+    return proctree.open_fds(proctree.tree(server))
 
 
 def cpu_of(server: psutil.Process) -> float:
     """User + system CPU seconds of every server process, summed."""
-    return sum(sum(p.cpu_times()[:2]) for p in tree(server))
+    return proctree.cpu_seconds(proctree.tree(server))
 
 
 def settled_rss(server: psutil.Process, seconds: float = 1.0) -> int:
@@ -312,7 +305,7 @@ async def bench(
         rss_after = await asyncio.to_thread(settled_rss, server)
         fds = fds_of(server)
         # Per worker (the supervisor holds no connections): RSS and descriptors.
-        each = [p for p in tree(server) if p.pid != server.pid] or [server]
+        each = [p for p in proctree.tree(server) if p.pid != server.pid] or [server]
         per_process = [(int(p.memory_info().rss), int(p.num_fds())) for p in each]
 
         latencies, lost = await revocations(args, url, root / "data", victims, server)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import proctree
 import psutil
 import report
 import uvloop
@@ -80,18 +81,14 @@ class Server:
 
     def processes(self) -> list[psutil.Process]:
         """This process, its children (the workers of ``serve --workers N``), the extra."""
-        return [self.ps, *self.ps.children(recursive=True), *self.extra]
+        return [*proctree.tree(self.ps), *self.extra]
 
     def workers(self) -> list[psutil.Process]:
         """The processes serving connections: the workers, else this process."""
         return self.ps.children() or [self.ps]
 
     def cpu(self) -> float:
-        total = 0.0
-        for proc in self.processes():
-            t = proc.cpu_times()
-            total += t.user + t.system
-        return total
+        return proctree.cpu_seconds(self.processes())
 
     def cpu_by_process(self) -> dict[str, float]:
         """CPU seconds so far of each process: supervisor, worker pids, redis-server."""

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
+import proctree
 import psutil
 import report
 from crossnode import free_port, redis_server
@@ -141,12 +142,6 @@ async def _run(
     }
 
 
-def _cpu(procs: list[psutil.Process]) -> float:
-    """User + system CPU seconds of ``procs`` (a server: one process, or a supervisor,
-    its workers and Redis)."""
-    return float(sum(t.user + t.system for t in (p.cpu_times() for p in procs)))
-
-
 async def _measured(
     url: str,
     credentials: list[str],
@@ -155,9 +150,9 @@ async def _measured(
     server: list[psutil.Process],
     label: str = "",
 ) -> dict[str, Any]:
-    each0 = [_cpu([p]) for p in server]
+    each0 = [proctree.cpu_seconds([p]) for p in server]
     result: dict[str, Any] = await _run(url, credentials, count, concurrency, label)
-    spent = [_cpu([p]) - c for p, c in zip(server, each0, strict=True)]
+    spent = [proctree.cpu_seconds([p]) - c for p, c in zip(server, each0, strict=True)]
     result["server_cpu_ms"] = round(sum(spent) / count * 1e3, 3)
     workers = [s for p, s in zip(server, spent, strict=True) if "--worker-fd" in p.cmdline()]
     if len(workers) > 1:
@@ -272,7 +267,7 @@ def main() -> None:
         )
         stack.callback(_stop, server)
         supervisor = psutil.Process(server.pid)  # its workers listen once the port file is written
-        procs = [supervisor, *supervisor.children(recursive=True)]
+        procs = proctree.tree(supervisor)
         if redis is not None:
             procs.append(psutil.Process(redis.pid))
         hub = (f"ws://127.0.0.1:{int(port_file.read_text())}/v1/ws", procs)
