@@ -10,74 +10,30 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+from netutil import PrivateRedis, skip_or_fail
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real Redis server for this test session."""
-    binary = shutil.which("redis-server")
-    if binary is not None:
-        port = free_port()
-        workdir: Path = tmp_path_factory.mktemp("redis")
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    if shutil.which("redis-server") is not None:
+        redis = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
         try:
-            _wait_for_port(port, 10.0)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield redis.url
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            redis.stop()
         return
     url = os.environ.get("HYPERTAB_TEST_REDIS_URL")
     if url:
         yield url
         return
-    message = "Redis needed: no redis-server binary and HYPERTAB_TEST_REDIS_URL unset"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_or_fail("Redis needed: no redis-server binary and HYPERTAB_TEST_REDIS_URL unset")
 
 
 # --- a real hub on a free port ------------------------------------------------------------

@@ -4,21 +4,15 @@ missed changes, and resends unacknowledged batches without applying any twice.""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
+
+from netutil import free_port
 
 from client_sdk import Client
 from server.app import HypertabServer
 from server.config import Config
 from server.secrets import generate_key_file
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def start(data_dir: Path, port: int) -> HypertabServer:

@@ -7,8 +7,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import psutil
+from netutil import PrivateRedis
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import MSGPACK, codec_for
@@ -181,63 +180,10 @@ class Watcher:
         await self.conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def private_redis(workdir: Path) -> PrivateRedis:
-    """A started :class:`PrivateRedis` on a free port; skips (fails under CI=true) without
-    the redis-server binary, which an outage test needs: it stops and starts the server."""
-    if shutil.which("redis-server") is None:
-        import pytest
-
-        message = "redis-server needed for a Redis outage"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    redis = PrivateRedis(workdir, free_port())
-    redis.start()
-    return redis
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, to stop and start again (an outage)."""
-
-    def __init__(self, workdir: Path, port: int) -> None:
-        self.workdir = workdir
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server needed"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+    """A started :class:`PrivateRedis` (an outage test stops and starts it); skips, or
+    fails under CI=true, without the redis-server binary."""
+    return PrivateRedis(workdir).start()
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:

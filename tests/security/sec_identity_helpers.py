@@ -8,17 +8,14 @@ the CLI in a subprocess, waiting without sleeps.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from attack_helpers import bearer
+from netutil import PrivateRedis
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import MSGPACK, codec_for
@@ -61,56 +58,10 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PrivateRedis:
-    """A redis-server of one test's own, which the test may stop (an outage)."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            message = "Redis needed: no redis-server binary"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        workdir.mkdir(parents=True, exist_ok=True)
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(workdir)]
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Stop the server (idempotent)."""
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
-            self._proc = None
-
-
 @contextmanager
 def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
     """A :class:`PrivateRedis`, always stopped at the end."""
-    redis = PrivateRedis(workdir)
+    redis = PrivateRedis(workdir).start()
     try:
         yield redis
     finally:
