@@ -100,6 +100,8 @@ class ControlPulse:
         self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
     def _tick(self) -> None:
+        # Re-armed first: whatever happens below, the next look still comes.
+        self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
         assert self._watch is not None
         try:
             moved = self._watch.changed()
@@ -109,7 +111,6 @@ class ControlPulse:
         if moved:
             for wakeup in self._subscribers:
                 wakeup.set()
-        self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
     def close(self) -> None:
         """Stop the timer and close the connection (idempotent)."""
