@@ -32,7 +32,7 @@ from server.alerts import outbox
 from server.alerts.config import AlertConfig
 from server.alerts.rules import Alert
 from server.audit.log import DEFAULT_RETENTION_DAYS
-from server.control.pulse import RECHECK_S, ControlPulse, Wakeup
+from server.control.pulse import ControlPulse, Wakeup, sleep_for
 from server.delivery import signing
 from server.delivery.dbwatch import CommitWatch
 from server.delivery.errors import DeliveryError
@@ -128,9 +128,7 @@ class AlertDispatcher:
         """How long the loop may sleep: ``poll``, or with a pulse until the next retry."""
         if self.pulse is None:
             return self.config.poll
-        if self._next_due is None:
-            return RECHECK_S
-        return min(RECHECK_S, self._next_due - self.clock())
+        return sleep_for(self._next_due, self.clock())
 
     async def _run(self) -> None:
         failures = 0

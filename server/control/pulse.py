@@ -33,6 +33,12 @@ RECHECK_S = 1.0
 needed have been missed (it never lost one in the tests; this bounds what one would cost)."""
 
 
+def sleep_for(due: float | None, now: float) -> float:
+    """How long a subscriber may sleep at ``now``: until ``due`` (its next retry, on the
+    clock ``now`` is read from), and never past :data:`RECHECK_S`."""
+    return RECHECK_S if due is None else min(RECHECK_S, due - now)
+
+
 class Wakeup:
     """An :class:`asyncio.Event` for one waiter whose :meth:`wait` also ends at a timeout,
     without the task per wait that ``asyncio.wait_for(event.wait(), timeout)`` makes."""

@@ -40,9 +40,10 @@ TIMEOUT_REASON = "keepalive ping timeout"
 
 PING_CHUNK = 64
 """Connections pinged per event-loop callback. A tick's slot holds 1/20 of the connections
-(950 at 19,000): pinged in one go they held the loop ~20 ms a second, and a revocation that
-arrived meanwhile waited for them (bench/connections.py, 95,000 on 5 workers: 3 of 40
-revokes over 50 ms). Between chunks the loop runs whatever else is ready."""
+(950 at 19,000): pinged in one go they held the loop (an estimated ~20 ms), and a
+revocation that arrived meanwhile waited for them (bench/connections.py, 95,000 on 5
+workers: 3 of 40 revokes over 50 ms). Between chunks the loop runs whatever else is
+ready."""
 
 
 class Keepalive:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.auth.principal import TenantId
-from server.control.pulse import RECHECK_S, ControlPulse, Wakeup
+from server.control.pulse import ControlPulse, Wakeup, sleep_for
 from server.delivery import signing
 from server.delivery.dbwatch import CommitWatch
 from server.delivery.destination import DestinationPolicy
@@ -271,8 +271,7 @@ class WebhookDispatcher:
         """How long the loop may sleep: ``poll``, or with a pulse until the next retry."""
         if self.pulse is None:
             return self.poll
-        due = min(self._due.values(), default=None)
-        return RECHECK_S if due is None else min(RECHECK_S, due - self.clock())
+        return sleep_for(min(self._due.values(), default=None), self.clock())
 
     async def _run(self) -> None:
         watch = CommitWatch(self.control.path)

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -286,6 +286,18 @@ class Supervised:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def supervised_tenant(data_dir: Path, redis_url: str, workers: int = 2) -> Iterator[tuple]:
+    """``serve --workers N`` on ``data_dir`` with one tenant, ``acme``: ``(hub, admin key)``;
+    everything killed at the end."""
+    key = create_tenant(data_dir, "acme")
+    hub = Supervised(data_dir, redis_url, workers=workers).start()
+    try:
+        yield hub, key
+    finally:
+        hub.kill()
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

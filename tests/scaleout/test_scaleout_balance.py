@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from scaleout_process import Supervised, create_tenant, env_for, hypertab_argv, wait_for
+from scaleout_process import Supervised, env_for, hypertab_argv, supervised_tenant, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import JSON, codec_for
@@ -33,13 +33,8 @@ CODEC = codec_for(JSON)
 
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple]:
-    data = tmp_path_factory.mktemp("balance") / "data"
-    key = create_tenant(data, "acme")
-    hub = Supervised(data, redis_url, workers=WORKERS).start()
-    try:
-        yield hub, key
-    finally:
-        hub.kill()
+    with supervised_tenant(tmp_path_factory.mktemp("balance") / "data", redis_url, WORKERS) as up:
+        yield up
 
 
 async def _open(url: str, key: str) -> ClientConnection:

@@ -22,6 +22,7 @@ from scaleout_process import (
     env_for,
     hypertab_argv,
     on_each_worker,
+    supervised_tenant,
     wait_for,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,13 +39,8 @@ CODEC = codec_for(JSON)
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple]:
     """A `serve --workers 2` on a data dir with one tenant, and the tenant's admin key."""
-    data = tmp_path_factory.mktemp("workers") / "data"
-    key = create_tenant(data, "acme")
-    hub = Supervised(data, redis_url).start()
-    try:
-        yield hub, key
-    finally:
-        hub.kill()
+    with supervised_tenant(tmp_path_factory.mktemp("workers") / "data", redis_url) as up:
+        yield up
 
 
 def local_port(client: Client) -> int:
