@@ -14,6 +14,7 @@ from client_sdk.client import Client
 from client_sdk.errors import (
     AuthenticationError,
     ConnectionLost,
+    HandshakeFailed,
     HypertabError,
     RateLimited,
     RateLimitWarning,
@@ -28,6 +29,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConnectionLost",
+    "HandshakeFailed",
     "HypertabError",
     "RateLimitWarning",
     "RateLimited",

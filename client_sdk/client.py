@@ -24,12 +24,13 @@ from typing import Any, TypeVar
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from client_sdk.auth import TokenRefresher
 from client_sdk.errors import (
     AuthenticationError,
     ConnectionLost,
+    HandshakeFailed,
     HypertabError,
     RateLimited,
     ServerError,
@@ -230,11 +231,16 @@ class Client:
             )
         except InvalidStatus as exc:
             raise AuthenticationError(exc.response.status_code) from None
+        except InvalidHandshake as exc:  # e.g. reset mid-handshake: a retry may well work
+            raise HandshakeFailed(f"the WebSocket handshake did not finish: {exc}") from exc
         first = await conn.recv(decode=False)
-        welcome = self.codec.decode_server(first)
+        try:
+            welcome = self.codec.decode_server(first)
+        except DecodeError:
+            welcome = None
         if not isinstance(welcome, Welcome):
             await conn.close()
-            raise HypertabError("the server did not start with welcome")
+            raise HandshakeFailed("the server did not start with welcome")
         self.welcome = welcome
         self._pacer.reset(welcome.limits.ops_per_minute, welcome.limits.burst_per_second)
         self._conn = conn
@@ -277,6 +283,17 @@ class Client:
     # --- reader / reconnect ---------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._read_and_reconnect()
+        except Exception as exc:  # a bug, not a network event: fail loudly, never hang
+            log.warning("hypertab: the connection's reader failed (%s)", type(exc).__name__)
+            failure = ConnectionLost(f"the connection's reader failed: {type(exc).__name__}")
+            failure.__cause__ = exc
+            self._failure = failure
+            self._ready.clear()
+            self._fail_all(failure)
+
+    async def _read_and_reconnect(self) -> None:
         attempt = 0
         while True:
             conn = self._conn

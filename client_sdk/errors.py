@@ -4,6 +4,7 @@ HypertabError
  ├── ServerError            the server refused a request: ``code`` from the wire registry
  │    └── RateLimited       over the plan's limit (the SDK retries these itself)
  ├── AuthenticationError    the handshake was refused (401/403): fix the credential
+ ├── HandshakeFailed        the handshake did not finish (the peer hung up, or is no Hypertab)
  ├── TooManyRows            a ``*_where`` filter matched more than ``max_rows`` (bulk.py)
  └── ConnectionLost         the connection closed and will not be re-established
 """
@@ -50,6 +51,13 @@ class AuthenticationError(HypertabError):
     def __init__(self, status: int) -> None:
         super().__init__(f"handshake refused with HTTP {status}")
         self.status = status
+
+
+class HandshakeFailed(HypertabError):
+    """The opening handshake did not finish: the connection ended before the server's
+    answer (a server that is restarting resets what waits in its listen queue), or the
+    answer was no WebSocket upgrade. Reconnecting retries it; from :meth:`Client.connect`
+    it means nothing usable listens at the URL now."""
 
 
 class ConnectionLost(HypertabError):

@@ -7,9 +7,10 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from netutil import free_port
 
-from client_sdk import Client
+from client_sdk import Client, HandshakeFailed
 from server.app import HypertabServer
 from server.config import Config
 from server.secrets import generate_key_file
@@ -55,4 +56,64 @@ async def test_sdk_survives_a_restart(tmp_path: Path) -> None:
     finally:
         await writer.close()
         await watcher.close()
+        await server.stop()
+
+
+class HangUp:
+    """A listener that closes every connection it accepts before answering: what a client
+    meets when a restarting server resets the handshakes waiting in its listen queue."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, port: int) -> HangUp:
+        async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            writer.close()
+
+        self._server = await asyncio.start_server(hang_up, "127.0.0.1", port)
+        return self
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def test_connect_to_a_peer_that_hangs_up_is_a_handshake_failure() -> None:
+    port = free_port()
+    peer = await HangUp().start(port)
+    try:
+        with pytest.raises(HandshakeFailed, match="handshake did not finish"):
+            await Client.connect(f"ws://127.0.0.1:{port}/v1/ws", api_key="ht_live_x_y")
+    finally:
+        await peer.stop()
+
+
+async def test_reconnecting_rides_out_handshakes_cut_off_mid_way(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    generate_key_file(data_dir / "master.keys")
+    port = free_port()
+    server = await start(data_dir, port)
+    assert server.control is not None
+    _, issued = await server.control.create_tenant("hangup", now=time.time())
+    url = f"ws://127.0.0.1:{port}/v1/ws"
+    client = await Client.connect(url, api_key=issued.secret, max_backoff=0.2)
+    try:
+        table = await client.create_table("Log", [("N", "number")])
+        await server.stop()
+        peer = await HangUp().start(port)
+        pending = asyncio.create_task(table.insert({"N": 1}, row_id="r1"))
+        async with asyncio.timeout(20):
+            while peer.accepted < 2:  # the SDK retried after a handshake that was cut off
+                await asyncio.sleep(0.01)
+        await peer.stop()
+        server = await start(data_dir, port)
+        assert await asyncio.wait_for(pending, 20) == "r1"
+        assert table.rows == {"r1": {"N": 1}}
+        assert client.connections == 2
+    finally:
+        await client.close()
         await server.stop()
