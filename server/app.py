@@ -225,7 +225,7 @@ class HypertabServer:
             check_formula=self.formulas.check,
             recompute=self.formulas.recompute,
         )
-        self.relay = Relay(self.hub, broker_for(config.redis_url), self._fill)
+        self.relay = Relay(self.hub, broker_for(config.redis_url), self._fill, self._versions)
         """Changes and presence to and from the other hub processes (server/hub/relay.py)."""
         self.services = Services(self.hub, self.stores)
         tables_hub.register(self.services)
@@ -250,6 +250,12 @@ class HypertabServer:
             "Versions read from the op log because their broadcast from another hub process "
             "was late or lost.",
             lambda: self.relay.filled,
+        )
+        self.metrics.counter(
+            "broadcast_stalls",
+            "Tables whose committed version was still undelivered here a whole watermark "
+            "round later, with no later broadcast to show the gap (filled from the op log).",
+            lambda: self.relay.stalls,
         )
         self.metrics.counter(
             "broadcast_send_failures",
@@ -530,6 +536,10 @@ class HypertabServer:
         async with self.stores.use(tenant) as store:
             replay = await store.since(table, since)
         return None if replay is None else replay[1]
+
+    async def _versions(self, tenant: str) -> dict[str, int]:
+        async with self.stores.use(tenant) as store:
+            return await store.versions()
 
     # --- revocation -----------------------------------------------------------------------
 

@@ -319,7 +319,7 @@ class RedisRevocationBus:
                 )
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in older redis-py
             if self._stopping():
                 break
             await asyncio.sleep(backoff)

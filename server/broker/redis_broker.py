@@ -193,7 +193,7 @@ class RedisBroker:
                     backoff = 0.05  # it worked for a while: retry soon
                 self._connected.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in older redis-py
             first = False
             if self._stopping():
                 break

@@ -9,6 +9,14 @@ other processes arrive in :meth:`Relay.received`. Both paths go through the tabl
 whichever process wrote them: an early version is held, and a gap older than
 ``GAP_FILL_SECONDS`` (a broadcast lost, or slower than the op log) is read from the op log.
 
+A gap shows only once a later version arrives. When none does (the writing process died
+between its COMMIT and the publish, or Redis lost the last broadcast of a burst), the
+watermark round finds it: every ``WATERMARK_SECONDS`` each followed table's version in the
+database is compared with what was delivered here, and a version that was already in the
+database a round ago and is still undelivered is read from the op log. The round runs only
+while there are peers and followed tables; it costs one read per tenant with followed
+tables per round.
+
 A process follows a table (subscribes to it on the broker) while it has a subscriber of it.
 The sequencer starts at the version the first subscriber saw in its catalog, which is
 never ahead of the database; every later snapshot is read after the broker subscription
@@ -39,9 +47,17 @@ GAP_FILL_SECONDS = 0.010
 FILL_RETRY_SECONDS = 0.5
 """Wait before reading the op log again after a failed read."""
 
+WATERMARK_SECONDS = 1.0
+"""How often each followed table's version in the database is compared with what was
+delivered here: a commit whose broadcast never comes reaches this process's subscribers
+within about two rounds."""
+
 Fill = Callable[[str, str, int], Awaitable[list[Change] | None]]
 """``fill(tenant, table, since)``: the committed changes after ``since`` from the op log, or
 None when it no longer holds them all (or the table is gone)."""
+
+Versions = Callable[[str], Awaitable[dict[str, int]]]
+"""``versions(tenant)``: each of the tenant's tables' committed version in the database."""
 
 _changes_encoder = msgspec.msgpack.Encoder()
 _changes_decoder = msgspec.msgpack.Decoder(list[Change])
@@ -53,16 +69,23 @@ Key = tuple[str, str]
 class Relay:
     """Wires one :class:`~server.hub.fanout.Hub` to the other processes through a broker."""
 
-    def __init__(self, hub: Hub, broker: Broker, fill: Fill) -> None:
+    def __init__(self, hub: Hub, broker: Broker, fill: Fill, versions: Versions) -> None:
         self.hub = hub
         self.broker = broker
         self._fill = fill
+        self._versions = versions
         self._seqs: dict[Key, Sequencer] = {}
         self._filling: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._committed: dict[Key, int] = {}
+        """Each followed table's version in the database at the last watermark round."""
+        self._watermark: asyncio.TimerHandle | None = None
         self._tasks = TaskOwner("relay")
         self.filled = 0
         """Versions read from the op log because their broadcast was late or lost."""
+        self.stalls = 0
+        """Watermark rounds that found a table's committed version undelivered after a
+        whole round (no later broadcast had shown the gap)."""
         hub.links = self
 
     async def start(self) -> None:
@@ -70,10 +93,13 @@ class Relay:
         await self.broker.start(self.received, self.resync)
 
     async def close(self) -> None:
-        """Stop gap fills and the broker."""
+        """Stop gap fills, the watermark round and the broker."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._watermark is not None:
+            self._watermark.cancel()
+            self._watermark = None
         await self._tasks.cancel_all()
         await self.broker.close()
 
@@ -84,12 +110,14 @@ class Relay:
         key = (tenant, table)
         if key not in self._seqs:
             self._seqs[key] = Sequencer(anchor)
+        self._arm_watermark()
         await self.broker.subscribe(tenant, table)
 
     def unfollow(self, tenant: str, table: str) -> None:
         """The table's last subscriber on this process left."""
         key = (tenant, table)
         self._seqs.pop(key, None)
+        self._committed.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -190,10 +218,54 @@ class Relay:
         if seq is not None:
             self._arm(key, seq)
 
+    # --- the watermark round ----------------------------------------------------------------
+
+    def _arm_watermark(self) -> None:
+        if self._watermark is None and self._seqs and self.broker.has_peers:
+            loop = asyncio.get_running_loop()
+            self._watermark = loop.call_later(WATERMARK_SECONDS, self._watermark_due)
+
+    def _watermark_due(self) -> None:
+        self._tasks.spawn(self._watermark_round(), "compare delivered versions with the database")
+
+    async def _watermark_round(self) -> None:
+        try:
+            by_tenant: dict[str, list[Key]] = {}
+            for key in self._seqs:
+                by_tenant.setdefault(key[0], []).append(key)
+            for tenant, keys in by_tenant.items():
+                try:
+                    versions = await self._versions(tenant)
+                except Exception as exc:  # the store is closing or failing: next round
+                    log.warning("relay: reading table versions failed (%s)", type(exc).__name__)
+                    continue
+                self._compare(keys, versions)
+        finally:
+            self._watermark = None
+            self._arm_watermark()
+
+    def _compare(self, keys: list[Key], versions: dict[str, int]) -> None:
+        """Fill what was committed a round ago and is still undelivered; remember what is
+        committed now. A broadcast gets a whole round to arrive, so a late one is no stall."""
+        for key in keys:
+            seq = self._seqs.get(key)
+            if seq is None:
+                continue  # unfollowed while the versions were read
+            before = self._committed.get(key)
+            if before is not None and seq.head < before:
+                self.stalls += 1
+                self._spawn_fill(key)
+            version = versions.get(key[1])
+            if version is None:
+                self._committed.pop(key, None)
+            else:
+                self._committed[key] = version
+
     def _lost(self, key: Key, seq: Sequencer) -> None:
         """The op log cannot fill the gap: the table's subscribers here reconnect and resume
         (a snapshot if need be) rather than silently miss versions."""
         log.warning("relay: a broadcast gap is older than the op log; subscribers resume")
         self.hub.drop_all(key[0], key[1], CloseCode.INTERNAL, "missed changes: resume with since")
         self._seqs.pop(key, None)
+        self._committed.pop(key, None)
         self.broker.unsubscribe(*key)

@@ -144,6 +144,12 @@ def read_query(conn: sqlite3.Connection, table_id: str, request: Query) -> Query
     return QueryPage(table, rows, more, plan, fetched)
 
 
+def read_versions(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every table's committed version, dropped tables' included (one statement: one
+    snapshot)."""
+    return dict(conn.execute("SELECT id, version FROM _ht_tables").fetchall())
+
+
 def read_since(
     conn: sqlite3.Connection, table_id: str, since: int
 ) -> tuple[TableState, list[Change]] | None:

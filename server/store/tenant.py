@@ -425,6 +425,10 @@ class TenantStore:
         """A page of a query (filter, sort, selection, cursor); raises ``QueryError``."""
         return await self._reader.call(reader.read_query, table_id, request)
 
+    async def versions(self) -> dict[str, int]:
+        """Each table's committed version in the database (by any process), by table id."""
+        return await self._reader.call(reader.read_versions)
+
     async def since(self, table_id: str, version: int) -> tuple[TableState, list[Change]] | None:
         """Changes after ``version`` from the op log, or None if a snapshot is needed."""
         return await self._reader.call(reader.read_since, table_id, version)

@@ -54,6 +54,13 @@ def create_tenant(data_dir: Path, name: str) -> str:
     return secret
 
 
+def _log_file(data_dir: Path) -> Path:
+    """A fresh file for a server's stderr beside ``data_dir``. A file, not a pipe: nothing
+    reads a pipe while the test runs, and a worker that fills one blocks on its next log
+    line with its event loop."""
+    return data_dir.parent / f"stderr-{data_dir.name}-{time.monotonic_ns()}.log"
+
+
 class Hub:
     """One ``hypertab serve`` process on ``data_dir``."""
 
@@ -64,26 +71,33 @@ class Hub:
         self.port = 0
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        """Start the process (stderr captured); :meth:`wait_listening` waits for its port."""
+        """Start the process (stderr to a file: :meth:`stderr`); :meth:`wait_listening`
+        waits for its port."""
         self._port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(
-            [
-                *hypertab_argv(),
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-                "--port-file",
-                str(self._port_file),
-                "--log-level",
-                "WARNING",
-            ],
-            env=env_for(self.redis_url),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        self.log = _log_file(self.data_dir)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *hypertab_argv(),
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    "0",
+                    "--port-file",
+                    str(self._port_file),
+                    "--log-level",
+                    "WARNING",
+                ],
+                env=env_for(self.redis_url),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         return self.proc
+
+    def stderr(self) -> str:
+        """What the process wrote to stderr so far."""
+        return self.log.read_text(errors="replace")
 
     def wait_listening(self) -> None:
         """Block until the port file appears; RuntimeError with stderr if the process ends."""
@@ -94,8 +108,7 @@ class Hub:
                 self.port = int(self._port_file.read_text())
                 return
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"hub exited with {self.proc.returncode}: {err}")
+                raise RuntimeError(f"hub exited with {self.proc.returncode}: {self.stderr()}")
             time.sleep(0.02)
         raise RuntimeError("hub did not start")
 
@@ -227,21 +240,23 @@ class Supervised:
     def start(self) -> Supervised:
         """Start it and wait until it wrote its port (every worker listens by then)."""
         port_file = self.data_dir.parent / f"port-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(
-            [*hypertab_argv(), "serve", "--workers", str(self.workers),
-             "--data-dir", str(self.data_dir), "--port", "0", "--port-file", str(port_file),
-             "--log-level", "WARNING"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
+        self.log = _log_file(self.data_dir)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*hypertab_argv(), "serve", "--workers", str(self.workers),
+                 "--data-dir", str(self.data_dir), "--port", "0", "--port-file", str(port_file),
+                 "--log-level", "WARNING"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if port_file.exists() and port_file.read_text().strip():
                 self.port = int(port_file.read_text())
                 return self
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.log.read_text(errors="replace")
                 raise RuntimeError(f"supervisor exited with {self.proc.returncode}: {err}")
             time.sleep(0.02)
         raise RuntimeError("supervisor did not start")

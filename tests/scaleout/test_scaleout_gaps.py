@@ -16,8 +16,11 @@ from scaleout_process import Watcher, http_status, metric, private_redis
 
 from client_sdk import Client
 from server.app import HypertabServer
+from protocol.ops import InsertRows, NewRow
 from server.config import Config
 from server.secrets import generate_key_file
+from server.store.schema import Durability, tenant_path
+from server.store.tenant import TenantStore
 
 EDITS = 30
 
@@ -63,6 +66,44 @@ async def test_edits_made_while_redis_dropped_the_subscriber_arrive_in_order(
         await watcher.quiet()
         assert watcher.versions == list(range(start + 1, start + EDITS + 1))
         assert b.relay.filled > 0  # some came from the op log, not from Redis
+        await watcher.close()
+
+
+async def test_a_last_commit_whose_broadcast_never_came_still_reaches_subscribers(
+    pair: tuple[HypertabServer, ...],
+) -> None:
+    """A process that dies between its COMMIT and the publish leaves a version that no later
+    broadcast reveals when it was the last: the watermark round finds it in the database."""
+    a, b = pair
+    assert a.control is not None
+    record, issued = await a.control.create_tenant("acme", now=0.0)
+    async with await Client.connect(url(a), api_key=issued.secret, reconnect=False) as client:
+        table = await client.create_table("Items", [("N", "number")])
+        await table.insert({"N": 0})
+        watcher = await Watcher.open(url(b), issued.secret, "Items")
+        start = watcher.subscribed_at
+        # The third writer: a real store on the tenant's file, committing with no broadcast
+        # at all (the process that dies before its publish), and nothing written after it.
+        silent = await TenantStore.open(
+            record.id,
+            tenant_path(a.config.data_dir, record.id),
+            durability=Durability.PROCESS,
+            on_commit=lambda *_: None,
+        )
+        try:
+            insert = InsertRows(rows=[NewRow(id="late", values={table.column_id("N"): 1})])
+            outcome = await silent.apply(table.id, "crashed", "op-1", [insert], by="k")
+            assert outcome.version == start + 1
+        finally:
+            await silent.close()
+        assert await watcher.until(start + 1, timeout=10) == [start + 1]
+        await watcher.quiet()
+        assert watcher.versions == [start + 1]
+        assert b.relay.stalls >= 1 and b.relay.filled >= 1
+        async with asyncio.timeout(10):  # on a too: its SDK client follows the table it made
+            while "late" not in table.rows:
+                await asyncio.sleep(0.05)
+        assert table.rows["late"] == {table.column_id("N"): 1}
         await watcher.close()
 
 

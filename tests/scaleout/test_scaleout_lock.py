@@ -11,9 +11,9 @@ from scaleout_process import Hub
 def _refusal(hub: Hub) -> str:
     """Run ``hub`` expecting it to refuse to start; returns its stderr."""
     proc = hub.spawn()
-    _, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode != 0
-    return err.decode()
+    return hub.stderr()
 
 
 def test_second_hub_is_refused_until_the_first_dies(tmp_path: Path, redis_url: str) -> None:
