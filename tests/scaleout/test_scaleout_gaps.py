@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from scaleout_process import Watcher, http_status, metric, private_redis
 
 from client_sdk import Client
-from server.app import HypertabServer
 from protocol.ops import InsertRows, NewRow
+from server.app import HypertabServer
 from server.config import Config
 from server.secrets import generate_key_file
 from server.store.schema import Durability, tenant_path
