@@ -80,12 +80,13 @@ class Relay:
         self._committed: dict[Key, int] = {}
         """Each followed table's version in the database at the last watermark round."""
         self._watermark: asyncio.TimerHandle | None = None
+        self._closed = False
         self._tasks = TaskOwner("relay")
         self.filled = 0
         """Versions read from the op log because their broadcast was late or lost."""
         self.stalls = 0
-        """Watermark rounds that found a table's committed version undelivered after a
-        whole round (no later broadcast had shown the gap)."""
+        """Times a watermark round found a followed table's committed version still
+        undelivered a whole round later (no later broadcast had shown the gap)."""
         hub.links = self
 
     async def start(self) -> None:
@@ -94,6 +95,7 @@ class Relay:
 
     async def close(self) -> None:
         """Stop gap fills, the watermark round and the broker."""
+        self._closed = True  # what the cancelled tasks' cleanup would arm stays unarmed
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -169,7 +171,7 @@ class Relay:
         self._arm(key, seq)
 
     def _arm(self, key: Key, seq: Sequencer) -> None:
-        if seq.gap_since is None or key in self._timers or key in self._filling:
+        if seq.gap_since is None or key in self._timers or key in self._filling or self._closed:
             return
         wait = max(0.0, seq.gap_since + GAP_FILL_SECONDS - time.monotonic())
         self._timers[key] = asyncio.get_running_loop().call_later(wait, self._due, key)
@@ -221,7 +223,7 @@ class Relay:
     # --- the watermark round ----------------------------------------------------------------
 
     def _arm_watermark(self) -> None:
-        if self._watermark is None and self._seqs and self.broker.has_peers:
+        if self._watermark is None and self._seqs and self.broker.has_peers and not self._closed:
             loop = asyncio.get_running_loop()
             self._watermark = loop.call_later(WATERMARK_SECONDS, self._watermark_due)
 
