@@ -128,6 +128,7 @@ class Client:
         self._unacked: dict[str, _Batch] = {}  # op id -> batch, in send order
         self._tables: dict[str, Table] = {}
         self._subscribing: dict[int, Table] = {}
+        self._resyncs: set[asyncio.Task[None]] = set()  # resubscriptions being sent
         self._snapshot_started: set[int] = set()
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
@@ -357,6 +358,30 @@ class Client:
         for batch in list(self._unacked.values()):
             await self._send_batch(batch)
 
+    def _resync(self, table: Table, version: int) -> None:
+        """A change skipped versions (a hub never sends that; the SDK does not trust it):
+        resubscribe from the replica's version, so the server replays what is missing,
+        instead of applying it and losing those versions. Changes that arrive out of turn
+        until then are left to the replay."""
+        if not table.live.is_set():
+            return  # a (re)subscription is under way: its replay or snapshot comes first
+        table.live.clear()
+        log.warning(
+            "hypertab: table %s skipped from version %d to %d; resubscribing",
+            table.id, table.replica.version, version,
+        )  # fmt: skip
+        rid = next(self._ids)
+        self._subscribing[rid] = table
+        message = Subscribe(id=rid, table=table.id, since=table.replica.version)
+        task = asyncio.get_running_loop().create_task(self._resubscribe(message))
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _resubscribe(self, message: Subscribe) -> None:
+        # A connection lost meanwhile resubscribes every table itself (_resume).
+        with contextlib.suppress(ConnectionLost, ConnectionClosed):
+            await self._send(message)
+
     def set_api_key(self, api_key: str) -> None:
         """Use a new API key from the next (re)connection on (after a rotation).
 
@@ -382,6 +407,9 @@ class Client:
                 table = self._tables.get(tid)
                 if table is not None:
                     for change in changes:
+                        if change.version > table.replica.version + 1:
+                            self._resync(table, change.version)
+                            break
                         table._change(change)
                 elif tid in self._probes:
                     self._probes[tid].extend(changes)

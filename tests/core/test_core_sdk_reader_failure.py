@@ -9,37 +9,29 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fake_peer import CODEC, welcome
 from websockets.asyncio.server import ServerConnection, serve
 
 from client_sdk import Client, ConnectionLost
-from protocol.codec import MSGPACK, codec_for
+from protocol.codec import MSGPACK
 from protocol.messages import (
     Change,
     Changes,
     ListTables,
     Ping,
-    ServerLimits,
     Snapshot,
     Subscribe,
     Subscribed,
     TableInfo,
     TableList,
-    Welcome,
 )
 from protocol.ops import RenameColumn
 
-CODEC = codec_for(MSGPACK)
 INFO = TableInfo(id="t1", name="Log", version=1)
 
 
 async def _peer(conn: ServerConnection) -> None:
-    limits = ServerLimits(
-        max_frame_bytes=1 << 20, max_ops_per_batch=100, ops_per_minute=0, burst_per_second=0
-    )
-    await conn.send(
-        CODEC.encode(Welcome(session="s", tenant="t", subject="k", scopes=["read"],
-                             plan="free", limits=limits, encoding=MSGPACK))
-    )  # fmt: skip
+    await conn.send(welcome())
     async for frame in conn:
         match CODEC.decode_client(frame):
             case ListTables(id=rid):
