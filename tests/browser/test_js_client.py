@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 from conftest import need
+from fake_peer import SkipsAVersion
+from websockets.asyncio.server import serve
 
+from protocol.codec import JSON, codec_for
 from server.app import HypertabServer
 from server.auth.principal import Plan
 from server.config import Config
@@ -52,6 +55,14 @@ async def node_test(script: str, env: dict[str, str] | None = None) -> None:
 
 async def test_js_units() -> None:
     await node_test("units.test.mjs")
+
+
+async def test_js_client_resubscribes_after_a_skipped_version() -> None:
+    peer = SkipsAVersion(codec_for(JSON))
+    async with serve(peer, "127.0.0.1", 0, subprotocols=[JSON]) as server:  # type: ignore[list-item]
+        port = server.sockets[0].getsockname()[1]
+        await node_test("gap.test.mjs", {"HYPERTAB_URL": f"ws://127.0.0.1:{port}/v1/ws"})
+    assert peer.resubscribed_since == [1]
 
 
 async def test_js_client_against_the_hub(live_hub: Any, team: Any) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fake_peer import CODEC, welcome
+from fake_peer import LOG, send, welcome
 from websockets.asyncio.server import ServerConnection, serve
 
 from client_sdk import Client, ConnectionLost
-from protocol.codec import MSGPACK
+from protocol.codec import MSGPACK, codec_for
 from protocol.messages import (
     Change,
     Changes,
@@ -22,22 +22,21 @@ from protocol.messages import (
     Snapshot,
     Subscribe,
     Subscribed,
-    TableInfo,
     TableList,
 )
 from protocol.ops import RenameColumn
 
-INFO = TableInfo(id="t1", name="Log", version=1)
+CODEC = codec_for(MSGPACK)
 
 
 async def _peer(conn: ServerConnection) -> None:
-    await conn.send(welcome())
+    await send(conn, CODEC, welcome(CODEC))
     async for frame in conn:
         match CODEC.decode_client(frame):
             case ListTables(id=rid):
-                await conn.send(CODEC.encode(TableList(id=rid, tables=[INFO])))
+                await conn.send(CODEC.encode(TableList(id=rid, tables=[LOG])))
             case Subscribe(id=rid):
-                await conn.send(CODEC.encode(Snapshot(id=rid, table=INFO, rows=[], last=True)))
+                await conn.send(CODEC.encode(Snapshot(id=rid, table=LOG, rows=[], last=True)))
                 await conn.send(CODEC.encode(Subscribed(id=rid, table="t1", version=1)))
                 bad = Change(version=2, ops=[RenameColumn(column="nope", name="x")])
                 await conn.send(CODEC.encode(Changes(table="t1", changes=[bad])))
