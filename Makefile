@@ -44,7 +44,7 @@ test: lint
 # (BENCH_HELPERS); tests/benches/test_bench_report.py checks that each file is in one list or the other.
 BENCHES := commit fanout connections handshake handshake_verify ratelimit revocation \
 	formula query mcp_calls alerts pingflood crossnode browser backup slowread fuzz idle session \
-	publish jsoncells
+	publish jsoncells watermark
 BENCH_HELPERS := report relay_server durable_relay_server wsreader fuzz_target proctree
 
 bench: $(STAMP)
