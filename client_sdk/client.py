@@ -351,10 +351,7 @@ class Client:
 
     async def _resume(self) -> None:
         for table in self._tables.values():
-            table.live.clear()
-            rid = next(self._ids)
-            self._subscribing[rid] = table
-            await self._send(Subscribe(id=rid, table=table.id, since=table.version))
+            await self._send(self._resubscription(table))
         for batch in list(self._unacked.values()):
             await self._send_batch(batch)
 
@@ -365,17 +362,22 @@ class Client:
         until then are left to the replay."""
         if not table.live.is_set():
             return  # a (re)subscription is under way: its replay or snapshot comes first
-        table.live.clear()
         log.warning(
             "hypertab: table %s skipped from version %d to %d; resubscribing",
-            table.id, table.replica.version, version,
+            table.id, table.version, version,
         )  # fmt: skip
-        rid = next(self._ids)
-        self._subscribing[rid] = table
-        message = Subscribe(id=rid, table=table.id, since=table.replica.version)
+        message = self._resubscription(table)
         task = asyncio.get_running_loop().create_task(self._resubscribe(message))
         self._resyncs.add(task)
         task.add_done_callback(self._resyncs.discard)
+
+    def _resubscription(self, table: Table) -> Subscribe:
+        """The subscribe that resumes ``table`` from the replica's version (not live until
+        its ``subscribed``)."""
+        table.live.clear()
+        rid = next(self._ids)
+        self._subscribing[rid] = table
+        return Subscribe(id=rid, table=table.id, since=table.version)
 
     async def _resubscribe(self, message: Subscribe) -> None:
         # A connection lost meanwhile resubscribes every table itself (_resume).

@@ -34,12 +34,12 @@ async def _peer(conn: ServerConnection) -> None:
     async for frame in conn:
         match CODEC.decode_client(frame):
             case ListTables(id=rid):
-                await conn.send(CODEC.encode(TableList(id=rid, tables=[LOG])))
+                await send(conn, CODEC, TableList(id=rid, tables=[LOG]))
             case Subscribe(id=rid):
-                await conn.send(CODEC.encode(Snapshot(id=rid, table=LOG, rows=[], last=True)))
-                await conn.send(CODEC.encode(Subscribed(id=rid, table="t1", version=1)))
+                await send(conn, CODEC, Snapshot(id=rid, table=LOG, rows=[], last=True))
+                await send(conn, CODEC, Subscribed(id=rid, table="t1", version=1))
                 bad = Change(version=2, ops=[RenameColumn(column="nope", name="x")])
-                await conn.send(CODEC.encode(Changes(table="t1", changes=[bad])))
+                await send(conn, CODEC, Changes(table="t1", changes=[bad]))
             case Ping():
                 pass  # never answered: the caller's only way out is the reader's failure
 

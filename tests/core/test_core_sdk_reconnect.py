@@ -23,17 +23,25 @@ async def start(data_dir: Path, port: int) -> HypertabServer:
     return server
 
 
-async def test_sdk_survives_a_restart(tmp_path: Path) -> None:
+async def first_start(tmp_path: Path, tenant: str) -> tuple[HypertabServer, int, str]:
+    """A hub on a fresh data dir with one tenant: ``(server, port, the tenant's key)``; a
+    restart is :func:`start` on ``tmp_path / "data"`` and the same port."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     generate_key_file(data_dir / "master.keys")
     port = free_port()
     server = await start(data_dir, port)
     assert server.control is not None
-    _, issued = await server.control.create_tenant("restart", now=time.time())
+    _, issued = await server.control.create_tenant(tenant, now=time.time())
+    return server, port, issued.secret
+
+
+async def test_sdk_survives_a_restart(tmp_path: Path) -> None:
+    server, port, key = await first_start(tmp_path, "restart")
+    data_dir = tmp_path / "data"
     url = f"ws://127.0.0.1:{port}/v1/ws"
-    writer = await Client.connect(url, api_key=issued.secret, max_backoff=0.2)
-    watcher = await Client.connect(url, api_key=issued.secret, max_backoff=0.2)
+    writer = await Client.connect(url, api_key=key, max_backoff=0.2)
+    watcher = await Client.connect(url, api_key=key, max_backoff=0.2)
     try:
         table = await writer.create_table("Log", [("N", "number")])
         watched = await watcher.table(table.id)
@@ -92,15 +100,10 @@ async def test_connect_to_a_peer_that_hangs_up_is_a_handshake_failure() -> None:
 
 
 async def test_reconnecting_rides_out_handshakes_cut_off_mid_way(tmp_path: Path) -> None:
+    server, port, key = await first_start(tmp_path, "hangup")
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    generate_key_file(data_dir / "master.keys")
-    port = free_port()
-    server = await start(data_dir, port)
-    assert server.control is not None
-    _, issued = await server.control.create_tenant("hangup", now=time.time())
     url = f"ws://127.0.0.1:{port}/v1/ws"
-    client = await Client.connect(url, api_key=issued.secret, max_backoff=0.2)
+    client = await Client.connect(url, api_key=key, max_backoff=0.2)
     try:
         table = await client.create_table("Log", [("N", "number")])
         await server.stop()
