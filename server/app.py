@@ -11,21 +11,18 @@ once; a periodic recheck against the key store is the safety net.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.server import ServerProtocol
 
-from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for
+from protocol.codec import JSON, Codec, codec_for
 from protocol.errors import CloseCode
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.messages import Change
@@ -39,7 +36,6 @@ from server.auth.handshake import (
     websocket_logger,
 )
 from server.auth.jwt import JwtConfig, JwtVerifier
-from server.auth.principal import Principal
 from server.auth.revocation import (
     RedisRevocationBus,
     RevocationEvent,
@@ -56,7 +52,6 @@ from server.delivery.destination import DestinationPolicy
 from server.delivery.retry import RetryPolicy
 from server.dirlock import DataDirLock
 from server.http import forwarded
-from server.http.headers import HSTS, security_headers
 from server.http.tls import server_context
 from server.hub import audit as audit_handlers
 from server.hub import functions as functions_hub
@@ -64,11 +59,11 @@ from server.hub import secrets as secrets_hub
 from server.hub import tables as tables_hub
 from server.hub.admission import Admission, AdmissionSettings
 from server.hub.auditwriter import AuditHub
+from server.hub.connection import HubConnection, forget_handshake
 from server.hub.fanout import Hub
 from server.hub.grants import narrow_all
 from server.hub.httproutes import HttpRoutes, peer_host
 from server.hub.identity import Identity
-from server.hub.keepalive import Keepalive, keepalive_for
 from server.hub.logcontext import name_connections
 from server.hub.metrics import HubMetrics, bind_server
 from server.hub.registry import Registry
@@ -76,7 +71,7 @@ from server.hub.relay import Relay
 from server.hub.services import Services
 from server.hub.session import Session, default_limits
 from server.hub.webhooks import WebhookHandlers
-from server.logbudget import FrameLogGate, bound_frame_logging
+from server.logbudget import bound_frame_logging
 from server.store.formulas import FormulaRuntime
 from server.store.manager import StoreManager
 from server.tasks import TaskOwner
@@ -92,120 +87,6 @@ RECV_QUEUE_FRAMES = 8
 may be 1 MiB, so this bounds what one connection can pin while its session waits (a paced
 answer to a client that stopped reading): 8 MiB, not 64. Pipelined small messages are not
 slowed: a read of the socket is parsed whole, whatever this is."""
-
-
-class HubConnection(ServerConnection):
-    """A server connection that carries the principal verified at the handshake, reports
-    the client's control frames (WebSocket pings and pongs) as they arrive, and puts the
-    security headers on every HTTP response it sends."""
-
-    # Slots, not the instance dict: websockets' Connection already fills a dict of over 40
-    # attributes, and five more made it resize (1.6 KB per connection, bench/RESULTS.md).
-    __slots__ = ("client_ip", "https", "keepalive_wheel", "on_control_frame", "principal")
-
-    principal: Principal | None
-    client_ip: str | None
-    """The client's address: the TCP peer, or what a trusted proxy says it forwarded."""
-    https: bool | None
-    """Whether this request's response travels over TLS (set by ``process_response``)."""
-    on_control_frame: Callable[[], None] | None
-    """Called for every ping, and every pong that answers no ping of ours, from the client
-    (the burst limit counts them: websockets answers pings by itself, so they would
-    otherwise cost nothing)."""
-    keepalive_wheel: Keepalive | None
-    """The shared keepalive this connection is pinged by, once open."""
-
-    def https_response(self) -> bool:
-        """:attr:`https`, else (a request websockets refused before it) whether our own
-        transport is TLS."""
-        if self.https is not None:
-            return self.https
-        transport = getattr(self, "transport", None)
-        return transport is not None and transport.get_extra_info("ssl_object") is not None
-
-    def __init__(self, protocol: ServerProtocol, server: Any, **kwargs: Any) -> None:
-        self.principal = None
-        self.client_ip = None
-        self.https = None
-        self.on_control_frame = None
-        self.keepalive_wheel = None
-        super().__init__(protocol, server, **kwargs)
-        # Frame logs bounded before a record is made (the protocol logs every frame at DEBUG).
-        self.protocol.logger = self.logger = FrameLogGate(self.protocol.logger)
-        # websockets answers a request it cannot parse (request line or headers too long:
-        # 414, 431) by itself, without calling process_response; every response, those
-        # included, leaves through send_response.
-        send_response = protocol.send_response
-
-        def send_with_headers(response: Response) -> None:
-            add_security_headers(response, https=self.https_response())
-            send_response(response)
-
-        protocol.send_response = send_with_headers  # type: ignore[method-assign]
-
-    def start_keepalive(self) -> None:
-        """Ping from the loop's shared :class:`~server.hub.keepalive.Keepalive` instead of
-        a task of this connection's own (about 1.4 KB per idle connection)."""
-        if self.ping_interval is not None:
-            self.keepalive_wheel = keepalive_for(self.ping_interval, self.ping_timeout)
-            self.keepalive_wheel.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        # Two wrappers on the protocol hold this connection, which holds the protocol: ours
-        # of send_response, and the one websockets makes of our select_subprotocol. Each
-        # cycle would leave the whole connection (~50 objects, its transport, its buffers)
-        # to the cyclic collector long after it closed, and connections live long enough
-        # to reach its oldest generation, whose passes walk every live object. Broken, the
-        # connection is freed by reference counting as it closes.
-        for wrapped in ("send_response", "select_subprotocol"):
-            with contextlib.suppress(AttributeError):
-                delattr(self.protocol, wrapped)  # back to the class's method
-        if self.keepalive_wheel is not None:
-            self.keepalive_wheel.remove(self)
-            self.keepalive_wheel = None
-
-    def process_event(self, event: Any) -> None:
-        """websockets' hook for every frame received (after the handshake)."""
-        counted = (
-            self.on_control_frame is not None
-            and isinstance(event, Frame)
-            and event.opcode in _COUNTED_CONTROL
-            # A pong answering the server's own keepalive ping costs the client nothing.
-            and not (event.opcode is Opcode.PONG and bytes(event.data) in self.pending_pings)
-        )
-        super().process_event(event)
-        if counted and self.on_control_frame is not None:
-            self.on_control_frame()
-
-
-_COUNTED_CONTROL = frozenset({Opcode.PING, Opcode.PONG})
-
-
-def add_security_headers(response: Response, *, https: bool) -> None:
-    """Set every security header on ``response``, once each (idempotent). A page's own
-    nonce policy (server/web/pages.py) is kept as its ``Content-Security-Policy``. HSTS only
-    when ``https`` (the response travels over TLS: ours or a trusted proxy's)."""
-    headers = response.headers
-    if _SECURITY_NAMES.isdisjoint(headers):  # a fresh response (every 101): append them
-        for name, value in _SECURITY_HEADERS[https]:
-            headers[name] = value
-        return
-    if not https and HSTS[0] in response.headers:  # never over plain HTTP (RFC 6797 7.2)
-        del response.headers[HSTS[0]]
-    page_policy = response.headers.get(CSP)
-    for name, value in _SECURITY_HEADERS[https]:
-        if name == CSP and page_policy is not None:
-            value = page_policy
-        if name in response.headers:
-            del response.headers[name]
-        response.headers[name] = value
-
-
-# The nonce-less set never changes: built once per scheme rather than once per response.
-_SECURITY_HEADERS = {https: tuple(security_headers(https=https).items()) for https in (False, True)}
-_SECURITY_NAMES = frozenset(name.lower() for name, _ in _SECURITY_HEADERS[True])
-"""Lower-case, as a ``Headers`` iterates its names."""
 
 
 class HypertabServer:
@@ -382,8 +263,6 @@ class HypertabServer:
             self._handle,
             **where,
             process_request=self._process_request,
-            process_response=self._process_response,
-            select_subprotocol=self._select_subprotocol,
             server_header=None,
             compression=None,
             max_size=MAX_FRAME_BYTES,
@@ -447,28 +326,11 @@ class HypertabServer:
 
     # --- handshake ------------------------------------------------------------------------
 
-    def _select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
-        for proto in offered:
-            if proto in SUBPROTOCOLS:
-                return proto
-        return None  # the session then speaks JSON
-
     def client(self, conn: ServerConnection, request: Request) -> forwarded.Client:
         """Who sent ``request``: address and scheme, through a trusted proxy's headers."""
         return forwarded.resolve(
             peer_host(conn), request.headers, self.trusted_proxies, tls=self.tls is not None
         )
-
-    def _process_response(
-        self, conn: ServerConnection, request: Request, response: Response
-    ) -> Response:
-        if isinstance(conn, HubConnection):
-            # Its send_response adds the security headers to every response it sends.
-            if conn.https is None:
-                conn.https = self.client(conn, request).https
-            return response
-        add_security_headers(response, https=self.client(conn, request).https)
-        return response
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
@@ -476,7 +338,7 @@ class HypertabServer:
         ip = client.ip
         assert isinstance(conn, HubConnection)
         conn.client_ip = ip
-        conn.https = client.https  # process_response and send_response reuse it
+        conn.https = client.https  # the protocol's send_response puts HSTS on when true
         if path != WS_PATH:
             return await self.http.respond(conn, request, path)
         if (misdirected := self.http.host_refusal(conn, request)) is not None:  # DNS rebinding
@@ -512,7 +374,7 @@ class HypertabServer:
         session.outbox.limit = self.config.send_buffer_bytes
         session.outbox.paced_timeout = self.config.paced_send_timeout_s
         conn.on_control_frame = lambda: self.admission.control_frame(session)
-        _forget_handshake(conn)
+        forget_handshake(conn)
         if self.registry.full(principal.credential_id):  # handshakes that raced past the cap
             await conn.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
             return
@@ -605,17 +467,6 @@ async def _step(what: str, step: Awaitable[object]) -> None:
         await step
     except Exception as exc:
         log.warning("stopping: %s failed (%s)", what, type(exc).__name__)
-
-
-def _forget_handshake(conn: ServerConnection) -> None:
-    """Drop the handshake's headers once the connection is open: they held the credential
-    (no reason to keep it in memory for the connection's lifetime) and cost about a
-    kilobyte per connection. websockets keeps the Request object itself as its state."""
-    if conn.request is not None:
-        conn.request.headers.clear()  # in place: cheaper than a new Headers
-    if conn.response is not None:
-        conn.response.headers.clear()
-        conn.response.body = b""
 
 
 def jwt_verifier(cfg: Config) -> JwtVerifier | None:

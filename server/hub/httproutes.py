@@ -2,8 +2,8 @@
 and the browser page (``/``, ``/t/<table id>``, ``/static/*``: ``server/web``).
 
 Every answer is a short fixed text (never an exception's text: no stack trace, no version
-banner); ``HypertabServer._process_response`` adds the security headers to all of them, as
-to every other response. Unknown paths get 404, methods other than GET 405.
+banner); ``HubProtocol.send_response`` (server/hub/connection.py) adds the security headers
+to all of them, as to every other response. Unknown paths get 404, methods other than GET 405.
 
 ``/metrics`` is for the operator's scraper only: it is served when the request carries
 ``Authorization: Bearer $HYPERTAB_METRICS_TOKEN`` (compared in constant time), or when the

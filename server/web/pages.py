@@ -11,9 +11,9 @@ the HTML (on the ``<script>`` and ``<link>`` tags) and named in the response's
 know the nonce, does not run. Static files get the locked-down policy (a module's own CSP
 header does not matter to the page that imports it).
 
-``HypertabServer._process_response`` adds the security headers to every response but keeps
-a ``Content-Security-Policy`` a route has already set, which is how the page's nonce policy
-survives.
+``HubProtocol.send_response`` (server/hub/connection.py) adds the security headers to every
+response but keeps a ``Content-Security-Policy`` a route has already set, which is how the
+page's nonce policy survives.
 """
 
 from __future__ import annotations

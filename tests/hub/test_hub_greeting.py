@@ -1,0 +1,79 @@
+"""The ``101`` and the welcome leave in one write, and every connection speaks through the
+hub's protocol class (server/hub/connection.py).
+
+Real hub, real sockets: the server side's transport is watched for what each call writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from protocol.codec import MSGPACK
+from server.hub import connection as hubconn
+
+
+class _WatchedTransport:
+    """A transport that records every write call (one list per call) and passes it on."""
+
+    def __init__(self, inner: Any, calls: list[list[bytes]]) -> None:
+        self._inner = inner
+        self._calls = calls
+
+    def write(self, data: bytes) -> None:
+        self._calls.append([bytes(data)])
+        self._inner.write(data)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self._calls.append([bytes(c) for c in chunks])
+        self._inner.writelines(chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def server_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """Every write call of every hub connection made from now on."""
+    calls: list[list[bytes]] = []
+    made = hubconn.HubConnection.connection_made
+
+    def watched(self: Any, transport: Any) -> None:
+        made(self, _WatchedTransport(transport, calls))
+
+    monkeypatch.setattr(hubconn.HubConnection, "connection_made", watched)
+    return calls
+
+
+async def test_upgrade_and_welcome_leave_in_one_write(
+    hub: Any, hub_url: str, tenant: tuple[Any, str], server_writes: list[list[bytes]]
+) -> None:
+    _, key = tenant
+    async with connect(
+        hub_url,
+        additional_headers={"Authorization": f"Bearer {key}"},
+        subprotocols=[MSGPACK],  # type: ignore[list-item]
+    ) as ws:
+        welcome = await ws.recv()
+        (conn,) = hub.registry.all()
+        assert type(conn.conn.protocol) is hubconn.HubProtocol
+    first = server_writes[0]
+    assert first[0].startswith(b"HTTP/1.1 101 ")
+    assert b"\r\nX-Content-Type-Options: nosniff\r\n" in first[0]
+    assert first[0].endswith(b"\r\n\r\n")
+    assert len(first) == 2, "the welcome went out in a write of its own"
+    assert first[1].endswith(bytes(welcome) if isinstance(welcome, bytes) else welcome.encode())
+
+
+async def test_a_refusal_is_written_at_once_with_its_headers(
+    hub: Any, hub_url: str, server_writes: list[list[bytes]]
+) -> None:
+    with pytest.raises(Exception, match="401"):
+        async with connect(hub_url, additional_headers={"Authorization": "Bearer ht_wrong"}):
+            pass
+    head = server_writes[0][0]
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert b"\r\nContent-Security-Policy: default-src 'none'" in head
+    assert b"Strict-Transport-Security" not in head  # plain HTTP: never HSTS
