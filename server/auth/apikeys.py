@@ -56,9 +56,19 @@ def _base62(value: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, BASE62[0])
 
 
+_PAIRS = tuple(high + low for high in BASE62 for low in BASE62)
+"""Every two-symbol base62 string, by value (0 to 62**2 - 1)."""
+
+
 def checksum(body: str) -> str:
-    """The 6-symbol base62 CRC32 of ``body`` (the key without its checksum)."""
-    return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
+    """The 6-symbol base62 CRC32 of ``body`` (the key without its checksum).
+
+    = ``_base62(crc, 6)``, two symbols at a time: every handshake with a key computes it,
+    and three lookups cost a third of six ``divmod`` rounds in Python.
+    """
+    high, rest = divmod(zlib.crc32(body.encode("ascii")), 62**4)  # CRC32 < 62**6
+    middle, low = divmod(rest, 62**2)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def check_environment(environment: str) -> str:
@@ -128,6 +138,33 @@ def hash_secret(pepper: bytes, secret: str) -> bytes:
 def secret_matches(pepper: bytes, secret: str, stored_hash: bytes) -> bool:
     """Whether ``secret`` hashes to ``stored_hash`` (constant-time comparison)."""
     return hmac.compare_digest(hash_secret(pepper, secret), stored_hash)
+
+
+class SecretHasher:
+    """:func:`hash_secret` and :func:`secret_matches` for one pepper, keyed once.
+
+    HMAC hashes the key into its inner and outer states before the message; copying states
+    keyed at start-up skips those two compressions on every handshake (a quarter of the
+    HMAC's cost). The states stand for the pepper: they live where the pepper already does.
+    """
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, pepper: bytes) -> None:
+        self._keyed = hmac.new(check_pepper(pepper), digestmod="sha256")
+
+    def __repr__(self) -> str:  # the keyed state stays out of logs
+        return "SecretHasher()"
+
+    def hash(self, secret: str) -> bytes:
+        """``HMAC-SHA256(pepper, secret)``, as :func:`hash_secret`."""
+        mac = self._keyed.copy()
+        mac.update(secret.encode("ascii"))
+        return mac.digest()
+
+    def matches(self, secret: str, stored_hash: bytes) -> bool:
+        """Whether ``secret`` hashes to ``stored_hash`` (constant-time comparison)."""
+        return hmac.compare_digest(self.hash(secret), stored_hash)
 
 
 @dataclass(frozen=True, slots=True)

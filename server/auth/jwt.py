@@ -169,6 +169,8 @@ class VerifiedToken:
     """The token's ``iat`` (an incident cutoff refuses tokens issued before it)."""
     not_before: float | None = None
     """The token's ``nbf``, if any."""
+    _principal: Principal | None = field(default=None, init=False, compare=False, repr=False)
+    """The last principal made (a verified token is cached: its next handshake reuses it)."""
 
     @property
     def credential_id(self) -> str:
@@ -176,8 +178,12 @@ class VerifiedToken:
         return f"jwt:{self.tenant}:{self.subject}"
 
     def principal(self, plan: Plan) -> Principal:
-        """The principal for this token, given its tenant's plan."""
-        return Principal(
+        """The principal for this token, given its tenant's plan (immutable: shared by
+        every handshake with the token while the plan stays)."""
+        made = self._principal
+        if made is not None and made.plan is plan:
+            return made
+        made = Principal(
             tenant=self.tenant,
             subject=self.subject,
             kind=CredentialKind.JWT,
@@ -187,6 +193,8 @@ class VerifiedToken:
             tables=self.tables,
             expires_at=self.expires_at,
         )
+        object.__setattr__(self, "_principal", made)  # a memo, not state: frozen otherwise
+        return made
 
 
 def _claim(payload: Mapping[str, Any], path: str) -> Any:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 from server.auth import apikeys
 from server.auth.apikeys import KeyRecord
@@ -61,7 +62,7 @@ class Authentication:
         jwt: JwtVerifier | None,
     ) -> None:
         self._db = db
-        self._pepper = pepper
+        self._hasher = apikeys.SecretHasher(pepper)
         self._environment = environment
         self._jwt = jwt
         self._reads = ControlReadCache(db.path)
@@ -84,13 +85,15 @@ class Authentication:
         await self.drain()
         self._reads.close()
 
-    async def authenticate(self, token: str | None, *, now: float) -> Principal:
-        """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""
-        if not token:
-            raise AuthError(AuthFailure.MISSING)
-        if token.startswith("ht_"):
-            return await self.authenticate_api_key(token, now=now)
-        return await self.authenticate_jwt(token, now=now)
+    def authenticate(self, token: str | None, *, now: float) -> Coroutine[Any, Any, Principal]:
+        """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT (to await).
+
+        Hands back the chosen method's coroutine rather than awaiting it in one of its own:
+        one coroutine less on every handshake.
+        """
+        if token and token.startswith("ht_"):
+            return self.authenticate_api_key(token, now=now)
+        return self.authenticate_jwt(token, now=now)
 
     # -- API keys ------------------------------------------------------------------------
 
@@ -106,7 +109,7 @@ class Authentication:
         if cached is None:
             cached = await self._read_key(parsed.key_id, version)
         stored_hash = cached.stored_hash if cached is not None else _DUMMY_HASH
-        matches = apikeys.secret_matches(self._pepper, parsed.secret, stored_hash)
+        matches = self._hasher.matches(parsed.secret, stored_hash)
         if cached is None or not matches:
             raise AuthError(AuthFailure.UNKNOWN, credential_id=parsed.key_id)
         record = cached.record
@@ -114,7 +117,7 @@ class Authentication:
         if cached.tenant_deleted:
             raise AuthError(AuthFailure.TENANT_DELETED, credential_id=parsed.key_id)
         self._touch(record, now)
-        return apikeys.principal_for(record, cached.plan)
+        return cached.principal
 
     async def _read_key(self, key_id: KeyId, version: int | None) -> CachedKey | None:
         """The stored key for a handshake; ``None`` for no such key in this environment.
@@ -191,26 +194,24 @@ class Authentication:
             raise AuthError(AuthFailure.UNKNOWN_TENANT)
         if not tenant.active:
             raise AuthError(AuthFailure.TENANT_DELETED)
-        if await self._issued_before_cutoff(verified.tenant, verified.issued_at, version):
+        known, not_before = self._reads.cutoff(verified.tenant, version)
+        if not known:  # read here, not in a coroutine of its own: a hit is the common case
+            not_before = await self._read_cutoff(verified.tenant, version)
+        if not_before is not None and (
+            verified.issued_at is None or verified.issued_at <= not_before
+        ):  # an incident cut off the tenant's JWTs issued before it
             raise AuthError(AuthFailure.REVOKED, credential_id=verified.credential_id)
         return verified.principal(tenant.plan)
 
-    async def _issued_before_cutoff(
-        self, tenant: TenantId, issued_at: float | None, version: int | None
-    ) -> bool:
-        """Whether an incident cut off the tenant's JWTs issued before now (one indexed
-        read, cached like key reads; ``issued_at`` is the verified token's ``iat``)."""
-        known, not_before = self._reads.cutoff(tenant, version)
-        if not known:
-            rows = await self._db.conn.execute_fetchall(
-                "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
-            )
-            row = next(iter(rows), None)
-            not_before = float(row[0]) if row is not None else None
-            self._reads.put_cutoff(tenant, not_before, version)
-        if not_before is None:
-            return False
-        return issued_at is None or issued_at <= not_before
+    async def _read_cutoff(self, tenant: TenantId, version: int | None) -> float | None:
+        """The tenant's JWT cutoff (``None``: none), read and cached like key reads."""
+        rows = await self._db.conn.execute_fetchall(
+            "SELECT not_before FROM jwt_cutoff WHERE tenant_id = ?", (tenant,)
+        )
+        row = next(iter(rows), None)
+        not_before = float(row[0]) if row is not None else None
+        self._reads.put_cutoff(tenant, not_before, version)
+        return not_before
 
     # -- periodic recheck ---------------------------------------------------------------
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.auth.apikeys import KeyRecord
-from server.auth.principal import KeyId, Plan, TenantId
+from server.auth.apikeys import KeyRecord, principal_for
+from server.auth.principal import KeyId, Plan, Principal, TenantId
 from server.control.tenants import TenantRecord
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,17 @@ MAX_ENTRIES = 10_000
 
 @dataclass(frozen=True, slots=True)
 class CachedKey:
-    """What a key lookup read: the stored hash, the key, its tenant's plan and state."""
+    """What a key lookup read: the stored hash, the key, its tenant's plan and state, and
+    the principal the key stands for (immutable, so every handshake with it shares one)."""
 
     stored_hash: bytes
     record: KeyRecord
     plan: Plan
     tenant_deleted: bool = False
+    principal: Principal = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "principal", principal_for(self.record, self.plan))
 
     def __repr__(self) -> str:  # the hash stays out of logs
         return f"CachedKey(record={self.record!r}, plan={self.plan!r})"

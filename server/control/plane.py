@@ -24,7 +24,7 @@ workflows use.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -303,9 +303,10 @@ class ControlPlane:
 
     # -- authentication (server.control.authentication) ----------------------------------
 
-    async def authenticate(self, token: str | None, *, now: float) -> Principal:
-        """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT."""
-        return await self.authentication.authenticate(token, now=now)
+    def authenticate(self, token: str | None, *, now: float) -> Coroutine[Any, Any, Principal]:
+        """Dispatch on the credential's shape: ``ht_…`` API key, else a JWT (to await:
+        the authenticating method's own coroutine)."""
+        return self.authentication.authenticate(token, now=now)
 
     async def authenticate_api_key(self, token: str | None, *, now: float) -> Principal:
         """The principal for an API key, or :class:`AuthError`."""

@@ -112,6 +112,27 @@ def test_only_the_peppered_hash_matches() -> None:
     assert not apikeys.secret_matches(PEPPER, apikeys.new_secret(), stored)
 
 
+def test_the_keyed_hasher_hashes_as_hash_secret() -> None:
+    _, key, stored = _issue()
+    secret = apikeys.parse_key(key, environment="live").secret
+    hasher = apikeys.SecretHasher(PEPPER)
+    for _ in range(3):  # each call starts from the keyed state, not the last message
+        assert hasher.hash(secret) == stored == apikeys.hash_secret(PEPPER, secret)
+    assert hasher.matches(secret, stored)
+    assert not hasher.matches(apikeys.new_secret(), stored)
+    assert not apikeys.SecretHasher(b"q" * 32).matches(secret, stored)
+    assert "p" * 8 not in repr(hasher)
+    with pytest.raises(AuthConfigError):
+        apikeys.SecretHasher(b"short")
+
+
+@given(st.text(alphabet=apikeys.BASE62, max_size=80))
+def test_checksum_is_the_crc_in_six_base62_symbols(body: str) -> None:
+    import zlib
+
+    assert apikeys.checksum(body) == apikeys._base62(zlib.crc32(body.encode()), 6)
+
+
 def test_short_pepper_and_unknown_environment_refused_at_config() -> None:
     with pytest.raises(AuthConfigError):
         apikeys.check_pepper(b"x" * 31)
