@@ -78,7 +78,14 @@ class HubConnection(ServerConnection):
 
     # Slots, not the instance dict: websockets' Connection already fills a dict of over 40
     # attributes, and five more made it resize (1.6 KB per connection, bench/RESULTS.md).
-    __slots__ = ("client_ip", "greeted", "keepalive_wheel", "on_control_frame", "principal")
+    __slots__ = (
+        "client_ip",
+        "greeted",
+        "greeting",
+        "keepalive_wheel",
+        "on_control_frame",
+        "principal",
+    )
 
     protocol: HubProtocol
     principal: Principal | None
@@ -92,13 +99,16 @@ class HubConnection(ServerConnection):
     """The shared keepalive this connection is pinged by, once open."""
     greeted: bool
     """Whether the ``101`` has been handed on to be written (with the welcome)."""
+    greeting: bool
+    """The ``101`` is queued and written next loop turn with whatever is queued behind it
+    (the welcome): an outbox need not flush this turn."""
 
     def __init__(self, protocol: ServerProtocol, server: Any, **kwargs: Any) -> None:
         self.principal = None
         self.client_ip = None
         self.on_control_frame = None
         self.keepalive_wheel = None
-        self.greeted = False
+        self.greeted = self.greeting = False
         # Same layout (HubProtocol adds methods only): adopted in place.
         protocol.__class__ = HubProtocol
         super().__init__(protocol, server, **kwargs)
@@ -125,12 +135,13 @@ class HubConnection(ServerConnection):
         """Write what the protocol has queued; the ``101`` waits one loop turn instead, for
         the welcome the handler queues right after it: one write, one segment, not two."""
         if not self.greeted and self.protocol.state is State.OPEN:
-            self.greeted = True
+            self.greeted = self.greeting = True
             self.loop.call_soon(self._write_greeting)
             return
         super().send_data()
 
     def _write_greeting(self) -> None:
+        self.greeting = False
         if self.transport.is_closing():
             return
         protocol = self.protocol

@@ -32,10 +32,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from websockets.asyncio.server import ServerConnection
 from websockets.protocol import SEND_EOF, State
 
 from protocol.errors import CloseCode
+from server.hub.connection import HubConnection
 from server.hub.wire import framed
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Outbox:
 
     def __init__(
         self,
-        conn: ServerConnection,
+        conn: HubConnection,
         *,
         binary: bool,
         limit: int = SEND_BUFFER_LIMIT,
@@ -102,7 +102,7 @@ class Outbox:
                 protocol.send_text(frame)
         else:
             protocol.writes.append(wire if wire is not None else framed(frame, binary=self.binary))
-        if not self._pending:
+        if not self._pending and not self.conn.greeting:  # else it leaves with the 101
             self._pending = True
             _flusher().add(self)
         return True
@@ -144,13 +144,13 @@ class Outbox:
         asyncio.get_running_loop().create_task(_close(self.conn, code, reason))
 
 
-def _abort(conn: ServerConnection) -> None:
+def _abort(conn: HubConnection) -> None:
     """Drop the connection and its unsent bytes unless its close handshake has finished."""
     if conn.protocol.state is not State.CLOSED:
         conn.transport.abort()
 
 
-async def _close(conn: ServerConnection, code: int, reason: str) -> None:
+async def _close(conn: HubConnection, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):
         await conn.close(code, reason)
 

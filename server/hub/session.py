@@ -21,13 +21,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from protocol.codec import Codec
 from protocol.limits import MAX_FRAME_BYTES, MAX_OPS_PER_BATCH
 from protocol.messages import ClientMessage, Error, ServerLimits
 from server.auth.principal import Principal
+from server.hub.connection import HubConnection
 from server.hub.fanout import Hub, Subscriber
 from server.hub.logcontext import connection_fields
 from server.hub.outbox import Outbox
@@ -64,7 +64,7 @@ class Session:
 
     def __init__(
         self,
-        conn: ServerConnection,
+        conn: HubConnection,
         principal: Principal,
         codec: Codec,
         services: Services,
