@@ -7,10 +7,11 @@ An API key's shape, checksum and environment are checked first without the datab
 (:func:`server.auth.apikeys.parse_key`); then its row is found by key id, from the
 :class:`~server.control.keycache.ControlReadCache` while control.db is unchanged since the
 key last verified, else by one indexed read, and the peppered hash compared in constant
-time either way. An unknown id is compared against a dummy hash, so it takes as long as a
-wrong secret. ``last_used_at`` is written in the background at most once per
-:data:`LAST_USED_INTERVAL` per key (the row just read says when it was last written, so
-this holds across processes too).
+time either way; a key that verified is known by its SHA-256 until control.db changes, so
+presenting it again is one digest and one lookup. An unknown id is compared against a
+dummy hash, so it takes as long as a wrong secret. ``last_used_at`` is written in the
+background at most once per :data:`LAST_USED_INTERVAL` per key (the row just read says
+when it was last written, so this holds across processes too).
 
 A JWT's signature and claims are checked by :class:`~server.auth.jwt.JwtVerifier` (which
 keeps verified claims by token hash, the time claims re-checked at every use); then its
@@ -24,6 +25,7 @@ verified earlier are no longer live (the hub's periodic recheck, and after a bus
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Coroutine, Iterable
 from typing import Any
@@ -47,6 +49,14 @@ LAST_USED_INTERVAL = 60.0
 # A syntactically valid hash to compare against when the key id is unknown, so an unknown
 # id and a wrong secret take the same time.
 _DUMMY_HASH = bytes(32)
+
+
+def _key_digest(token: str | None) -> bytes | None:
+    """SHA-256 of a presented key, or ``None`` when it cannot be one (then it takes the
+    full path, which says why)."""
+    if not token or len(token) > apikeys.MAX_KEY_LENGTH or not token.isascii():
+        return None
+    return hashlib.sha256(token.encode("ascii")).digest()
 
 
 class Authentication:
@@ -101,10 +111,16 @@ class Authentication:
         """The principal for an API key, or :class:`AuthError`.
 
         One indexed read, skipped while control.db is unchanged since the key last verified
-        (:mod:`server.control.keycache`); the secret is HMAC-checked either way.
+        (:mod:`server.control.keycache`); the secret is HMAC-checked unless this very key
+        verified since (its SHA-256 is then known).
         """
-        parsed = apikeys.parse_key(token, environment=self._environment)
+        digest = _key_digest(token)
         version = self._reads.version()
+        if digest is not None and (known := self._reads.verified(digest, version)) is not None:
+            apikeys.check_usable(known.record, now=now)  # expiry, at this handshake's clock
+            self._touch(known.record, now)
+            return known.principal
+        parsed = apikeys.parse_key(token, environment=self._environment)
         cached = self._reads.key(parsed.key_id, version)
         if cached is None:
             cached = await self._read_key(parsed.key_id, version)
@@ -117,6 +133,8 @@ class Authentication:
         if cached.tenant_deleted:
             raise AuthError(AuthFailure.TENANT_DELETED, credential_id=parsed.key_id)
         self._touch(record, now)
+        if digest is not None:
+            self._reads.put_verified(digest, cached, version)
         return cached.principal
 
     async def _read_key(self, key_id: KeyId, version: int | None) -> CachedKey | None:

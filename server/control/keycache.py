@@ -16,8 +16,13 @@ so a revoked key, a narrowed grant, an expiry moved earlier, a deleted tenant or
 plan is read fresh at the very next handshake. An entry is stored with the number read
 *before* its row was read, so a commit that lands during that read invalidates it too.
 
-The cache holds no secret: the presented secret is still HMAC-ed and compared with the
-stored hash on every handshake, and expiry is checked against the handshake's own clock.
+The cache holds no secret. A key that verified (its peppered HMAC matched the stored hash)
+is kept under the SHA-256 of the whole presented key, as the JWT verifier keeps tokens: the
+next handshake with the same key, while ``data_version`` holds, is the digest and one dict
+lookup instead of the shape check, the lookup and the HMAC. The secret's 256 random bits
+make the digest as unguessable as the key; another secret, or a key changed by a single
+symbol, has another digest and takes the full path. Expiry is checked against the
+handshake's own clock at every use.
 If ``data_version`` cannot be read (a busy or broken file), lookups miss and the caller
 reads the database as before.
 """
@@ -70,6 +75,8 @@ class ControlReadCache:
         self._cursor: sqlite3.Cursor | None = None
         self._version: int | None = None
         self._keys: dict[KeyId, CachedKey] = {}
+        self._verified: dict[bytes, CachedKey] = {}
+        """SHA-256 of a presented key that verified -> its entry."""
         self._tenants: dict[TenantId, TenantRecord] = {}
         self._cutoffs: dict[TenantId, float | None] = {}
 
@@ -90,6 +97,7 @@ class ControlReadCache:
     def clear(self) -> None:
         """Forget every entry."""
         self._keys.clear()
+        self._verified.clear()
         self._tenants.clear()
         self._cutoffs.clear()
 
@@ -126,6 +134,21 @@ class ControlReadCache:
         if len(self._keys) >= MAX_ENTRIES:
             self._keys.clear()
         self._keys[key_id] = entry
+
+    def verified(self, digest: bytes, version: int | None) -> CachedKey | None:
+        """The entry of the key whose SHA-256 is ``digest``, if it verified at ``version``."""
+        if version is None or version != self._version:
+            return None
+        return self._verified.get(digest)
+
+    def put_verified(self, digest: bytes, entry: CachedKey, version: int | None) -> None:
+        """Remember that the key hashing to ``digest`` verified as ``entry`` (cached at
+        ``version``); dropped if control.db changed since."""
+        if version is None or version != self.version():
+            return
+        if len(self._verified) >= MAX_ENTRIES:
+            self._verified.clear()
+        self._verified[digest] = entry
 
     def tenant(self, tenant: TenantId, version: int | None) -> TenantRecord | None:
         """The cached tenant record if still valid at ``version``."""

@@ -102,6 +102,25 @@ async def test_cached_key_still_checks_the_secret_and_the_clock(plane: ControlPl
     assert await reason(plane, issued.secret, now=NOW + 60) is AuthFailure.EXPIRED
 
 
+async def test_a_key_known_by_its_digest_admits_that_key_alone(plane: ControlPlane) -> None:
+    from server.auth import apikeys
+
+    tenant, _ = await plane.create_tenant("acme", now=NOW)
+    issued = await plane.create_key(tenant.id, "ci", [Scope.TABLES_READ], created_by="t", now=NOW)
+    for _ in range(3):  # verified, then known by its SHA-256 while control.db holds
+        assert (await plane.authenticate(issued.secret, now=NOW)).credential_id
+    key_id = issued.record.id
+    forged = apikeys.format_key("live", key_id, apikeys.new_secret())
+    assert await reason(plane, forged) is AuthFailure.UNKNOWN
+    assert await reason(plane, issued.secret.replace("ht_live_", "ht_test_")) in (
+        AuthFailure.BAD_CHECKSUM,
+        AuthFailure.WRONG_ENVIRONMENT,
+    )
+    assert await reason(plane, issued.secret + "x") is AuthFailure.MALFORMED
+    principal = await plane.authenticate(issued.secret, now=NOW)
+    assert principal is await plane.authenticate(issued.secret, now=NOW)  # one, shared
+
+
 async def test_deleted_tenant_refuses_cached_key_and_jwt(
     plane: ControlPlane, cli: ControlPlane
 ) -> None:
