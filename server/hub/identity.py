@@ -142,7 +142,9 @@ class Identity:
             on_auth_failure if on_auth_failure is not None else []
         )
         self.clock = clock
-        self._timers: dict[Session, ExpiryTimer] = {}
+        self._timers: dict[Session, ExpiryTimer | None] = {}
+        """Every tracked session; ``None`` until its credential has an expiry (most API keys
+        never do: no timer object is made for them)."""
 
     def register(self, services: Services) -> None:
         """Install this feature and its message handlers on ``services``."""
@@ -158,10 +160,16 @@ class Identity:
 
     def track(self, session: Session) -> None:
         """Arm the session's expiry timer (when its credential expires)."""
-        timer = ExpiryTimer(session.close_now)
         principal = session.principal
-        timer.arm(principal.expires_at, now=self.clock(), grace=self._grace(principal))
-        self._timers[session] = timer
+        self._timers[session] = None
+        if principal.expires_at is not None:
+            self._arm(session, principal, now=self.clock())
+
+    def _arm(self, session: Session, principal: Principal, *, now: float) -> None:
+        timer = self._timers.get(session)
+        if timer is None:
+            timer = self._timers[session] = ExpiryTimer(session.close_now)
+        timer.arm(principal.expires_at, now=now, grace=self._grace(principal))
 
     def _grace(self, principal: Principal) -> float:
         # A JWT is accepted at the handshake until exp + leeway: the connection lives as
@@ -189,9 +197,8 @@ class Identity:
             self._reauth_failed(session, message.id, "identity_mismatch", new.credential_id)
             return
         session.principal = new
-        timer = self._timers.get(session)
-        if timer is not None:
-            timer.arm(new.expires_at, now=now, grace=self._grace(new))
+        if session in self._timers:  # still open: (re)arm at the new credential's expiry
+            self._arm(session, new, now=now)
         session.send(
             Authenticated(
                 id=message.id,
