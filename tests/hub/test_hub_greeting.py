@@ -77,3 +77,40 @@ async def test_a_refusal_is_written_at_once_with_its_headers(
     assert head.startswith(b"HTTP/1.1 401 ")
     assert b"\r\nContent-Security-Policy: default-src 'none'" in head
     assert b"Strict-Transport-Security" not in head  # plain HTTP: never HSTS
+
+
+async def test_a_connection_lost_before_its_request_ends_its_handshake_at_once(
+    hub: Any, hub_url: str, tenant: tuple[Any, str]
+) -> None:
+    import asyncio
+
+    server = hub._server
+    _, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    await asyncio.sleep(0.05)  # the handshake is waiting for the request
+    assert len(server.handler_tasks) == 1
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(100):  # well before websockets' open_timeout (10 s)
+        if not server.handler_tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert not server.handler_tasks
+    _, key = tenant
+    async with connect(hub_url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+        assert b"welcome" in (await ws.recv()).encode()
+
+
+async def test_a_failing_request_hook_answers_500_with_the_headers(
+    hub: Any, hub_url: str, server_writes: list[list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(hub._gate, "check", broken)
+    with pytest.raises(Exception, match="500"):
+        async with connect(hub_url, additional_headers={"Authorization": "Bearer ht_x"}):
+            pass
+    head = server_writes[0][0]
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"\r\nX-Frame-Options: DENY\r\n" in head
+    assert b"a bug of ours" not in head
