@@ -56,8 +56,9 @@ def _base62(value: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, BASE62[0])
 
 
-_PAIRS = tuple(high + low for high in BASE62 for low in BASE62)
-"""Every two-symbol base62 string, by value (0 to 62**2 - 1)."""
+_PAIRS = "".join(high + low for high in BASE62 for low in BASE62)
+"""Every two-symbol base62 string, by value: value ``v`` at ``[2 * v : 2 * v + 2]``. One
+string of 7.7 KB, not 3,844 string objects (0.2 MiB of the idle footprint)."""
 
 
 def checksum(body: str) -> str:
@@ -68,7 +69,11 @@ def checksum(body: str) -> str:
     """
     high, rest = divmod(zlib.crc32(body.encode("ascii")), 62**4)  # CRC32 < 62**6
     middle, low = divmod(rest, 62**2)
-    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
+    return (
+        _PAIRS[2 * high : 2 * high + 2]
+        + _PAIRS[2 * middle : 2 * middle + 2]
+        + _PAIRS[2 * low : 2 * low + 2]
+    )
 
 
 def check_environment(environment: str) -> str:
