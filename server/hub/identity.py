@@ -58,7 +58,7 @@ from server.control.errors import (
     WouldWiden,
 )
 from server.control.plane import ControlPlane
-from server.hub.expiry import ExpiryTimer
+from server.hub.expiry import ExpiryQueue, ExpiryTimer
 from server.hub.grants import narrow_all
 from server.hub.httproutes import client_host
 from server.hub.registry import Registry
@@ -142,6 +142,7 @@ class Identity:
             on_auth_failure if on_auth_failure is not None else []
         )
         self.clock = clock
+        self._expiries = ExpiryQueue()
         self._timers: dict[Session, ExpiryTimer | None] = {}
         """Every tracked session; ``None`` until its credential has an expiry (most API keys
         never do: no timer object is made for them)."""
@@ -168,7 +169,7 @@ class Identity:
     def _arm(self, session: Session, principal: Principal, *, now: float) -> None:
         timer = self._timers.get(session)
         if timer is None:
-            timer = self._timers[session] = ExpiryTimer(session.close_now)
+            timer = self._timers[session] = ExpiryTimer(session.close_now, self._expiries)
         timer.arm(principal.expires_at, now=now, grace=self._grace(principal))
 
     def _grace(self, principal: Principal) -> float:
