@@ -6,7 +6,8 @@ How it works
 - :class:`HubConnection` carries what the handshake verified (the principal, the client's
   address), reports the client's control frames to the burst limit, pings from the loop's
   shared keepalive, waits for the handshake's request on one future (not ``asyncio.wait``
-  over two), and writes the ``101`` together with the welcome.
+  over two), and writes the ``101`` together with the welcome (no ``send_data`` of its
+  own on the way: every later write goes straight to websockets').
 - :class:`HubProtocol` is the protocol it adopts: the subprotocol choice (ours, or none for
   JSON; never the ``hypertab.bearer.`` entry) and the security headers on every HTTP
   response it sends, websockets' own refusals (414, 431) included.
@@ -82,7 +83,6 @@ class HubConnection(ServerConnection):
     # attributes, and five more made it resize (1.6 KB per connection, bench/RESULTS.md).
     __slots__ = (
         "client_ip",
-        "greeted",
         "greeting",
         "keepalive_wheel",
         "on_control_frame",
@@ -99,8 +99,6 @@ class HubConnection(ServerConnection):
     otherwise cost nothing)."""
     keepalive_wheel: Keepalive | None
     """The shared keepalive this connection is pinged by, once open."""
-    greeted: bool
-    """Whether the ``101`` has been handed on to be written (with the welcome)."""
     greeting: bool
     """The ``101`` is queued and written next loop turn with whatever is queued behind it
     (the welcome): an outbox need not flush this turn."""
@@ -110,7 +108,7 @@ class HubConnection(ServerConnection):
         self.client_ip = None
         self.on_control_frame = None
         self.keepalive_wheel = None
-        self.greeted = self.greeting = False
+        self.greeting = False
         # Same layout (HubProtocol adds methods only): adopted in place.
         protocol.__class__ = HubProtocol
         super().__init__(protocol, server, **kwargs)
@@ -175,9 +173,17 @@ class HubConnection(ServerConnection):
             self.response = protocol.reject(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n"
             )
-        if self.state is State.CONNECTING:  # not if the connection closed meanwhile
+        if self.state is not State.CONNECTING:  # the connection closed meanwhile
+            return
+        if self.response.status_code != 101:
             async with self.send_context(expected_state=State.CONNECTING):
                 protocol.send_response(self.response)
+            return
+        # The 101 waits one loop turn for the welcome the handler queues right after it:
+        # one write, one segment, not two (nothing to drain yet: the socket is empty).
+        protocol.send_response(self.response)
+        self.greeting = True
+        self.loop.call_soon(self._write_greeting)
 
     def _handshake_failed(self, exc: Exception, hook: str) -> Response:
         self.protocol.handshake_exc = exc
@@ -186,15 +192,6 @@ class HubConnection(ServerConnection):
             http.HTTPStatus.INTERNAL_SERVER_ERROR,
             "Failed to open a WebSocket connection.\nSee server log for more information.\n",
         )
-
-    def send_data(self) -> None:
-        """Write what the protocol has queued; the ``101`` waits one loop turn instead, for
-        the welcome the handler queues right after it: one write, one segment, not two."""
-        if not self.greeted and self.protocol.state is State.OPEN:
-            self.greeted = self.greeting = True
-            self.loop.call_soon(self._write_greeting)
-            return
-        super().send_data()
 
     def _write_greeting(self) -> None:
         self.greeting = False
@@ -206,7 +203,7 @@ class HubConnection(ServerConnection):
             protocol.writes = []
             self.transport.writelines(writes)  # one system call (the outbox's way)
         else:
-            super().send_data()
+            self.send_data()
 
     def start_keepalive(self) -> None:
         """Ping from the loop's shared :class:`~server.hub.keepalive.Keepalive` instead of
