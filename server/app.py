@@ -80,7 +80,6 @@ from server.webhooks.dispatcher import WebhookDispatcher
 log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
-CSP = "Content-Security-Policy"
 
 RECV_QUEUE_FRAMES = 8
 """Frames websockets reads ahead of a busy session before it stops reading the socket. Each

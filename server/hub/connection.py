@@ -138,10 +138,13 @@ class HubConnection(ServerConnection):
         server_header: str | None = None,
     ) -> None:
         """websockets' opening handshake (``ServerConnection.handshake``, websockets 15 to
-        17), waiting for the request on its one future: ``asyncio.wait`` over the request
+        17) for the hub's ``serve`` (``process_request`` only), waiting for the request on
+        its one future: ``asyncio.wait`` over the request
         and the connection's loss cost about 4 us more per handshake (a set, a waiter, a
         callback on each future, and a loop turn more), as much as verifying the key.
         A connection lost first resolves the same future (:meth:`connection_lost`)."""
+        # The hub's serve() passes neither (HubProtocol.send_response does their work).
+        assert process_response is None and server_header is None
         await self.request_rcvd
         request = self.request
         if request is None:  # lost before a request arrived
@@ -154,19 +157,14 @@ class HubConnection(ServerConnection):
                 if isinstance(response, Awaitable):
                     response = await response
             except Exception as exc:
-                response = self._handshake_failed(exc, "process_request")
+                protocol.handshake_exc = exc
+                self.logger.error("process_request failed", exc_info=True)
+                response = protocol.reject(
+                    http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "Failed to open a WebSocket connection.\n"
+                    "See server log for more information.\n",
+                )
         self.response = protocol.accept(request) if response is None else response
-        if server_header is not None:
-            self.response.headers["Server"] = server_header
-        if process_response is not None:
-            try:
-                replaced = process_response(self, request, self.response)
-                if isinstance(replaced, Awaitable):
-                    replaced = await replaced
-            except Exception as exc:
-                replaced = self._handshake_failed(exc, "process_response")
-            if replaced is not None:
-                self.response = replaced
         # Refuse the upgrade if the server started closing meanwhile; nothing yields
         # between this check and send_response.
         if self.response.status_code == 101 and not self.server.is_serving():
@@ -185,23 +183,20 @@ class HubConnection(ServerConnection):
         self.greeting = True
         self.loop.call_soon(self._write_greeting)
 
-    def _handshake_failed(self, exc: Exception, hook: str) -> Response:
-        self.protocol.handshake_exc = exc
-        self.logger.error("%s failed", hook, exc_info=True)
-        return self.protocol.reject(
-            http.HTTPStatus.INTERNAL_SERVER_ERROR,
-            "Failed to open a WebSocket connection.\nSee server log for more information.\n",
-        )
-
     def _write_greeting(self) -> None:
         self.greeting = False
-        if self.transport.is_closing():
-            return
+        if not self.transport.is_closing():
+            self.write_queued()
+
+    def write_queued(self) -> None:
+        """Hand everything the protocol has queued to the transport: several frames in one
+        ``writelines`` (one system call), else websockets' ``send_data`` (one frame, or an
+        end of stream to half-close after)."""
         protocol = self.protocol
         writes = protocol.writes
         if len(writes) > 1 and SEND_EOF not in writes:
             protocol.writes = []
-            self.transport.writelines(writes)  # one system call (the outbox's way)
+            self.transport.writelines(writes)
         else:
             self.send_data()
 

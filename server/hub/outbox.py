@@ -32,7 +32,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from websockets.protocol import SEND_EOF, State
+from websockets.protocol import State
 
 from protocol.errors import CloseCode
 from server.hub.connection import HubConnection
@@ -113,13 +113,7 @@ class Outbox:
         self._pending = False
         conn = self.conn
         try:
-            protocol = conn.protocol
-            writes = protocol.writes
-            if len(writes) > 1 and SEND_EOF not in writes:
-                protocol.writes = []
-                conn.transport.writelines(writes)
-            else:
-                conn.send_data()  # one frame, or an end of stream to half-close after
+            conn.write_queued()
         except Exception:  # the transport failed; the reader side will see the close
             return
         unsent = conn.transport.get_write_buffer_size()

@@ -47,6 +47,18 @@ def server_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
     return calls
 
 
+async def _refused_head(
+    hub_url: str, token: str, status: int, server_writes: list[list[bytes]]
+) -> bytes:
+    """Open with ``token``, expect ``status``; the response head the server wrote first."""
+    with pytest.raises(Exception, match=str(status)):
+        async with connect(hub_url, additional_headers={"Authorization": f"Bearer {token}"}):
+            pass
+    head = server_writes[0][0]
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    return head
+
+
 async def test_upgrade_and_welcome_leave_in_one_write(
     hub: Any, hub_url: str, tenant: tuple[Any, str], server_writes: list[list[bytes]]
 ) -> None:
@@ -70,11 +82,7 @@ async def test_upgrade_and_welcome_leave_in_one_write(
 async def test_a_refusal_is_written_at_once_with_its_headers(
     hub: Any, hub_url: str, server_writes: list[list[bytes]]
 ) -> None:
-    with pytest.raises(Exception, match="401"):
-        async with connect(hub_url, additional_headers={"Authorization": "Bearer ht_wrong"}):
-            pass
-    head = server_writes[0][0]
-    assert head.startswith(b"HTTP/1.1 401 ")
+    head = await _refused_head(hub_url, "ht_wrong", 401, server_writes)
     assert b"\r\nContent-Security-Policy: default-src 'none'" in head
     assert b"Strict-Transport-Security" not in head  # plain HTTP: never HSTS
 
@@ -107,10 +115,6 @@ async def test_a_failing_request_hook_answers_500_with_the_headers(
         raise RuntimeError("a bug of ours")
 
     monkeypatch.setattr(hub._gate, "check", broken)
-    with pytest.raises(Exception, match="500"):
-        async with connect(hub_url, additional_headers={"Authorization": "Bearer ht_x"}):
-            pass
-    head = server_writes[0][0]
-    assert head.startswith(b"HTTP/1.1 500 ")
+    head = await _refused_head(hub_url, "ht_x", 500, server_writes)
     assert b"\r\nX-Frame-Options: DENY\r\n" in head
     assert b"a bug of ours" not in head
